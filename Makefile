@@ -1,0 +1,41 @@
+# duotok — the two commands a newcomer needs:
+#   make repro   set up, generate data/ if needed, run the DVC pipeline (profile from params.yaml)
+#   make test    set up, lint, run the test suite
+# Switch profile for one run:  make repro PROFILE=smoke   (rewrites `profile:` in params.yaml)
+SHELL := /bin/bash
+BIN := .venv/bin
+PROFILE ?=
+export DVC_NO_ANALYTICS := 1
+export DVC_SITE_CACHE_DIR := $(CURDIR)/.dvc/site-cache
+
+.PHONY: setup data repro test lint lab notebooks clean
+
+setup:
+	@bash scripts/bootstrap.sh
+
+data: setup
+ifneq ($(PROFILE),)
+	@$(BIN)/duotok profile $(PROFILE)
+endif
+	@$(BIN)/duotok data ensure
+
+repro: data
+	@$(BIN)/dvc repro
+	@$(BIN)/dvc metrics show
+
+test:
+	@bash scripts/test.sh
+
+lint: setup
+	@$(BIN)/ruff check duotok tests notebooks
+
+# Open the notebooks in JupyterLab (the .py sources open as notebooks through jupytext).
+lab: setup
+	@$(BIN)/jupyter lab notebooks/
+
+# Rewrite the output-free .ipynb twins after editing a notebooks/*.py source.
+notebooks: setup
+	@$(BIN)/duotok notebook sync
+
+clean:
+	rm -rf reports/notebooks/*.failed.ipynb .pytest_cache .ruff_cache

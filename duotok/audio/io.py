@@ -1,0 +1,213 @@
+"""Audio file I/O that refuses bad data loudly and names the file.
+
+Policy (why two modes exist):
+
+- **Corpus loaders refuse.** The embedded ``duosynth`` corpus is generated at exactly the project
+  sample rate, mono. A file that differs was not produced by the generator (stale data, a wrong
+  ``out_dir``), so silently converting it would hide a bug. ``load_audio``'s defaults
+  (``on_rate_mismatch="error"``, ``on_multichannel="error"``) raise :class:`AudioFileError`.
+- **Real-data loaders convert.** MUSDB18-HQ and mixture-only folders hold 44.1 kHz stereo music;
+  converting is the only sensible thing to do, so those loaders pass ``"resample"`` /
+  ``"downmix"`` and every conversion emits a ``warnings.warn`` naming the file, so it is visible
+  but not fatal.
+
+Every problem raises :class:`duotok.errors.AudioFileError` whose message starts with the path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from duotok.errors import AudioFileError
+
+RateMismatchPolicy = Literal["error", "resample"]
+MultichannelPolicy = Literal["error", "downmix"]
+
+#: Container formats :func:`save_audio` writes, chosen by the file suffix.
+WRITE_FORMATS: dict[str, str] = {".wav": "WAV", ".flac": "FLAC"}
+
+# soundfile raises LibsndfileError (a RuntimeError) for undecodable data; older versions raised a
+# bare RuntimeError, and SoundFileError covers its other failure modes.
+_DECODE_ERRORS = (sf.LibsndfileError, sf.SoundFileError, RuntimeError)
+
+
+def _check_rate(sample_rate: int) -> int:
+    """Validate a requested sample rate early: a float or a negative rate is a caller bug."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    return int(sample_rate)
+
+
+def _existing_file(path: str | os.PathLike[str]) -> Path:
+    """Return ``path`` as a Path after checking it is an existing, non-empty regular file."""
+    p = Path(path)
+    if not p.exists():
+        raise AudioFileError(p, "file not found")
+    if not p.is_file():
+        raise AudioFileError(p, "not a regular file")
+    if p.stat().st_size == 0:
+        raise AudioFileError(p, "file is empty (0 bytes)")
+    return p
+
+
+def audio_info(path: str | os.PathLike[str]) -> tuple[int, int, int]:
+    """``(sample_rate, channels, frames)`` of an audio file, read from its header only.
+
+    Raises :class:`AudioFileError` if the file is missing, unreadable/corrupt or has 0 frames —
+    the same checks as :func:`load_audio` short of decoding the samples.
+    """
+    p = _existing_file(path)
+    try:
+        info = sf.info(str(p))
+    except _DECODE_ERRORS as exc:
+        raise AudioFileError(p, f"unreadable or corrupt audio file ({exc})") from exc
+    if info.frames <= 0:
+        raise AudioFileError(p, "audio file is empty (0 frames)")
+    return int(info.samplerate), int(info.channels), int(info.frames)
+
+
+def _read(p: Path) -> tuple[np.ndarray, int]:
+    """Decode a file to float32 ``(frames, channels)``; decoding failures become AudioFileError."""
+    try:
+        data, rate = sf.read(str(p), dtype="float32", always_2d=True)
+    except _DECODE_ERRORS as exc:
+        raise AudioFileError(p, f"unreadable or corrupt audio file ({exc})") from exc
+    return data, int(rate)
+
+
+def _check_finite(p: Path, data: np.ndarray) -> None:
+    """NaN/inf samples poison every loss downstream; refuse them at the door."""
+    bad = ~np.isfinite(data)
+    if bad.any():
+        first = int(np.argwhere(bad)[0][0])
+        raise AudioFileError(
+            p, f"contains {int(bad.sum())} non-finite (NaN/inf) samples, first at frame {first}"
+        )
+
+
+def _to_mono(p: Path, data: np.ndarray, policy: MultichannelPolicy) -> np.ndarray:
+    channels = data.shape[1]
+    if channels == 1:
+        return data[:, 0]
+    if policy == "error":
+        raise AudioFileError(
+            p, f"has {channels} channels; expected mono (use on_multichannel='downmix' to average them)"
+        )
+    if policy != "downmix":
+        raise ValueError(f"on_multichannel must be 'error' or 'downmix', got {policy!r}")
+    warnings.warn(f"{p}: downmixing {channels} channels to mono by averaging", stacklevel=3)
+    return data.mean(axis=1, dtype=np.float32)
+
+
+def _to_rate(p: Path, audio: np.ndarray, found: int, expected: int, policy: RateMismatchPolicy) -> np.ndarray:
+    if found == expected:
+        return audio
+    if policy == "error":
+        raise AudioFileError(
+            p,
+            f"sample rate is {found} Hz; expected {expected} Hz (use on_rate_mismatch='resample' to convert)",
+        )
+    if policy != "resample":
+        raise ValueError(f"on_rate_mismatch must be 'error' or 'resample', got {policy!r}")
+    warnings.warn(f"{p}: resampling from {found} Hz to {expected} Hz", stacklevel=3)
+    return resample(audio, found, expected)
+
+
+def resample(audio: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
+    """Polyphase resampling by the exact rational ratio ``target/orig`` (reduced by their gcd).
+
+    Output length is ``ceil(len * target / orig)``; equal-length inputs give equal-length outputs,
+    so aligned stems stay aligned.
+    """
+    orig_rate, target_rate = _check_rate(orig_rate), _check_rate(target_rate)
+    if orig_rate == target_rate:
+        return np.asarray(audio, dtype=np.float32)
+    g = math.gcd(orig_rate, target_rate)
+    out = resample_poly(np.asarray(audio, dtype=np.float64), target_rate // g, orig_rate // g, axis=-1)
+    return out.astype(np.float32)
+
+
+def load_audio(
+    path: str | os.PathLike[str],
+    sample_rate: int,
+    *,
+    on_rate_mismatch: RateMismatchPolicy = "error",
+    on_multichannel: MultichannelPolicy = "error",
+) -> np.ndarray:
+    """Load an audio file as mono float32 samples in ``[-1, 1]`` (PCM) at ``sample_rate``.
+
+    Corpus loaders keep the defaults and so *refuse* a file at another rate or with more than one
+    channel; real-data loaders (MUSDB18-HQ, mixture folders) pass ``on_rate_mismatch="resample"``
+    and ``on_multichannel="downmix"`` to *convert*, with a warning naming the file.
+
+    Raises :class:`AudioFileError` (message = path + problem) when the file is missing,
+    unreadable/corrupt, empty (0 frames), has NaN/inf samples, has the wrong sample rate
+    (``"error"`` mode; the message gives the found and expected rates) or is multichannel
+    (``"error"`` mode).
+    """
+    sample_rate = _check_rate(sample_rate)
+    p = _existing_file(path)
+    data, found_rate = _read(p)
+    if data.shape[0] == 0:
+        raise AudioFileError(p, "audio file is empty (0 frames)")
+    _check_finite(p, data)
+    # Downmix before resampling: resampling one channel is cheaper than resampling several.
+    mono = _to_mono(p, data, on_multichannel)
+    out = _to_rate(p, mono, found_rate, sample_rate, on_rate_mismatch)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def save_audio(
+    path: str | os.PathLike[str],
+    audio: np.ndarray,
+    sample_rate: int,
+    subtype: str = "PCM_16",
+) -> None:
+    """Write ``audio`` (``(frames,)`` or ``(frames, channels)``) atomically to a .wav/.flac file.
+
+    The samples are written to a temporary file in the destination directory (same suffix, so the
+    format is the same) and moved into place with :func:`os.replace`, so a crash or a refused write
+    never leaves a truncated file that a later run would trust. NaN/inf samples and empty audio are
+    refused (:class:`AudioFileError`, nothing written); samples outside ``[-1, 1]`` are clipped with
+    a warning, since integer PCM would otherwise wrap around.
+    """
+    sample_rate = _check_rate(sample_rate)
+    p = Path(path)
+    fmt = WRITE_FORMATS.get(p.suffix.lower())
+    if fmt is None:
+        raise AudioFileError(p, f"unsupported suffix {p.suffix!r}; expected one of {sorted(WRITE_FORMATS)}")
+    data = np.asarray(audio, dtype=np.float32)
+    if data.ndim not in (1, 2) or data.shape[0] == 0:
+        raise AudioFileError(
+            p,
+            f"refusing to write audio of shape {data.shape}; expected (frames,) or (frames, channels) with frames > 0",
+        )
+    if not np.isfinite(data).all():
+        raise AudioFileError(
+            p, f"refusing to write {int((~np.isfinite(data)).sum())} non-finite (NaN/inf) samples"
+        )
+    peak = float(np.abs(data).max())
+    if peak > 1.0:
+        warnings.warn(f"{p}: clipping samples to [-1, 1] (peak {peak:.3f})", stacklevel=2)
+        data = np.clip(data, -1.0, 1.0)
+
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.stem}.", suffix=p.suffix)
+    os.close(fd)
+    try:
+        sf.write(tmp_name, data, sample_rate, subtype=subtype, format=fmt)
+        os.replace(tmp_name, p)
+    except BaseException as exc:
+        Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(exc, _DECODE_ERRORS + (ValueError, TypeError)):
+            raise AudioFileError(p, f"could not write audio ({exc})") from exc
+        raise

@@ -1,0 +1,163 @@
+"""The ``duotok`` command. Sub-commands mirror the package: ``data`` (corpus), ``notebook``
+(pipeline stages), ``params`` (effective configuration)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from duotok.config import PROFILES, active_profile, load_params, stage_params
+from duotok.paths import resolve
+
+
+def _synth_config(args: argparse.Namespace) -> tuple[dict, Path]:
+    cfg = stage_params("synth", args.profile)
+    if getattr(args, "n_songs", None):
+        cfg["n_songs"] = args.n_songs
+    out = resolve(args.out or cfg["out_dir"])
+    return cfg, out
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from duotok.data.synth.generate import generate_corpus
+
+    cfg, out = _synth_config(args)
+    m = generate_corpus(cfg, out, workers=args.workers)
+    print(f"duosynth: wrote {len(m['songs'])} songs ({m['total_seconds'] / 3600:.2f} h) to {out} "
+          f"in {m['_elapsed_seconds']:.0f} s")
+    return 0
+
+
+def cmd_data_ensure(args: argparse.Namespace) -> int:
+    from duotok.data.synth.ensure import ensure_corpus
+
+    cfg, out = _synth_config(args)
+    _, message = ensure_corpus(cfg, out, workers=args.workers, force=args.force)
+    print(f"duosynth: {message}")
+    return 0
+
+
+def cmd_data_catalog(args: argparse.Namespace) -> int:
+    from duotok.data.synth.catalog import CATALOG_PATH, write_catalog
+
+    entries = write_catalog()
+    print(f"catalogued {len(entries)} works into {CATALOG_PATH}")
+    return 0
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    path = resolve(args.path) / "manifest.json"
+    m = json.loads(path.read_text(encoding="utf-8"))
+    print(f"{path.parent}: {m['format']} v{m['version']}, {len(m['songs'])} songs, "
+          f"{m['total_seconds'] / 3600:.2f} h at {m['sample_rate']} Hz")
+    for split, d in sorted(m["splits"].items()):
+        print(f"  {split:6s} {d['songs']:4d} songs {d['seconds'] / 60:7.1f} min")
+    return 0
+
+
+def _parse_notebook_params(pairs: list[list[str]] | None) -> dict:
+    import yaml
+
+    params = {}
+    for key, value in pairs or []:
+        params[key] = yaml.safe_load(value)  # "3" -> 3, "true" -> True, "smoke" -> "smoke"
+    return params
+
+
+def cmd_notebook_run(args: argparse.Namespace) -> int:
+    from duotok.notebooks import run_notebook
+
+    params = _parse_notebook_params(args.param)
+    out = run_notebook(args.name, params, output=args.output, progress=sys.stderr.isatty())
+    print(f"executed {args.name} -> {out}")
+    return 0
+
+
+def cmd_notebook_sync(args: argparse.Namespace) -> int:
+    from duotok.notebooks import sync_notebook_pair
+    from duotok.paths import project_root
+
+    names = args.names or sorted(p.stem for p in (project_root() / "notebooks").glob("*.py"))
+    for name in names:
+        print(f"wrote {sync_notebook_pair(name)}")
+    return 0
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    import yaml
+
+    params = load_params()
+    profile = args.profile or active_profile(params)
+    sections = [args.section] if args.section else [k for k, v in params.items() if isinstance(v, dict)]
+    resolved = {s: stage_params(s, profile, params) for s in sections}
+    print(f"# profile: {profile}")
+    print(yaml.safe_dump(resolved, sort_keys=False))
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from duotok.config import set_active_profile
+
+    if args.name is None:
+        print(active_profile())
+        return 0
+    changed = set_active_profile(args.name)
+    print(f"profile: {args.name}" + ("" if changed else " (unchanged)"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="duotok", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="the duosynth corpus").add_subparsers(dest="data_command", required=True)
+    for name, func, help_ in (("synth", cmd_data_synth, "generate the corpus (always)"),
+                              ("ensure", cmd_data_ensure, "generate the corpus unless data/ is current")):
+        p = data.add_parser(name, help=help_)
+        p.add_argument("--profile", choices=PROFILES, help="default: params.yaml's profile")
+        p.add_argument("--out", help="output folder (default: synth.out_dir)")
+        p.add_argument("--workers", type=int, help="parallel processes (default: synth.workers)")
+        p.add_argument("--n-songs", type=int, help="override synth.n_songs")
+        if name == "ensure":
+            p.add_argument("--force", action="store_true", help="regenerate even if current")
+        p.set_defaults(func=func)
+    p = data.add_parser("catalog", help="rescan music21's corpus for usable scores")
+    p.set_defaults(func=cmd_data_catalog)
+    p = data.add_parser("info", help="summarise a corpus folder")
+    p.add_argument("path", nargs="?", default="data")
+    p.set_defaults(func=cmd_data_info)
+
+    nb = sub.add_parser("notebook", help="pipeline notebooks").add_subparsers(dest="nb_command", required=True)
+    p = nb.add_parser("run", help="execute notebooks/NAME.py with papermill into reports/notebooks/")
+    p.add_argument("name")
+    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"))
+    p.add_argument("--output", help="executed notebook path (default reports/notebooks/NAME.ipynb)")
+    p.set_defaults(func=cmd_notebook_run)
+    p = nb.add_parser("sync", help="rewrite the output-free .ipynb twins of notebooks/*.py")
+    p.add_argument("names", nargs="*")
+    p.set_defaults(func=cmd_notebook_sync)
+
+    p = sub.add_parser("profile", help="show or set params.yaml's active profile")
+    p.add_argument("name", nargs="?", choices=PROFILES)
+    p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser("params", help="print the effective parameters of a profile")
+    p.add_argument("section", nargs="?")
+    p.add_argument("--profile", choices=PROFILES)
+    p.set_defaults(func=cmd_params)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+        print(f"duotok: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""``params.yaml`` — the single source of truth for every hyperparameter — and its profiles.
+
+Layout (one section per pipeline stage, as iterative/example-get-started scopes params)::
+
+    profile: default            # which profile the pipeline runs: smoke | default | paper
+    synth:                      # a stage section
+      base: {...}               #   values shared by every profile
+      smoke: {...}              #   overrides for the smoke profile (may be empty)
+      default: {...}
+      paper: {...}
+
+A stage's effective parameters are ``deep_merge(section.base, section[profile])``. DVC stages
+depend on exactly ``<section>.base`` and ``<section>.${profile}``, so editing the paper profile
+never re-runs the default pipeline.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from duotok.errors import ConfigError
+from duotok.paths import project_root
+
+PROFILES = ("smoke", "default", "paper")
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Recursively merge ``override`` into a copy of ``base`` (mappings merge, everything else replaces)."""
+    out = copy.deepcopy(dict(base))
+    for key, value in (override or {}).items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_params(path: str | Path | None = None) -> dict[str, Any]:
+    """Read params.yaml (default: the project root's)."""
+    path = Path(path) if path is not None else project_root() / "params.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found")
+    with open(path, encoding="utf-8") as fh:
+        params = yaml.safe_load(fh) or {}
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return params
+
+
+def active_profile(params: Mapping[str, Any] | None = None) -> str:
+    """The profile named by params.yaml's ``profile`` key."""
+    params = params if params is not None else load_params()
+    profile = params.get("profile", "default")
+    if profile not in PROFILES:
+        raise ConfigError(f"params.yaml: unknown profile {profile!r}; expected one of {PROFILES}")
+    return profile
+
+
+def stage_params(
+    section: str, profile: str | None = None, params: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Effective parameters of one stage section for a profile (``None`` → the active profile)."""
+    params = params if params is not None else load_params()
+    profile = profile or active_profile(params)
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; expected one of {PROFILES}")
+    if section not in params:
+        raise ConfigError(f"params.yaml has no section {section!r}")
+    block = params[section]
+    if not isinstance(block, Mapping) or "base" not in block:
+        raise ConfigError(f"params.yaml section {section!r} needs a 'base' mapping")
+    unknown = set(block) - {"base", *PROFILES}
+    if unknown:
+        raise ConfigError(f"params.yaml section {section!r} has unknown keys {sorted(unknown)}")
+    return deep_merge(block["base"], block.get(profile))
+
+
+def fingerprint(obj: Any) -> str:
+    """A short, stable hash of a JSON-serialisable object (sorted keys)."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def set_active_profile(profile: str, path: str | Path | None = None) -> bool:
+    """Rewrite the ``profile:`` line of params.yaml in place (comments kept). Returns True if changed."""
+    import re
+
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; expected one of {PROFILES}")
+    path = Path(path) if path is not None else project_root() / "params.yaml"
+    text = path.read_text(encoding="utf-8")
+    new, n = re.subn(r"(?m)^profile:\s*\S+", f"profile: {profile}", text, count=1)
+    if n == 0:
+        raise ConfigError(f"{path}: no top-level 'profile:' line to rewrite")
+    if new == text:
+        return False
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(new, encoding="utf-8")
+    tmp.replace(path)
+    return True

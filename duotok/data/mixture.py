@@ -1,0 +1,124 @@
+"""Mixture-only audio folders (real music for SSL pretraining and LM data): no stems, any layout.
+
+Files are found recursively and sorted by relative path, so item ``i`` is the same file on every
+machine. Real music comes at any rate and channel count, so it is converted (resampled /
+downmixed) with a warning naming the file — see :mod:`duotok.audio.io` for the policy.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from duotok.audio.io import load_audio
+from duotok.data.stems import _check_crop_args, _SongCache, crop_offset, crop_pad
+from duotok.errors import DatasetError
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
+
+
+def discover_audio_files(
+    root: str | os.PathLike[str], extensions: Iterable[str] = AUDIO_EXTENSIONS
+) -> list[Path]:
+    """All audio files under ``root`` (recursive, case-insensitive suffix match), sorted by path.
+
+    Hidden files and folders (``.name``) are skipped: they are macOS ``._*`` resource forks,
+    editor/VCS droppings or :func:`~duotok.audio.io.save_audio`'s in-flight temporary files,
+    never music. Raises :class:`DatasetError` if ``root`` is missing or holds no audio file.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(root, "audio folder not found" if not root.exists() else "not a directory")
+    wanted = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
+    files = sorted(
+        (
+            p
+            for p in root.rglob("*")
+            if p.suffix.lower() in wanted
+            and p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        ),
+        key=lambda p: p.relative_to(root).as_posix(),
+    )
+    if not files:
+        raise DatasetError(
+            root, f"no audio files found (looked for {', '.join(sorted(wanted))}, recursively)"
+        )
+    return files
+
+
+class MixtureFolderDataset(Dataset):
+    """Fixed-length crops of every audio file under ``root``.
+
+    Item ``i`` is crop ``i % crops_per_file`` of file ``i // crops_per_file``::
+
+        {"mixture": (T,) float32, "length": valid samples (short files are zero-padded at the end),
+         "offset": crop start in seconds, "path": str}
+
+    Crops follow :func:`duotok.data.stems.crop_offset` (reproducible per seed/epoch/index;
+    :meth:`set_epoch` for new random crops; ``random=False`` for evenly spaced / centre crops).
+    Use :func:`duotok.data.stems.collate_stems` as the DataLoader's ``collate_fn``.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        segment_seconds: float,
+        sample_rate: int,
+        extensions: Iterable[str] = AUDIO_EXTENSIONS,
+        seed: int = 0,
+        random: bool = True,
+        crops_per_file: int = 1,
+        cache_size: int = 2,
+    ) -> None:
+        self.segment = _check_crop_args(segment_seconds, sample_rate, crops_per_file, seed)
+        self.root = Path(root)
+        self.files = discover_audio_files(root, extensions)
+        self.sample_rate = int(sample_rate)
+        self.seed = int(seed)
+        self.random = bool(random)
+        self.crops_per_file = int(crops_per_file)
+        self.epoch = 0
+        self._cache = _SongCache(cache_size)
+
+    def __len__(self) -> int:
+        return len(self.files) * self.crops_per_file
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the random crops of ``epoch`` (no effect when ``random=False``)."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be non-negative, got {epoch}")
+        self.epoch = int(epoch)
+
+    def _load(self, path: Path) -> Any:
+        return load_audio(path, self.sample_rate, on_rate_mismatch="resample", on_multichannel="downmix")
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} crops")
+        index %= len(self)
+        file_index, crop_index = divmod(index, self.crops_per_file)
+        path = self.files[file_index]
+        audio = self._cache.get(path, lambda: self._load(path))
+        offset = crop_offset(
+            audio.shape[-1],
+            self.segment,
+            random=self.random,
+            seed=self.seed,
+            epoch=self.epoch,
+            index=index,
+            crop_index=crop_index,
+            n_crops=self.crops_per_file,
+        )
+        mixture, length = crop_pad(audio, offset, self.segment)
+        return {
+            "mixture": torch.from_numpy(mixture),
+            "length": length,
+            "offset": offset / self.sample_rate,
+            "path": str(path),
+        }

@@ -1,0 +1,48 @@
+"""The `duotok` command on small inputs (exit codes and messages a user sees)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from duotok.cli import main
+from duotok.paths import project_root
+
+
+def test_params_prints_the_resolved_profile(capsys):
+    assert main(["params", "synth", "--profile", "smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "# profile: smoke" in out and "n_songs: 6" in out
+
+
+def test_profile_rewrites_params_yaml(tmp_path, monkeypatch, capsys):
+    shutil.copy(project_root() / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "duotok").mkdir()
+    monkeypatch.setenv("DUOTOK_ROOT", str(tmp_path))
+    assert main(["profile", "paper"]) == 0
+    assert "profile: paper" in (tmp_path / "params.yaml").read_text()
+    assert main(["profile"]) == 0
+    assert capsys.readouterr().out.strip().endswith("paper")
+
+
+def test_unknown_notebook_is_a_clear_error(capsys):
+    assert main(["notebook", "run", "99_nope"]) == 2
+    err = capsys.readouterr().err
+    assert "99_nope" in err and "available" in err
+
+
+def test_data_info_on_missing_folder_fails_cleanly(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "duotok.cli", "data", "info", str(tmp_path / "none")],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "none" in proc.stderr
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["data", "--help"], ["notebook", "run", "--help"]])
+def test_help(argv):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 0

@@ -1,0 +1,42 @@
+"""The notebook convention: jupytext sources with a typed parameters cell, output-free twins in sync."""
+
+from __future__ import annotations
+
+import json
+
+import jupytext
+import pytest
+
+from duotok.paths import project_root
+
+NOTEBOOKS = sorted((project_root() / "notebooks").glob("*.py"))
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "notebooks/ has no jupytext sources"
+
+
+@pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameters_cell_is_small_and_literal(source):
+    nb = jupytext.read(source)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, "exactly one cell tagged 'parameters'"
+    lines = [ln for ln in cells[0].source.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    assert any(ln.startswith("profile:") for ln in lines), "every stage takes the profile"
+    for ln in lines:
+        assert ":" in ln.split("=")[0] and "=" in ln, f"typed assignment expected: {ln!r}"
+        value = ln.split("=", 1)[1].split("#")[0].strip()
+        assert "(" not in value, f"parameters must be literals, not derived values: {ln!r}"
+
+
+@pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda p: p.stem)
+def test_ipynb_twin_exists_has_no_outputs_and_matches(source):
+    twin = source.with_suffix(".ipynb")
+    assert twin.is_file(), f"run `make notebooks` to write {twin.name}"
+    raw = json.loads(twin.read_text())
+    for cell in raw["cells"]:
+        assert not cell.get("outputs"), f"{twin.name} is committed with outputs"
+        assert cell.get("execution_count") in (None,), f"{twin.name} has execution counts"
+    py_cells = [c.source for c in jupytext.read(source).cells]
+    nb_cells = [c.source for c in jupytext.read(twin).cells]
+    assert py_cells == nb_cells, f"{twin.name} is out of sync with {source.name}: run `make notebooks`"

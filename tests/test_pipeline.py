@@ -1,0 +1,78 @@
+"""Integration: the whole pipeline on the smoke profile, in a temporary copy of the repository —
+`duotok data ensure` then `dvc repro` (papermill runs the notebooks), then a second `dvc repro`
+that must do nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from duotok.data.synth.singing import espeak_available
+from duotok.paths import project_root
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed (make setup installs it)"),
+]
+
+
+def _copy_repository(dst: Path) -> None:
+    """Copy what a clone would contain (tracked + new, non-ignored files)."""
+    root = project_root()
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=root,
+                           capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        src = root / rel
+        if src.is_file():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / rel)
+    subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
+
+
+def _run(cmd: list[str], cwd: Path, env: dict) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout + proc.stderr
+
+
+def test_smoke_pipeline_end_to_end(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _copy_repository(repo)
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""), "DUOTOK_ROOT": str(repo),
+           "DVC_NO_ANALYTICS": "1", "DVC_SITE_CACHE_DIR": str(tmp_path / "dvc-site")}
+    duotok = [sys.executable, "-m", "duotok.cli"]
+    _run([*duotok, "profile", "smoke"], repo, env)
+    _run([*duotok, "data", "ensure"], repo, env)
+    assert (repo / "data" / "manifest.json").is_file()
+    _run([sys.executable, "-m", "dvc", "repro"], repo, env)
+
+    metrics = json.loads((repo / "reports" / "metrics" / "corpus.json").read_text())
+    assert metrics["profile"] == "smoke"
+    assert metrics["n_songs"] == 6
+    assert metrics["max_mixture_residual"] == 0.0
+    assert metrics["works_shared_between_splits"] == 0
+    assert metrics["fraction_syllables_inside_audio"] == 1.0
+    assert metrics["pitch_check"]["fraction_within_50_cents"] >= 0.9
+    for name in ("tag_counts", "example_stems", "example_pitch_lyrics"):
+        for ext in ("png", "svg"):
+            assert (repo / "reports" / "figures" / "corpus" / f"{name}.{ext}").stat().st_size > 1000
+    executed = json.loads((repo / "reports" / "notebooks" / "00_corpus.ipynb").read_text())
+    assert any(c.get("outputs") for c in executed["cells"]), "the executed copy keeps its outputs"
+    assert not list((repo / "notebooks").glob("*.ipynb")) or all(
+        not c.get("outputs") for nb in (repo / "notebooks").glob("*.ipynb")
+        for c in json.loads(nb.read_text())["cells"]), "running the pipeline must not write into notebooks/"
+
+    again = _run([sys.executable, "-m", "dvc", "repro"], repo, env)
+    assert "didn't change, skipping" in again or "up to date" in again
+    status = _run([sys.executable, "-m", "dvc", "status"], repo, env)
+    assert "up to date" in status, status
+    # `data ensure` again is a no-op too
+    assert "up to date" in _run([*duotok, "data", "ensure"], repo, env)
