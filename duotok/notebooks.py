@@ -54,7 +54,7 @@ def run_notebook(name: str, parameters: dict[str, Any], output: str | Path | Non
     with tempfile.TemporaryDirectory() as tmp:
         src_nb = Path(tmp) / f"{name}.ipynb"
         nbformat.write(nb, src_nb)
-        tmp_out = out.with_name(f".{out.name}.partial")
+        tmp_out = out.with_name(f".{out.stem}.partial.ipynb")
         try:
             pm.execute_notebook(
                 str(src_nb), str(tmp_out), parameters=parameters, kernel_name=kernel,

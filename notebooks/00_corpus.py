@@ -42,55 +42,57 @@ figures_dir: str = "reports/figures/corpus"
 metrics_path: str = "reports/metrics/corpus.json"
 
 # %%
-import json
 from collections import Counter
 
 import pandas as pd
 from IPython.display import Audio, Markdown, display
 
 from duotok.config import stage_params
-from duotok.data import discover_songs, load_song
+from duotok.data import SOURCES, discover_songs, load_song
 from duotok.data.checks import corpus_checks, track_pitch
+from duotok.data.synth.tags import TAG_VOCABULARY
 from duotok.io import write_json_atomic
 from duotok.paths import resolve
 from duotok.reporting.corpus import plot_pitch_and_lyrics, plot_stem_spectrograms, plot_tag_counts
 from duotok.reporting.figures import save_figure
 
 cfg = stage_params("corpus", profile)
-audio_cfg = stage_params("audio", profile)
-sr = audio_cfg["sample_rate"]
+sr = stage_params("audio", profile)["sample_rate"]
 root = resolve(data_dir)
-manifest = json.loads((root / "manifest.json").read_text())
 records = discover_songs(root)
-print(f"{len(records)} songs, {manifest['total_seconds'] / 3600:.2f} h at {manifest['sample_rate']} Hz")
+generated = records[0].layout == "duosynth"  # real data (MUSDB18-HQ layout) has no score metadata
+hours = sum(r.duration for r in records) / 3600
+print(f"{len(records)} songs, {hours:.2f} h, layout: {records[0].layout}")
 
 # %% [markdown]
 # ## The songs
 # One row per song. Splits are **by work**: a piece is in exactly one of train / valid / test.
 
 # %%
-songs = pd.DataFrame([{
-    "id": r.id, "split": r.split, "minutes": r.duration / 60, "language": r.meta.get("language"),
-    "voice": r.meta.get("voice"), "drums": r.meta.get("drum_style"), "tempo (qpm)": r.meta.get("tempo_qpm"),
-    "meter": r.meta.get("time_signature"), "key": f"{r.meta['key']['tonic']} {r.meta['key']['mode']}",
-    "V/A dB": r.meta.get("vocal_to_accompaniment_db"), "words": r.meta.get("n_words"),
-} for r in records])
+columns = ["language", "voice", "drum_style", "tempo_qpm", "time_signature", "vocal_to_accompaniment_db", "n_words"]
+songs = pd.DataFrame([{"id": r.id, "split": r.split, "minutes": round(r.duration / 60, 2),
+                       **{c: r.meta.get(c) for c in columns if generated}} for r in records])
 display(songs.head(12))
-display(songs.groupby("split").agg(songs=("id", "count"), minutes=("minutes", "sum")).round(1))
-works_per_split = {s: {r.meta["work"] for r in records if r.split == s} for s in ("train", "valid", "test")}
-overlap = (works_per_split["train"] & works_per_split["test"]) | (works_per_split["train"] & works_per_split["valid"])
+split_table = songs.groupby("split").agg(songs=("id", "count"), minutes=("minutes", "sum")).round(1)
+display(split_table)
+work_of = {r.id: r.meta.get("work", r.id) for r in records}
+works = {s: {work_of[r.id] for r in records if r.split == s} for s in ("train", "valid", "test")}
+overlap = (works["train"] & works["test"]) | (works["train"] & works["valid"]) | (works["valid"] & works["test"])
 print("works shared between splits:", len(overlap))
 
 # %% [markdown]
 # ## Tags
-# The tag vocabulary is fixed (see `duotok/data/synth/tags.py`); every song has one tag from each
-# group (voice, language, drum style, tempo class, mode, meter, bass family, vocal balance) and one
-# or two accompaniment families.
+# The tag vocabulary is fixed (see `duotok/data/synth/tags.py`); every generated song has one tag
+# from each group (voice, language, drum style, tempo class, mode, meter, bass family, vocal balance)
+# and one or two accompaniment families.
 
 # %%
-fig = plot_tag_counts(manifest["songs"], manifest["tag_vocabulary"])
-save_figure(fig, resolve(figures_dir) / "tag_counts")
-tag_counts = Counter(t for s in manifest["songs"] for t in s["tags"])
+tag_counts = Counter(t for r in records for t in r.meta.get("tags", []))
+if generated:
+    fig = plot_tag_counts([r.meta for r in records], list(TAG_VOCABULARY))
+    save_figure(fig, resolve(figures_dir) / "tag_counts")
+else:
+    display(Markdown("*Real data carries no tags; the tag figure is not drawn.*"))
 
 # %% [markdown]
 # ## One song, stem by stem
@@ -98,14 +100,15 @@ tag_counts = Counter(t for s in manifest["songs"] for t in s["tags"])
 # things Duo-Tok must keep apart — the sung line, and everything else.
 
 # %%
-example = next(r for r in records if r.split == cfg["example_split"])
+example = next((r for r in records if r.split == cfg["example_split"]), records[0])
 song = load_song(example, sr)
 meta = song["meta"]
-display(Markdown(f"**{example.id}** — {meta['title']} ({meta['work']}); {meta['language']}, "
-                 f"{meta['voice']} voice, drums: {meta['drum_style']}, {meta['tempo_qpm']} qpm, "
-                 f"{meta['time_signature']}, {meta['key']['tonic']} {meta['key']['mode']}; tags: "
-                 f"{', '.join(meta['tags'])}"))
-signals = {"mixture": song["mixture"], **{n: song["stems"][i] for i, n in enumerate(manifest["stems"])}}
+if generated:
+    display(Markdown(f"**{example.id}** — {meta['title']} ({meta['work']}); {meta['language']}, "
+                     f"{meta['voice']} voice, drums: {meta['drum_style']}, {meta['tempo_qpm']} qpm, "
+                     f"{meta['time_signature']}, {meta['key']['tonic']} {meta['key']['mode']}; tags: "
+                     f"{', '.join(meta['tags'])}"))
+signals = {"mixture": song["mixture"], **{name: song["stems"][i] for i, name in enumerate(SOURCES)}}
 fig = plot_stem_spectrograms(signals, sr, seconds=min(20.0, example.duration))
 save_figure(fig, resolve(figures_dir) / "example_stems")
 for name, x in signals.items():
@@ -118,11 +121,12 @@ for name, x in signals.items():
 # that is what makes the lyrics (CTC) and chroma heads of stage 2 learnable.
 
 # %%
-f0, times = track_pitch(song["stems"][0], sr)
 window = min(15.0, example.duration)
-fig = plot_pitch_and_lyrics(f0, times, meta["notes"]["vocals"], meta["lyrics"]["syllables"], seconds=window)
+f0, times = track_pitch(song["stems"][0][: int(window * sr)], sr)
+fig = plot_pitch_and_lyrics(f0, times, meta.get("notes", {}).get("vocals", []),
+                            meta.get("lyrics", {}).get("syllables", []), seconds=window)
 save_figure(fig, resolve(figures_dir) / "example_pitch_lyrics")
-print(" ".join(w["text"] for w in meta["lyrics"]["words"] if w["onset"] < window))
+print(" ".join(w["text"] for w in meta.get("lyrics", {}).get("words", []) if w["onset"] < window))
 
 # %% [markdown]
 # ## Data check
@@ -135,19 +139,21 @@ rows, summary = corpus_checks(records, sr, cfg["n_pitch_check_songs"])
 checks = pd.DataFrame(rows)
 display(checks.describe().loc[["mean", "min", "max"]].round(4))
 pc = summary["pitch_check"]
-print(f"pitch: {pc['fraction_within_50_cents']:.1%} of {pc['notes']} notes within 50 cents "
-      f"(median |error| {pc['median_abs_error_cents']} cents)")
+if pc["notes"]:
+    print(f"pitch: {pc['fraction_within_50_cents']:.1%} of {pc['notes']} notes within 50 cents "
+          f"(median |error| {pc['median_abs_error_cents']} cents)")
 
 # %%
 metrics = {
     "profile": profile,
-    "hours": round(manifest["total_seconds"] / 3600, 4),
-    "splits": manifest["splits"],
+    "layout": records[0].layout,
+    "hours": round(hours, 4),
+    "splits": {s: {"songs": int(row["songs"]), "minutes": float(row["minutes"])} for s, row in split_table.iterrows()},
     "works_shared_between_splits": len(overlap),
     **summary,
-    "tag_counts": {t: tag_counts.get(t, 0) for t in manifest["tag_vocabulary"]},
-    "languages": dict(sorted(Counter(s["language"] for s in manifest["songs"]).items())),
-    "voices": dict(sorted(Counter(s["voice"] for s in manifest["songs"]).items())),
+    "tag_counts": {t: tag_counts.get(t, 0) for t in TAG_VOCABULARY} if generated else {},
+    "languages": dict(sorted(Counter(r.meta.get("language") for r in records if generated).items())),
+    "voices": dict(sorted(Counter(r.meta.get("voice") for r in records if generated).items())),
 }
 write_json_atomic(resolve(metrics_path), metrics)
 display(Markdown(f"Wrote `{metrics_path}`."))

@@ -40,3 +40,20 @@ def test_ipynb_twin_exists_has_no_outputs_and_matches(source):
     py_cells = [c.source for c in jupytext.read(source).cells]
     nb_cells = [c.source for c in jupytext.read(twin).cells]
     assert py_cells == nb_cells, f"{twin.name} is out of sync with {source.name}: run `make notebooks`"
+
+
+def test_corpus_notebook_runs_on_real_data_layout(tmp_path, make_musdb):
+    """Users with MUSDB18-HQ-layout data get the corpus report too (no tags, no score checks)."""
+    from duotok.notebooks import run_notebook
+
+    root = make_musdb(tmp_path / "musdb", tracks=(("train", "Track A", 3.0), ("test", "Track B", 2.0)))
+    out = run_notebook("00_corpus", {"profile": "smoke", "data_dir": str(root),
+                                     "figures_dir": str(tmp_path / "fig"),
+                                     "metrics_path": str(tmp_path / "corpus.json")},
+                       output=tmp_path / "executed.ipynb")
+    assert out.is_file()
+    metrics = json.loads((tmp_path / "corpus.json").read_text())
+    assert metrics["layout"] == "musdb" and metrics["n_songs"] == 2
+    assert metrics["pitch_check"]["notes"] == 0
+    assert metrics["max_mixture_residual"] < 1e-3, "MUSDB mixture ≈ sum of stems (after resampling)"
+    assert (tmp_path / "fig" / "example_stems.png").is_file()

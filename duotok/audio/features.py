@@ -29,6 +29,13 @@ def _flatten_batch(x: torch.Tensor, core_dims: int) -> tuple[torch.Tensor, torch
     return x.reshape(-1, *x.shape[x.dim() - core_dims :]), lead
 
 
+def _analysis_window(window: torch.Tensor | None, win_length: int, device: torch.device) -> torch.Tensor:
+    """The caller's window in float32 on ``device``, or a Hann window (stft and istft must agree)."""
+    if window is not None:
+        return window.to(device=device, dtype=torch.float32)
+    return _hann(win_length, device)
+
+
 def stft(
     audio: torch.Tensor,
     n_fft: int,
@@ -51,11 +58,7 @@ def stft(
         )
     with torch.autocast(device_type=audio.device.type, enabled=False):
         flat, lead = _flatten_batch(audio.to(torch.float32), 1)
-        win = (
-            window.to(device=audio.device, dtype=torch.float32)
-            if window is not None
-            else _hann(win_length, audio.device)
-        )
+        win = _analysis_window(window, win_length, audio.device)
         spec = torch.stft(
             flat,
             n_fft=n_fft,
@@ -82,11 +85,7 @@ def istft(
         raise ValueError("istft expects a complex spectrogram")
     with torch.autocast(device_type=spec.device.type, enabled=False):
         flat, lead = _flatten_batch(spec.to(torch.complex64), 2)
-        win = (
-            window.to(device=spec.device, dtype=torch.float32)
-            if window is not None
-            else _hann(win_length, spec.device)
-        )
+        win = _analysis_window(window, win_length, spec.device)
         audio = torch.istft(
             flat,
             n_fft=n_fft,

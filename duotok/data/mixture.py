@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
 
 from duotok.audio.io import load_audio
-from duotok.data.stems import _check_crop_args, _SongCache, crop_offset, crop_pad
+from duotok.data.stems import EpochCropDataset, _check_crop_args, _SongCache, crop_offset, crop_pad
 from duotok.errors import DatasetError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
@@ -52,7 +51,7 @@ def discover_audio_files(
     return files
 
 
-class MixtureFolderDataset(Dataset):
+class MixtureFolderDataset(EpochCropDataset):
     """Fixed-length crops of every audio file under ``root``.
 
     Item ``i`` is crop ``i % crops_per_file`` of file ``i // crops_per_file``::
@@ -89,19 +88,12 @@ class MixtureFolderDataset(Dataset):
     def __len__(self) -> int:
         return len(self.files) * self.crops_per_file
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the random crops of ``epoch`` (no effect when ``random=False``)."""
-        if epoch < 0:
-            raise ValueError(f"epoch must be non-negative, got {epoch}")
-        self.epoch = int(epoch)
 
     def _load(self, path: Path) -> Any:
         return load_audio(path, self.sample_rate, on_rate_mismatch="resample", on_multichannel="downmix")
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} crops")
-        index %= len(self)
+        index = self._check_index(index)
         file_index, crop_index = divmod(index, self.crops_per_file)
         path = self.files[file_index]
         audio = self._cache.get(path, lambda: self._load(path))

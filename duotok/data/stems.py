@@ -336,7 +336,25 @@ def _check_crop_args(segment_seconds: float, sample_rate: int, crops: int, seed:
     return segment
 
 
-class StemCropDataset(Dataset):
+class EpochCropDataset(Dataset):
+    """What every crop dataset shares: an epoch that selects the random crops, and index checks."""
+
+    epoch: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the random crops of ``epoch`` (no effect when ``random=False``)."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be non-negative, got {epoch}")
+        self.epoch = int(epoch)
+
+    def _check_index(self, index: int) -> int:
+        """Accept Python-style negative indices; raise IndexError outside the dataset."""
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} crops")
+        return index % len(self)
+
+
+class StemCropDataset(EpochCropDataset):
     """Fixed-length crops of aligned songs for training and evaluation.
 
     Item ``i`` is crop ``i % crops_per_song`` of song ``i // crops_per_song`` of ``split``::
@@ -387,11 +405,6 @@ class StemCropDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records) * self.crops_per_song
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the random crops of ``epoch`` (no effect when ``random=False``)."""
-        if epoch < 0:
-            raise ValueError(f"epoch must be non-negative, got {epoch}")
-        self.epoch = int(epoch)
 
     def song(self, song_index: int) -> dict[str, Any]:
         """The decoded song ``song_index`` (cached)."""
@@ -399,9 +412,7 @@ class StemCropDataset(Dataset):
         return self._cache.get(record.id, lambda: load_song(record, self.sample_rate))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} crops")
-        index %= len(self)
+        index = self._check_index(index)
         song_index, crop_index = divmod(index, self.crops_per_song)
         song = self.song(song_index)
         offset = crop_offset(

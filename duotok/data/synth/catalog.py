@@ -18,8 +18,7 @@ from tqdm.auto import tqdm
 from duotok.data.synth.score import choose_vocal_part, lyric_counts
 
 CATALOG_PATH = Path(__file__).with_name("catalog.json")
-SOURCE_GROUPS = ("bach", "trecento", "monteverdi", "josquin", "schumann_robert", "schumann_clara", "verdi",
-                 "leadSheet", "miscFolk")
+SOURCE_GROUPS = ("bach", "trecento", "monteverdi", "josquin", "schumann_robert", "schumann_clara", "verdi")
 MIN_LYRIC_NOTES = 20
 
 # Words frequent in Latin texts and rare in Italian ones; the trecento repertoire mixes the two.
@@ -42,9 +41,7 @@ def guess_language(group: str, lyrics: str) -> str:
     words = re.findall(r"[a-zà-ú']+", lyrics.lower())
     latin = sum(w in _LATIN_MARKERS for w in words)
     italian = sum(w in _ITALIAN_MARKERS for w in words)
-    if latin == 0 and italian == 0:
-        return "en" if group in {"leadSheet", "miscFolk", "demos"} else "la"
-    return "la" if latin > italian else "it"
+    return "la" if latin > italian or latin == italian == 0 else "it"
 
 
 def _scan_one(path: Path) -> dict[str, Any] | None:

@@ -45,13 +45,14 @@ def ensure_corpus(cfg: dict[str, Any], out_dir: Path, workers: int | None = None
                   force: bool = False) -> tuple[bool, str]:
     """Generate the corpus unless it is already current. Returns (generated?, message).
 
-    A ``data/`` that is not a duosynth corpus (a user's real data) is never overwritten."""
+    A ``data/`` that is not a duosynth corpus (a user's real data, e.g. MUSDB18-HQ layout) is never
+    overwritten: the pipeline then runs on it."""
     ok, reason = corpus_status(cfg, out_dir)
     if ok and not force:
         return False, reason
     if not force and out_dir.exists() and any(out_dir.iterdir()) and not _is_duosynth(out_dir):
-        raise RuntimeError(f"{out_dir} holds something other than a duosynth corpus (real data?); refusing to "
-                           "overwrite it. Move it away, or pass --force to replace it with the generated corpus.")
+        return False, (f"{out_dir} holds data that duotok did not generate (real data?): using it as it is "
+                       "(pass --force to replace it with the generated corpus)")
     m = generate_corpus(cfg, out_dir, workers=workers)
     return True, (f"generated {len(m['songs'])} songs, {m['total_seconds'] / 3600:.2f} h of audio, "
                   f"in {m['_elapsed_seconds']:.0f} s ({reason})")

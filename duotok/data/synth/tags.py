@@ -11,7 +11,7 @@ from duotok.data.synth.drums import STYLES
 from duotok.data.synth.instruments import BASS_FAMILIES, OTHER_FAMILIES
 
 VOICE_TAGS = ("voice_tenor", "voice_soprano")
-LANGUAGE_TAGS = ("lang_de", "lang_it", "lang_la", "lang_en")
+LANGUAGE_TAGS = ("lang_de", "lang_it", "lang_la")  # what music21's scores with lyrics are sung in
 DRUM_TAGS = tuple(f"drums_{s}" for s in STYLES)
 TEMPO_TAGS = ("tempo_slow", "tempo_medium", "tempo_fast")
 MODE_TAGS = ("mode_major", "mode_minor")

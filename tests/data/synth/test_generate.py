@@ -105,18 +105,24 @@ def test_seed_changes_the_corpus():
     assert [s.work for s in a] != [s.work for s in b] or [s.voice for s in a] != [s.voice for s in b]
 
 
-def test_ensure_is_a_no_op_when_current_and_refuses_real_data(corpus_dir, tmp_path):
+def test_ensure_is_a_no_op_when_current_and_leaves_real_data_alone(corpus_dir, tmp_path, monkeypatch):
     cfg = tiny_config()
     ok, reason = corpus_status(cfg, corpus_dir)
     assert ok, reason
     generated, _ = ensure_corpus(cfg, corpus_dir)
     assert not generated
     assert not corpus_status(tiny_config(seed=7), corpus_dir)[0], "other parameters → not current"
+    import duotok.data.synth.generate as gen
+
+    monkeypatch.setattr(gen, "GENERATOR_VERSION", gen.GENERATOR_VERSION + 1)
+    assert not corpus_status(cfg, corpus_dir)[0], "a new generator version → not current"
+    monkeypatch.undo()
     real = tmp_path / "real"
     (real / "song1").mkdir(parents=True)
     (real / "song1" / "vocals.wav").write_bytes(b"RIFF")
-    with pytest.raises(RuntimeError, match="refusing to overwrite"):
-        ensure_corpus(cfg, real)
+    generated, message = ensure_corpus(cfg, real)
+    assert not generated and "did not generate" in message
+    assert (real / "song1" / "vocals.wav").read_bytes() == b"RIFF", "real data must be left untouched"
 
 
 def test_interrupted_run_reuses_finished_songs(corpus_dir, tmp_path):

@@ -66,3 +66,11 @@ def test_drum_styles_fit_the_song(style, beats):
 def test_unknown_drum_style_is_an_error():
     with pytest.raises(ValueError, match="unknown drum style"):
         drum_track("polka", 5.0, 0.5, 4, np.random.default_rng(0))
+
+
+def test_language_guess():
+    from duotok.data.synth.catalog import guess_language
+
+    assert guess_language("bach", "Nun danket alle Gott") == "de"
+    assert guess_language("trecento", "Kyrie eleison, Christe eleison") == "la"
+    assert guess_language("trecento", "Non so che sia amor, ma il cor mi duole") == "it"

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from duotok.data.checks import note_pitch_errors, track_pitch
-from duotok.data.synth.singing import VOICES, SungSyllable, _stretch_plan, espeak_available, sing, warp_formants
+from duotok.data.synth.singing import (
+    VOICES,
+    SungSyllable,
+    _stretch_plan,
+    espeak_available,
+    sing,
+    warp_formants,
+)
 
 pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed (make setup installs it)")
 
