@@ -5,6 +5,8 @@
 SHELL := /bin/bash
 BIN := .venv/bin
 PROFILE ?=
+# DVC stage commands call `duotok`, `jupyter`, ... : run them from the project's environment.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export DVC_SITE_CACHE_DIR := $(CURDIR)/.dvc/site-cache
 
@@ -21,7 +23,7 @@ endif
 
 repro: data
 	@$(BIN)/dvc repro
-	@$(BIN)/dvc metrics show
+	@echo "metrics: dvc metrics show; figures: reports/figures/; executed notebooks: reports/notebooks/"
 
 test:
 	@bash scripts/test.sh

@@ -29,3 +29,12 @@ class DatasetError(DuotokError, ValueError):
 
 class ConfigError(DuotokError, ValueError):
     """params.yaml is missing a section, names an unknown profile, ..."""
+
+
+class CheckpointError(DuotokError, ValueError):
+    """A checkpoint cannot be loaded: missing files, unreadable JSON, another model type or config, ..."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")

@@ -65,8 +65,39 @@ def run_notebook(name: str, parameters: dict[str, Any], output: str | Path | Non
             if tmp_out.exists():
                 tmp_out.replace(out.with_name(f"{out.stem}.failed.ipynb"))
             raise
+        normalize_executed_notebook(tmp_out)
         tmp_out.replace(out)
     return out
+
+
+_VOLATILE_RUN_KEYS = ("start_time", "end_time", "duration", "input_path", "output_path")
+
+
+def normalize_executed_notebook(path: str | Path) -> None:
+    """Remove what differs between two runs of the same notebook on the same data — timestamps,
+    durations, temporary paths, random cell ids, the absolute location of the checkout and of the
+    environment — so the executed copy is byte-identical and `dvc.lock` stays clean on a rerun."""
+    import json
+    import sys
+
+    path = Path(path)
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for key in _VOLATILE_RUN_KEYS:
+        nb.get("metadata", {}).get("papermill", {}).pop(key, None)
+    replacements = [(str(Path(sys.prefix).resolve()), "<env>"), (str(project_root()), "<root>")]
+    for index, cell in enumerate(nb.get("cells", [])):
+        cell["id"] = f"cell-{index:03d}"
+        meta = cell.get("metadata", {})
+        meta.pop("execution", None)
+        for key in _VOLATILE_RUN_KEYS:
+            meta.get("papermill", {}).pop(key, None)
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                text = "".join(output.get("text", []))
+                for old, new in replacements:
+                    text = text.replace(old, new)
+                output["text"] = text.splitlines(keepends=True)
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def sync_notebook_pair(name: str) -> Path:

@@ -14,11 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 # No tests/__init__.py: make the package importable however pytest is launched.
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+# One intra-op thread per test process: on a shared 2-core machine torch's default of 2 threads made
+# tiny forward passes ~300x slower under load (measured by the encoder tests).
+torch.set_num_threads(1)
 
 SR = 16000
 STEM_NAMES = ("vocals", "drums", "bass", "other")

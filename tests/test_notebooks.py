@@ -57,3 +57,29 @@ def test_corpus_notebook_runs_on_real_data_layout(tmp_path, make_musdb):
     assert metrics["pitch_check"]["notes"] == 0
     assert metrics["max_mixture_residual"] < 1e-3, "MUSDB mixture ≈ sum of stems (after resampling)"
     assert (tmp_path / "fig" / "example_stems.png").is_file()
+
+
+def test_executed_notebooks_are_normalized(tmp_path):
+    """Timestamps, durations, temp paths and random ids are removed: two runs give the same bytes."""
+    import sys
+
+    from duotok.notebooks import normalize_executed_notebook
+
+    nb = {"cells": [{"cell_type": "code", "id": "a1b2", "source": "x", "execution_count": 1,
+                     "metadata": {"execution": {"iopub.status.busy": "2026-01-01T00:00:00Z"},
+                                  "papermill": {"duration": 1.5, "start_time": "t0", "end_time": "t1",
+                                                "status": "completed"}},
+                     "outputs": [{"output_type": "stream", "name": "stderr",
+                                  "text": [f"{sys.prefix}/lib/x.py:1: Warning\n"]}]}],
+          "metadata": {"papermill": {"duration": 3.0, "start_time": "t", "end_time": "u",
+                                     "input_path": "/tmp/abc/x.ipynb", "parameters": {"profile": "smoke"}}},
+          "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "x.ipynb"
+    path.write_text(json.dumps(nb))
+    normalize_executed_notebook(path)
+    out = json.loads(path.read_text())
+    assert out["metadata"]["papermill"] == {"parameters": {"profile": "smoke"}}
+    cell = out["cells"][0]
+    assert cell["id"] == "cell-000" and "execution" not in cell["metadata"]
+    assert cell["metadata"]["papermill"] == {"status": "completed"}
+    assert cell["outputs"][0]["text"] == ["<env>/lib/x.py:1: Warning\n"]

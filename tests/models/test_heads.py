@@ -1,0 +1,110 @@
+"""Stage-2 heads: shapes, masked losses, mask normalisation and a trainable CTC head."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from duotok.models.heads import (
+    ChromaHead,
+    LyricsHead,
+    MaskHead,
+    MelHead,
+    chroma_loss,
+    chroma_metrics,
+    ctc_loss,
+    mask_loss,
+    mel_l1_loss,
+    separate,
+)
+
+DIM = 16
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.mark.parametrize("frames", [1, 6, 11])
+def test_head_shapes(frames):
+    x = torch.randn(2, frames, DIM)
+    assert ChromaHead(DIM)(x).shape == (2, 12, 4 * frames)
+    assert MelHead(DIM, n_mels=20)(x).shape == (2, 20, 4 * frames)
+    assert MaskHead(DIM, n_sources=3, n_freq=9)(x).shape == (2, 3, 9, 4 * frames)
+    assert LyricsHead(DIM, vocab_size=7)(x).shape == (2, frames, 7)
+
+
+def test_masks_sum_to_one():
+    masks = MaskHead(DIM, n_sources=4, n_freq=9)(torch.randn(2, 5, DIM))
+    assert (masks >= 0).all()
+    torch.testing.assert_close(masks.sum(dim=1), torch.ones(2, 9, 20))
+
+
+def test_mask_loss_is_zero_for_oracle_masks_and_ignores_padding():
+    stems = torch.rand(2, 4, 9, 10) + 0.1
+    mixture = stems.sum(dim=1)
+    oracle = stems / mixture[:, None]
+    assert mask_loss(oracle, mixture, stems).item() == pytest.approx(0.0, abs=1e-6)
+    frame_mask = torch.ones(2, 10, dtype=torch.bool)
+    frame_mask[:, 7:] = False
+    wrong = oracle.clone()
+    wrong[..., 7:] = 0.25
+    longer = torch.cat([wrong, torch.full((2, 4, 9, 3), 0.25)], dim=-1)  # 4 * T25 > T100: cropped
+    assert mask_loss(longer, mixture, stems, frame_mask).item() == pytest.approx(0.0, abs=1e-6)
+    assert mask_loss(longer, mixture, stems).item() > 0.01
+
+
+def test_separate_with_uniform_masks_splits_the_mixture():
+    n_fft, hop = 64, 16
+    wave = torch.randn(1, 400)
+    masks = torch.full((1, 2, n_fft // 2 + 1, 20), 0.5)  # 20 < 400 // 16 + 1 frames: padded
+    stems = separate(masks, wave, n_fft, hop, n_fft)
+    assert stems.shape == (1, 2, 400)
+    torch.testing.assert_close(stems.sum(dim=1), wave, atol=1e-4, rtol=0)
+
+
+def test_chroma_loss_ignores_padded_frames_and_metrics():
+    target = torch.zeros(1, 12, 8)
+    target[0, 9, :] = 1.0  # A everywhere
+    logits = torch.full((1, 12, 8), -6.0)
+    logits[0, 9, :6] = 6.0
+    logits[0, 0, 6:] = 6.0  # the padded frames are wrong
+    frame_mask = torch.tensor([[True] * 6 + [False] * 2])
+    assert chroma_loss(logits, target, frame_mask).item() < 0.01
+    assert chroma_loss(logits, target).item() > 0.2  # 2 frames x 2 classes x 6 nats / 96
+    metrics = chroma_metrics(logits, target, frame_mask)
+    assert metrics["accuracy"] == 1.0 and metrics["cosine"] > 0.99
+    assert chroma_metrics(logits, target)["accuracy"] == pytest.approx(0.75)
+
+
+def test_mel_l1_loss_masks_and_crops():
+    target = torch.zeros(2, 5, 6)
+    pred = torch.zeros(2, 5, 8)
+    pred[..., 4:] = 1.0
+    mask = torch.tensor([[True] * 4 + [False] * 2] * 2)
+    assert mel_l1_loss(pred, target, mask).item() == 0.0
+    assert mel_l1_loss(pred, target).item() == pytest.approx(2 / 6)
+    with pytest.raises(ValueError):
+        mel_l1_loss(pred[..., :3], target)
+
+
+def test_ctc_loss_is_finite_and_decreases():
+    head = LyricsHead(DIM, vocab_size=5)
+    x = torch.randn(2, 12, DIM)
+    targets = torch.tensor([[1, 2, 3], [4, 4, 0]])
+    target_lengths = torch.tensor([3, 2])
+    frame_lengths = torch.tensor([12, 9])
+    opt = torch.optim.Adam(head.parameters(), lr=0.05)
+    losses = []
+    for _ in range(15):
+        loss = ctc_loss(head(x), frame_lengths, targets, target_lengths)
+        assert torch.isfinite(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    # An infeasible alignment (more characters than frames) gives zero, not inf.
+    impossible = ctc_loss(head(x[:, :2]), torch.tensor([2, 2]), targets, torch.tensor([3, 3]))
+    assert torch.isfinite(impossible)

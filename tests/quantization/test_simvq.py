@@ -1,0 +1,135 @@
+"""SimVQ invariants (vector-quantize-pytorch style): straight-through estimator, frozen base codebook,
+exact nearest-neighbour search, fingerprints."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from duotok.quantization.simvq import CodeUsage, SimVQ, nearest_codes, usage_statistics
+
+DIM, SIZE = 8, 64
+
+
+def _inputs(seed: int = 0, shape=(2, 10, DIM)) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def test_decode_equals_forward_output_in_eval():
+    vq = SimVQ(DIM, SIZE).eval()
+    result = vq(_inputs())
+    assert result.quantized.shape == (2, 10, DIM) and result.codes.shape == (2, 10)
+    assert result.codes.dtype == torch.long
+    torch.testing.assert_close(vq.decode(result.codes), result.quantized, atol=1e-6, rtol=0)
+    assert set(result.metrics) == {"perplexity", "usage"}
+    assert 1.0 <= result.metrics["perplexity"] <= 20 and 0 < result.metrics["usage"] <= 20 / SIZE
+
+
+def test_straight_through_gradient_is_identity():
+    vq = SimVQ(DIM, SIZE)
+    z = _inputs().requires_grad_(True)
+    g = torch.randn_like(z)
+    (vq(z).quantized * g).sum().backward()
+    torch.testing.assert_close(z.grad, g)
+
+
+def test_base_codebook_frozen_and_projection_learns():
+    vq = SimVQ(DIM, SIZE)
+    assert "base_codebook" in vq.state_dict()
+    assert all(p is not vq.base_codebook for p in vq.parameters())
+    base, weight = vq.base_codebook.clone(), vq.proj.weight.detach().clone()
+    torch.testing.assert_close(base.std(), torch.tensor(DIM**-0.5), atol=0.03, rtol=0)
+    opt = torch.optim.SGD(vq.parameters(), lr=0.1)
+    vq(_inputs()).loss.backward()
+    opt.step()
+    assert torch.equal(vq.base_codebook, base)
+    assert not torch.allclose(vq.proj.weight, weight)
+
+
+def test_projection_gets_gradient_only_from_codebook_loss():
+    vq = SimVQ(DIM, SIZE)
+    z = _inputs().requires_grad_(True)
+    result = vq(z)
+    grads = torch.autograd.grad(result.quantized.sum(), list(vq.parameters()), allow_unused=True)
+    assert all(g is None or not g.any() for g in grads)
+    grads = torch.autograd.grad(result.loss, list(vq.parameters()))
+    assert all(g.abs().sum() > 0 for g in grads)
+
+
+def test_codes_are_true_nearest_neighbours():
+    vq = SimVQ(DIM, SIZE)
+    z = _inputs(1)
+    codes = vq(z).codes.flatten()
+    dist = torch.cdist(z.reshape(-1, DIM).double(), vq.codebook().double())
+    chosen = dist.gather(1, codes[:, None]).squeeze(1)
+    assert torch.all(chosen <= dist.min(dim=1).values + 1e-5)
+    assert torch.equal(codes, dist.argmin(dim=1))
+
+
+def test_chunked_search_matches_unchunked():
+    z, codebook = _inputs(2).reshape(-1, DIM), torch.randn(SIZE, DIM)
+    full = nearest_codes(z, codebook, max_elements=10**9)
+    for limit in (1, 7, SIZE, 3 * SIZE + 5):
+        assert torch.equal(nearest_codes(z, codebook, max_elements=limit), full)
+    vq = SimVQ(DIM, SIZE)
+    small = SimVQ(DIM, SIZE, max_distance_elements=16)
+    small.load_state_dict(vq.state_dict())
+    assert torch.equal(small(z[None]).codes, vq(z[None]).codes)
+
+
+def test_fingerprint_tracks_weights_and_survives_save_load():
+    vq = SimVQ(DIM, SIZE)
+    fp = vq.fingerprint()
+    assert len(fp) == 16 and fp == vq.fingerprint()
+    buffer = io.BytesIO()
+    torch.save(vq.state_dict(), buffer)
+    buffer.seek(0)
+    other = SimVQ(DIM, SIZE, seed=5)
+    assert other.fingerprint() != fp
+    other.load_state_dict(torch.load(buffer))
+    assert other.fingerprint() == fp
+    with torch.no_grad():
+        vq.proj.weight[0, 0] += 0.01
+    assert vq.fingerprint() != fp
+    with torch.no_grad():  # signed zeros are the same codebook
+        vq.proj.bias.fill_(0.0)
+        positive = vq.fingerprint()
+        vq.proj.bias.fill_(-0.0)
+    assert vq.fingerprint() == positive
+
+
+def test_masked_loss_ignores_padding_and_empty_mask_is_zero():
+    vq = SimVQ(DIM, SIZE)
+    z = _inputs()
+    mask = torch.zeros(2, 10, dtype=torch.bool)
+    mask[0, :4] = True
+    garbage = z.clone()
+    garbage[~mask] = 1e3
+    torch.testing.assert_close(vq(z, mask).loss, vq(garbage, mask).loss)
+    assert vq(z, torch.zeros_like(mask)).loss.item() == 0.0
+
+
+def test_bf16_autocast():
+    vq = SimVQ(DIM, SIZE)
+    z = _inputs().bfloat16().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        result = vq(z)
+    assert result.quantized.dtype == torch.bfloat16 and result.loss.dtype == torch.float32
+    assert torch.equal(result.codes, vq(z.float()).codes)
+    result.loss.backward()
+    assert torch.isfinite(vq.proj.weight.grad).all()
+
+
+def test_code_usage_accumulates():
+    usage = CodeUsage(4)
+    usage.update(torch.tensor([[0, 0, 3]]), torch.tensor([[True, True, False]]))
+    assert usage.usage_fraction() == 0.25 and usage.perplexity() == pytest.approx(1.0)
+    usage.update(torch.tensor([1, 2, 3]))
+    assert usage.dead_codes().tolist() == []
+    assert usage.perplexity() == pytest.approx(usage_statistics(torch.tensor([2, 1, 1, 1]))[0])
+    usage.reset()
+    assert usage.usage_fraction() == 0.0 and usage.dead_codes().tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError):
+        usage.update(torch.tensor([4]))
