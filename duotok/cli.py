@@ -97,6 +97,12 @@ def cmd_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_pretrain(args: argparse.Namespace) -> int:
+    from duotok.train.pretrain import main as pretrain_main
+
+    return pretrain_main(args.args)
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from duotok.config import set_active_profile
 
@@ -139,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*")
     p.set_defaults(func=cmd_notebook_sync)
 
+    train = sub.add_parser("train", help="training stages").add_subparsers(dest="train_command", required=True)
+    p = train.add_parser("pretrain", help="stage 1: BEST-RQ pre-training (see duotok.train.pretrain)",
+                         add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_train_pretrain)
+
     p = sub.add_parser("profile", help="show or set params.yaml's active profile")
     p.add_argument("name", nargs="?", choices=PROFILES)
     p.set_defaults(func=cmd_profile)
@@ -151,7 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # Training runners own their options (they also run under torchrun as `python -m ...`), so
+    # everything after `duotok train STAGE` is handed to them unparsed.
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "train":
+        args.args = extra + list(args.args)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:

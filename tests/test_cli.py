@@ -46,3 +46,10 @@ def test_help(argv):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 0
+
+
+def test_train_pretrain_help_is_forwarded(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "pretrain", "--help"])
+    assert exc.value.code == 0
+    assert "--data-dir" in capsys.readouterr().out

@@ -1,0 +1,1 @@
+"""Training (audiocraft's ``solvers/``): one generic loop (``loop``) and one runner per stage."""

@@ -1,0 +1,336 @@
+"""The one training loop every stage uses.
+
+What it takes care of, so stage runners only define "model + loss of a batch":
+
+* **scale** — runs unchanged as one process or under ``torchrun`` (DDP; gloo on CPU, NCCL on GPU);
+  each process sees its own shard of the data (``DistributedSampler``); metrics are averaged;
+* **numerics** — bf16 autocast (where it helps), AdamW with linear warm-up then cosine decay,
+  gradient clipping, and a NaN guard that skips a non-finite step and stops with a clear error
+  after several in a row (SimVQ is known to NaN without warm-up and clipping);
+* **resumability** — ``<out>/last/`` holds ``config.json`` + ``model.safetensors`` (the model's
+  ``save_pretrained``) and ``training_state.pt`` (optimizer, scheduler, step, RNG; loadable with
+  ``weights_only=True``); a rerun with the same ``<out>`` continues from there;
+* **records** — ``train_log.csv`` / ``valid_log.csv`` (one row per logged step; rows past the resumed
+  step are dropped so a crash never duplicates them) and ``<out>/model/`` with the final weights;
+* **progress** — a tqdm bar when interactive, a log line every ``log_every`` steps otherwise
+  (papermill and CI logs stay readable).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from tqdm.auto import tqdm
+
+from duotok.io.checkpoint import load_training_state, save_training_state
+from duotok.train.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
+
+LossFn = Callable[[nn.Module, Mapping[str, Any]], tuple[torch.Tensor, dict[str, float]]]
+
+MAX_CONSECUTIVE_BAD_STEPS = 5
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping settings shared by every stage (``params.yaml: <stage>.train``)."""
+
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    log_every: int = 10
+    eval_every: int = 200
+    save_every: int = 200
+    seed: int = 0
+    num_workers: int = 0
+    bf16: bool = True
+    threads: int = 0           # torch intra-op threads per process; 0 = torch's default
+    max_eval_batches: int = 50
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown train settings {sorted(unknown)}; known: {sorted(known)}")
+        values = dict(data)
+        if "betas" in values:
+            values["betas"] = tuple(values["betas"])
+        return cls(**values)
+
+
+def lr_lambda(step: int, cfg: TrainConfig) -> float:
+    """Multiplier of the base LR: linear warm-up, then cosine decay to ``min_lr_ratio``."""
+    if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class CsvLog:
+    """Append-only CSV of metric rows whose columns may grow; truncated to a step on resume."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows: list[dict[str, Any]] = []
+        if path.is_file():
+            with open(path, newline="", encoding="utf-8") as fh:
+                self.rows = list(csv.DictReader(fh))
+
+    def truncate_after(self, step: int) -> None:
+        self.rows = [r for r in self.rows if int(float(r["step"])) <= step]
+        self._write()
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        self._write()
+
+    def _write(self) -> None:
+        columns: list[str] = []
+        for r in self.rows:
+            columns += [k for k in r if k not in columns]
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        tmp.replace(self.path)
+
+
+@dataclass
+class TrainResult:
+    step: int
+    train: dict[str, float] = field(default_factory=dict)
+    valid: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    resumed_from: int | None = None
+    skipped_steps: int = 0
+
+
+class Trainer:
+    """Trains ``model`` (an ``nn.Module`` with ``save_pretrained``/``from_pretrained``) by
+    minimising ``loss_fn(model, batch) -> (loss, metrics)`` over ``train_data``."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        train_data: Dataset,
+        cfg: TrainConfig,
+        out_dir: str | Path,
+        valid_data: Dataset | None = None,
+        collate_fn: Callable | None = None,
+        device: str | None = None,
+        dist_info: DistInfo | None = None,
+    ):
+        self.cfg = cfg
+        self.out_dir = Path(out_dir)
+        self.info = dist_info or init_distributed(device)
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed + self.info.rank)
+        self.model = model.to(self.info.device)
+        self.loss_fn = loss_fn
+        self.train_data = train_data
+        self.valid_data = valid_data
+        self.collate_fn = collate_fn
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("the model has no trainable parameters")
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_lambda(s, cfg))
+        self.ddp_model: nn.Module = self.model
+        if self.info.distributed:
+            self.ddp_model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.info.device.index] if self.info.device.type == "cuda" else None
+            )
+        self.step = 0
+        self.epoch = 0
+
+    # ------------------------------------------------------------------ data
+
+    def _loader(self, epoch: int) -> DataLoader:
+        data = self.train_data
+        if hasattr(data, "set_epoch"):
+            data.set_epoch(epoch)
+        if self.info.distributed:
+            sampler = DistributedSampler(data, num_replicas=self.info.world_size, rank=self.info.rank,
+                                         shuffle=True, seed=self.cfg.seed, drop_last=True)
+            sampler.set_epoch(epoch)
+        else:
+            sampler = RandomSampler(data, generator=torch.Generator().manual_seed(self.cfg.seed + epoch))
+        return DataLoader(data, batch_size=self.cfg.batch_size, sampler=sampler, drop_last=True,
+                          num_workers=self.cfg.num_workers, collate_fn=self.collate_fn,
+                          persistent_workers=False)
+
+    def _batches(self) -> Iterator[Mapping[str, Any]]:
+        while True:
+            produced = False
+            for batch in self._loader(self.epoch):
+                produced = True
+                yield batch
+            if not produced:
+                raise ValueError(
+                    f"the training set has {len(self.train_data)} items, fewer than one batch of "
+                    f"{self.cfg.batch_size} per process: lower train.batch_size or add data"
+                )
+            self.epoch += 1
+
+    def _to_device(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v.to(self.info.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+    def _autocast(self):
+        return torch.autocast(device_type=self.info.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    @property
+    def last_dir(self) -> Path:
+        return self.out_dir / "last"
+
+    def save(self, directory: Path | None = None) -> None:
+        """Weights + training state (main process only; other processes wait)."""
+        directory = directory or self.last_dir
+        if self.info.is_main:
+            self.model.save_pretrained(directory)
+            save_training_state(directory / "training_state.pt", step=self.step, optimizer=self.optimizer,
+                                scheduler=self.scheduler, extra={"epoch": self.epoch,
+                                                                 "train_config": _plain(asdict(self.cfg))})
+        barrier(self.info)
+
+    def try_resume(self) -> int | None:
+        """Continue from ``<out>/last`` if it exists. Returns the step resumed from, or None."""
+        state = self.last_dir / "training_state.pt"
+        if not state.is_file():
+            return None
+        loaded = type(self.model).from_pretrained(self.last_dir)
+        self.model.load_state_dict(loaded.state_dict())
+        self.model.train()
+        info = load_training_state(state, self.optimizer, self.scheduler)
+        self.step = int(info["step"])
+        self.epoch = int(info["extra"].get("epoch", 0)) + 1  # fresh crops after a resume
+        return self.step
+
+    # ------------------------------------------------------------------ evaluation
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        if self.valid_data is None:
+            return {}
+        self.model.eval()
+        loader = DataLoader(self.valid_data, batch_size=self.cfg.batch_size, shuffle=False,
+                            collate_fn=self.collate_fn, num_workers=0)
+        sums: dict[str, float] = {}
+        n = 0
+        for i, batch in enumerate(loader):
+            if i >= self.cfg.max_eval_batches:
+                break
+            with self._autocast():
+                loss, metrics = self.loss_fn(self.model, self._to_device(batch))
+            for k, v in {"loss": float(loss), **metrics}.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            n += 1
+        self.model.train()
+        return all_reduce_mean({k: v / max(1, n) for k, v in sums.items()}, self.info)
+
+    # ------------------------------------------------------------------ the loop
+
+    def fit(self, resume: bool = True) -> TrainResult:
+        cfg, info = self.cfg, self.info
+        resumed = self.try_resume() if resume else None
+        train_log = CsvLog(self.out_dir / "train_log.csv") if info.is_main else None
+        valid_log = CsvLog(self.out_dir / "valid_log.csv") if info.is_main else None
+        if info.is_main:
+            start = resumed or 0
+            train_log.truncate_after(start)
+            valid_log.truncate_after(start)
+        self.model.train()
+        interactive = sys.stderr.isatty() and info.is_main
+        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"training {self.out_dir.name}", disable=not interactive)
+        t0 = time.time()
+        last_train: dict[str, float] = {}
+        last_valid: dict[str, float] = {}
+        bad_in_a_row = skipped = 0
+        window: dict[str, float] = {}
+        window_n = 0
+        batches = self._batches()
+        while self.step < cfg.steps:
+            batch = self._to_device(next(batches))
+            with self._autocast():
+                loss, metrics = self.loss_fn(self.ddp_model, batch)
+            if not torch.isfinite(loss):
+                bad_in_a_row += 1
+                skipped += 1
+                self.optimizer.zero_grad(set_to_none=True)
+                if bad_in_a_row >= MAX_CONSECUTIVE_BAD_STEPS:
+                    raise FloatingPointError(
+                        f"{self.out_dir}: loss was not finite for {bad_in_a_row} steps in a row at step "
+                        f"{self.step}; lower train.lr, raise train.warmup_steps or check the data"
+                    )
+                continue
+            bad_in_a_row = 0
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+            bar.update()
+            for k, v in {"loss": float(loss.detach()), "grad_norm": float(grad_norm), **metrics}.items():
+                window[k] = window.get(k, 0.0) + float(v)
+            window_n += 1
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                last_train = all_reduce_mean({k: v / window_n for k, v in window.items()}, info)
+                window, window_n = {}, 0
+                if info.is_main:
+                    row = {"step": self.step, "lr": self.scheduler.get_last_lr()[0], **last_train,
+                           "seconds": round(time.time() - t0, 2)}
+                    train_log.append(row)
+                    if not interactive:
+                        shown = " ".join(f"{k}={v:.4g}" for k, v in last_train.items())
+                        print(f"[{self.out_dir.name}] step {self.step}/{cfg.steps} {shown}", flush=True)
+                    bar.set_postfix(loss=f"{last_train.get('loss', float('nan')):.3f}")
+            if self.valid_data is not None and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
+                last_valid = self.evaluate()
+                if info.is_main:
+                    valid_log.append({"step": self.step, **last_valid})
+            if self.step % cfg.save_every == 0 or self.step == cfg.steps:
+                self.save()
+        bar.close()
+        if info.is_main:
+            final = self.out_dir / "model"
+            tmp = self.out_dir / ".model.tmp"
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            self.model.save_pretrained(tmp)
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+        barrier(info)
+        return TrainResult(self.step, last_train, last_valid, round(time.time() - t0, 2), resumed, skipped)
+
+
+def _plain(obj: Any) -> Any:
+    """Tuples → lists so the training state stays loadable with ``weights_only=True``."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj

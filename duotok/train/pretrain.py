@@ -1,0 +1,103 @@
+"""Stage 1 runner: BEST-RQ pre-training of the encoder on the corpus's mixtures.
+
+    duotok train pretrain [--profile P] [--out DIR] [--steps N]
+    torchrun --nproc_per_node=2 -m duotok.train.pretrain --profile smoke     # DDP, gloo on CPU
+
+Reads ``params.yaml: audio`` and ``pretrain`` (model / bestrq / data / train). Re-running with the
+same output folder resumes from ``<out>/last``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from duotok.config import stage_params
+from duotok.data import StemCropDataset, collate_stems
+from duotok.io import write_json_atomic
+from duotok.io.checkpoint import config_from_dict
+from duotok.models.bestrq import BestRQConfig, BestRQModel
+from duotok.models.encoder import mel_statistics
+from duotok.paths import resolve
+from duotok.train.loop import TrainConfig, Trainer, TrainResult
+
+
+def build_config(profile: str | None = None) -> tuple[BestRQConfig, TrainConfig, dict[str, Any]]:
+    """(model config, train config, data settings) from params.yaml."""
+    audio = stage_params("audio", profile)
+    p = stage_params("pretrain", profile)
+    mel = {k: audio[k] for k in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels", "f_min", "f_max",
+                                 "log_floor")}
+    model = config_from_dict(BestRQConfig, {"mel": mel, "encoder": {"n_mels": audio["n_mels"], **p["model"]},
+                                            **p["bestrq"]})
+    return model, TrainConfig.from_dict(p["train"]), p["data"]
+
+
+def pretrain_loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+    """Loss of one batch: the model's own forward (DDP-visible)."""
+    return model(batch["mixture"], batch["length"])
+
+
+@torch.no_grad()
+def fit_normalization(model: BestRQModel, data: StemCropDataset, max_items: int) -> None:
+    """Global per-band mel mean/std over up to ``max_items`` crops (BEST-RQ normalises globally)."""
+    mels = []
+    for i in range(min(max_items, len(data))):
+        item = data[i]
+        n = int(item["length"])
+        mels.append(model.logmel(item["mixture"][:n][None]))
+    mean, std = mel_statistics(mels)
+    model.encoder.set_normalization(mean, std)
+
+
+def run(profile: str | None = None, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
+        steps: int | None = None, resume: bool = True, device: str | None = None) -> TrainResult:
+    model_cfg, train_cfg, data_cfg = build_config(profile)
+    if steps is not None:
+        train_cfg.steps = steps
+    out = resolve(out_dir or data_cfg["out_dir"])
+    root = resolve(data_dir or data_cfg["root"])
+    sr = model_cfg.mel.sample_rate
+    seg = float(data_cfg["segment_seconds"])
+    train = StemCropDataset(root, "train", seg, sr, crops_per_song=int(data_cfg["crops_per_song"]),
+                            seed=train_cfg.seed, random=True)
+    valid = StemCropDataset(root, "valid", seg, sr, crops_per_song=1, seed=train_cfg.seed, random=False)
+    torch.manual_seed(train_cfg.seed)
+    model = BestRQModel(model_cfg)
+    if not (out / "last" / "training_state.pt").is_file() or not resume:
+        stats_data = StemCropDataset(root, "train", seg, sr, crops_per_song=1, seed=train_cfg.seed, random=False)
+        fit_normalization(model, stats_data, int(data_cfg["normalization_items"]))
+    trainer = Trainer(model, pretrain_loss, train, train_cfg, out, valid_data=valid, collate_fn=collate_stems,
+                      device=device)
+    result = trainer.fit(resume=resume)
+    if trainer.info.is_main:
+        write_json_atomic(out / "result.json", {
+            "stage": "pretrain", "profile": profile, "steps": result.step, "seconds": result.seconds,
+            "resumed_from": result.resumed_from, "skipped_steps": result.skipped_steps,
+            "world_size": trainer.info.world_size, "train": result.train, "valid": result.valid,
+            "model": asdict(model_cfg), "train_config": asdict(train_cfg),
+        })
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="duotok train pretrain", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=("smoke", "default", "paper"))
+    parser.add_argument("--out", help="output folder (default: pretrain.data.out_dir)")
+    parser.add_argument("--data-dir", help="corpus folder (default: pretrain.data.root)")
+    parser.add_argument("--steps", type=int, help="override train.steps")
+    parser.add_argument("--device", choices=("cpu", "cuda"))
+    parser.add_argument("--no-resume", action="store_true", help="start from scratch even if <out>/last exists")
+    args = parser.parse_args(argv)
+    result = run(args.profile, args.out, args.data_dir, args.steps, resume=not args.no_resume, device=args.device)
+    print(f"pretrain: {result.step} steps in {result.seconds:.0f} s; train {result.train}; valid {result.valid}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
