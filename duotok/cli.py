@@ -103,6 +103,12 @@ def cmd_train_pretrain(args: argparse.Namespace) -> int:
     return pretrain_main(args.args)
 
 
+def cmd_train_finetune(args: argparse.Namespace) -> int:
+    from duotok.train.finetune import main as finetune_main
+
+    return finetune_main(args.args)
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from duotok.config import set_active_profile
 
@@ -150,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
                          add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_train_pretrain)
+    p = train.add_parser("finetune", help="stage 2: multi-task fine-tuning (see duotok.train.finetune)",
+                         add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_train_finetune)
 
     p = sub.add_parser("profile", help="show or set params.yaml's active profile")
     p.add_argument("name", nargs="?", choices=PROFILES)

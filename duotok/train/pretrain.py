@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +17,19 @@ import torch
 
 from duotok.config import stage_params
 from duotok.data import StemCropDataset, collate_stems
-from duotok.io import write_json_atomic
 from duotok.io.checkpoint import config_from_dict
 from duotok.models.bestrq import BestRQConfig, BestRQModel
 from duotok.models.encoder import mel_statistics
 from duotok.paths import resolve
+from duotok.train.common import crop_datasets, mel_settings, write_result
 from duotok.train.loop import TrainConfig, Trainer, TrainResult
 
 
 def build_config(profile: str | None = None) -> tuple[BestRQConfig, TrainConfig, dict[str, Any]]:
     """(model config, train config, data settings) from params.yaml."""
-    audio = stage_params("audio", profile)
+    mel = mel_settings(profile)
     p = stage_params("pretrain", profile)
-    mel = {k: audio[k] for k in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels", "f_min", "f_max",
-                                 "log_floor")}
-    model = config_from_dict(BestRQConfig, {"mel": mel, "encoder": {"n_mels": audio["n_mels"], **p["model"]},
+    model = config_from_dict(BestRQConfig, {"mel": mel, "encoder": {"n_mels": mel["n_mels"], **p["model"]},
                                             **p["bestrq"]})
     return model, TrainConfig.from_dict(p["train"]), p["data"]
 
@@ -62,25 +59,17 @@ def run(profile: str | None = None, out_dir: str | Path | None = None, data_dir:
     out = resolve(out_dir or data_cfg["out_dir"])
     root = resolve(data_dir or data_cfg["root"])
     sr = model_cfg.mel.sample_rate
-    seg = float(data_cfg["segment_seconds"])
-    train = StemCropDataset(root, "train", seg, sr, crops_per_song=int(data_cfg["crops_per_song"]),
-                            seed=train_cfg.seed, random=True)
-    valid = StemCropDataset(root, "valid", seg, sr, crops_per_song=1, seed=train_cfg.seed, random=False)
+    train, valid = crop_datasets(root, data_cfg, sr, train_cfg.seed)
     torch.manual_seed(train_cfg.seed)
     model = BestRQModel(model_cfg)
     if not (out / "last" / "training_state.pt").is_file() or not resume:
-        stats_data = StemCropDataset(root, "train", seg, sr, crops_per_song=1, seed=train_cfg.seed, random=False)
+        stats_data = StemCropDataset(root, "train", float(data_cfg["segment_seconds"]), sr, crops_per_song=1,
+                                     seed=train_cfg.seed, random=False)
         fit_normalization(model, stats_data, int(data_cfg["normalization_items"]))
     trainer = Trainer(model, pretrain_loss, train, train_cfg, out, valid_data=valid, collate_fn=collate_stems,
                       device=device)
     result = trainer.fit(resume=resume)
-    if trainer.info.is_main:
-        write_json_atomic(out / "result.json", {
-            "stage": "pretrain", "profile": profile, "steps": result.step, "seconds": result.seconds,
-            "resumed_from": result.resumed_from, "skipped_steps": result.skipped_steps,
-            "world_size": trainer.info.world_size, "train": result.train, "valid": result.valid,
-            "model": asdict(model_cfg), "train_config": asdict(train_cfg),
-        })
+    write_result("pretrain", profile, out, trainer, result, model_cfg, train_cfg)
     return result
 
 

@@ -1,0 +1,166 @@
+"""Stage 2: multi-task fine-tuning with Gaussian replacement noise at the bottleneck (paper, Fig. 3).
+
+    mel → downsample → lower blocks → proj_in → noise → proj_out → upper blocks → heads
+                                                                     ├ lyrics (CTC, 25 Hz)
+                                                                     ├ mel reconstruction (100 Hz)
+                                                                     ├ chroma (100 Hz)
+                                                                     └ 4-stem STFT masks (100 Hz)
+
+The heads are "semantic guardrails": they force the bottleneck — where stage 3 puts its codebooks —
+to keep lyrics, harmony, timbre and source structure. The noise (probability and std are not
+published: parameters, ablated later) makes the upper blocks robust to corrupted bottleneck frames,
+which is what quantization will do to them. Every head can be switched off and weighted, for the
+ablations. ``forward`` returns ``(loss, metrics)`` so DDP sees the whole computation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from duotok.audio.features import LogMel, stft
+from duotok.io.checkpoint import PretrainedMixin
+from duotok.models.bestrq import BestRQModel, MelConfig
+from duotok.models.encoder import DuoEncoder, EncoderConfig
+from duotok.models.heads import (
+    ChromaHead,
+    LyricsHead,
+    MaskHead,
+    MelHead,
+    chroma_loss,
+    chroma_metrics,
+    ctc_loss,
+    mask_loss,
+    mel_l1_loss,
+)
+from duotok.models.noise import BottleneckNoise
+from duotok.text import CharVocab
+
+HEADS = ("lyrics", "mel", "chroma", "mask")
+
+
+@dataclass
+class NoiseConfig:
+    mode: str = "replace"     # replace | additive | off
+    prob: float = 0.5
+    std: float = 1.0
+
+
+@dataclass
+class HeadsConfig:
+    """Which heads exist and their loss weights (a weight of 0 keeps the head but ignores it)."""
+
+    lyrics: bool = True
+    mel: bool = True
+    chroma: bool = True
+    mask: bool = True
+    lyrics_weight: float = 1.0
+    mel_weight: float = 1.0
+    chroma_weight: float = 1.0
+    mask_weight: float = 1.0
+
+
+@dataclass
+class MultiTaskConfig:
+    mel: MelConfig = field(default_factory=MelConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    bottleneck_dim: int = 64
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    heads: HeadsConfig = field(default_factory=HeadsConfig)
+    vocab_size: int = len(CharVocab())
+    n_sources: int = 4
+
+
+class MultiTaskModel(nn.Module, PretrainedMixin):
+    config_class = MultiTaskConfig
+
+    def __init__(self, config: MultiTaskConfig | None = None):
+        super().__init__()
+        config = config or MultiTaskConfig()
+        self.config = config
+        dim = config.encoder.dim
+        self.logmel = LogMel(**vars(config.mel))
+        self.encoder = DuoEncoder(config.encoder)
+        self.proj_in = nn.Linear(dim, config.bottleneck_dim)
+        self.noise = BottleneckNoise(config.noise.mode, config.noise.prob, config.noise.std)
+        self.proj_out = nn.Linear(config.bottleneck_dim, dim)
+        h = config.heads
+        heads: dict[str, nn.Module] = {}
+        if h.lyrics:
+            heads["lyrics"] = LyricsHead(dim, config.vocab_size)
+        if h.mel:
+            heads["mel"] = MelHead(dim, config.mel.n_mels, factor=config.encoder.downsample)
+        if h.chroma:
+            heads["chroma"] = ChromaHead(dim, factor=config.encoder.downsample)
+        if h.mask:
+            heads["mask"] = MaskHead(dim, config.n_sources, config.mel.n_fft // 2 + 1,
+                                     factor=config.encoder.downsample)
+        self.heads = nn.ModuleDict(heads)
+
+    @classmethod
+    def from_pretrain(cls, pretrained: BestRQModel, config: MultiTaskConfig) -> MultiTaskModel:
+        """Stage 2 starts from stage 1's encoder (including its mel normalisation)."""
+        if pretrained.config.encoder != config.encoder or pretrained.config.mel != config.mel:
+            raise ValueError("stage-2 encoder/mel config differs from the stage-1 checkpoint's: "
+                             f"{pretrained.config.encoder} vs {config.encoder}")
+        model = cls(config)
+        model.encoder.load_state_dict(pretrained.encoder.state_dict())
+        return model
+
+    # ------------------------------------------------------------------ the network
+
+    def frame_mask(self, lengths: torch.Tensor, n_frames: int) -> torch.Tensor:
+        valid = lengths.to(torch.long) // self.config.mel.hop_length + 1
+        return torch.arange(n_frames, device=lengths.device)[None, :] < valid[:, None]
+
+    def bottleneck_features(self, mel: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
+        """Lower encoder → proj_in: the (B, T25, bottleneck_dim) features stage 3 quantizes."""
+        token_mask = self.encoder.downsample_mask(frame_mask)
+        x = self.encoder.forward_lower(self.encoder.embed(mel, frame_mask), token_mask)
+        return self.proj_in(x)
+
+    def decode_bottleneck(self, z: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+        """proj_out → upper encoder: what the heads read."""
+        return self.encoder.forward_upper(self.proj_out(z), token_mask)
+
+    def forward(self, mixture: torch.Tensor, length: torch.Tensor, stems: torch.Tensor | None = None,
+                chroma: torch.Tensor | None = None, lyrics: torch.Tensor | None = None,
+                lyrics_lengths: torch.Tensor | None = None, has_lyrics: torch.Tensor | None = None,
+                ) -> tuple[torch.Tensor, dict[str, float]]:
+        mel = self.logmel(mixture)
+        frame_mask = self.frame_mask(length, mel.shape[-1])
+        token_mask = self.encoder.downsample_mask(frame_mask)
+        z = self.bottleneck_features(mel, frame_mask)
+        z, selected = self.noise(z, token_mask)
+        h = self.decode_bottleneck(z, token_mask)
+        outputs = {name: head(h) for name, head in self.heads.items()}
+        losses = self.losses(outputs, mel, frame_mask, token_mask, mixture, stems, chroma, lyrics,
+                             lyrics_lengths, has_lyrics)
+        weights = {name: getattr(self.config.heads, f"{name}_weight") for name in losses}
+        total = sum(weights[n] * losses[n] for n in losses)
+        metrics = {f"{n}_loss": float(v.detach()) for n, v in losses.items()}
+        metrics["noised_fraction"] = float(selected.float().mean()) if selected is not None else 0.0
+        if "chroma" in outputs and chroma is not None:
+            metrics.update({f"chroma_{k}": v for k, v in chroma_metrics(outputs["chroma"], chroma, frame_mask).items()})
+        return total, metrics
+
+    def losses(self, outputs, mel, frame_mask, token_mask, mixture, stems, chroma, lyrics, lyrics_lengths,
+               has_lyrics) -> dict[str, torch.Tensor]:
+        losses: dict[str, torch.Tensor] = {}
+        if "mel" in outputs:
+            target = self.encoder.normalize(mel) * frame_mask[:, None, :]
+            losses["mel"] = mel_l1_loss(outputs["mel"], target, frame_mask)
+        if "chroma" in outputs and chroma is not None:
+            losses["chroma"] = chroma_loss(outputs["chroma"], chroma, frame_mask)
+        if "mask" in outputs and stems is not None:
+            m = self.config.mel
+            mix_mag = stft(mixture, m.n_fft, m.hop_length, m.win_length).abs()
+            stem_mags = stft(stems, m.n_fft, m.hop_length, m.win_length).abs()
+            losses["mask"] = mask_loss(outputs["mask"], mix_mag, stem_mags, frame_mask)
+        if "lyrics" in outputs and lyrics is not None and has_lyrics is not None and bool(has_lyrics.any()):
+            keep = has_lyrics.to(torch.bool)
+            losses["lyrics"] = ctc_loss(outputs["lyrics"][keep], token_mask[keep].sum(dim=1), lyrics[keep],
+                                        lyrics_lengths[keep])
+        return losses

@@ -1,0 +1,95 @@
+"""Stage 2 runner: multi-task fine-tuning with bottleneck noise, initialised from stage 1.
+
+    duotok train finetune [--profile P] [--init models/pretrain/model] [--out DIR] [--steps N]
+    torchrun --nproc_per_node=2 -m duotok.train.finetune --profile smoke
+
+Reads ``params.yaml: audio`` and ``finetune`` (model / noise / heads / data / train). Without a
+stage-1 checkpoint (``--init`` or ``finetune.data.init``) it refuses, unless ``--from-scratch`` (an
+ablation: no SSL pre-training). Re-running with the same output folder resumes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from duotok.config import stage_params
+from duotok.data import SOURCES
+from duotok.data.targets import MultiTaskCollate
+from duotok.errors import CheckpointError
+from duotok.io.checkpoint import config_from_dict
+from duotok.models.bestrq import BestRQModel
+from duotok.models.multitask import MultiTaskConfig, MultiTaskModel
+from duotok.paths import resolve
+from duotok.text import CharVocab
+from duotok.train.common import crop_datasets, mel_settings, write_result
+from duotok.train.loop import TrainConfig, Trainer, TrainResult
+
+BATCH_KEYS = ("mixture", "length", "stems", "chroma", "lyrics", "lyrics_lengths", "has_lyrics")
+
+
+def build_config(profile: str | None = None) -> tuple[MultiTaskConfig, TrainConfig, dict[str, Any]]:
+    """(model config, train config, data settings). The encoder sizes are stage 1's (``pretrain.model``)."""
+    mel = mel_settings(profile)
+    encoder = {"n_mels": mel["n_mels"], **stage_params("pretrain", profile)["model"]}
+    p = stage_params("finetune", profile)
+    model = config_from_dict(MultiTaskConfig, {"mel": mel, "encoder": encoder, "vocab_size": len(CharVocab()),
+                                               "n_sources": len(SOURCES),
+                                               **p["model"]})
+    return model, TrainConfig.from_dict(p["train"]), p["data"]
+
+
+def finetune_loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+    return model(**{k: batch[k] for k in BATCH_KEYS})
+
+
+def run(profile: str | None = None, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
+        init: str | Path | None = None, steps: int | None = None, resume: bool = True,
+        from_scratch: bool = False, device: str | None = None) -> TrainResult:
+    model_cfg, train_cfg, data_cfg = build_config(profile)
+    if steps is not None:
+        train_cfg.steps = steps
+    out = resolve(out_dir or data_cfg["out_dir"])
+    root = resolve(data_dir or data_cfg["root"])
+    train, valid = crop_datasets(root, data_cfg, model_cfg.mel.sample_rate, train_cfg.seed)
+    torch.manual_seed(train_cfg.seed)
+    if from_scratch:
+        model = MultiTaskModel(model_cfg)
+    else:
+        init_dir = resolve(init or data_cfg["init"])
+        if not (init_dir / "config.json").is_file():
+            raise CheckpointError(init_dir, "no stage-1 checkpoint here: run `duotok train pretrain` first, "
+                                            "point --init at one, or pass --from-scratch")
+        model = MultiTaskModel.from_pretrain(BestRQModel.from_pretrained(init_dir), model_cfg)
+    collate = MultiTaskCollate(CharVocab(), model_cfg.mel.sample_rate, model_cfg.mel.hop_length)
+    trainer = Trainer(model, finetune_loss, train, train_cfg, out, valid_data=valid, collate_fn=collate,
+                      device=device)
+    result = trainer.fit(resume=resume)
+    write_result("finetune", profile, out, trainer, result, model_cfg, train_cfg,
+                 init=None if from_scratch else str(init or data_cfg["init"]))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="duotok train finetune", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=("smoke", "default", "paper"))
+    parser.add_argument("--init", help="stage-1 model folder (default: finetune.data.init)")
+    parser.add_argument("--out", help="output folder (default: finetune.data.out_dir)")
+    parser.add_argument("--data-dir", help="corpus folder (default: finetune.data.root)")
+    parser.add_argument("--steps", type=int, help="override train.steps")
+    parser.add_argument("--device", choices=("cpu", "cuda"))
+    parser.add_argument("--from-scratch", action="store_true", help="no stage-1 initialisation (ablation)")
+    parser.add_argument("--no-resume", action="store_true", help="start from scratch even if <out>/last exists")
+    args = parser.parse_args(argv)
+    result = run(args.profile, args.out, args.data_dir, args.init, args.steps, resume=not args.no_resume,
+                 from_scratch=args.from_scratch, device=args.device)
+    print(f"finetune: {result.step} steps in {result.seconds:.0f} s; train {result.train}; valid {result.valid}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Stage 2: the multi-task model's wiring — heads on/off, noise only in training, stage-1 init."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from duotok.models.bestrq import BestRQConfig, BestRQModel
+from duotok.models.encoder import EncoderConfig
+from duotok.models.multitask import HeadsConfig, MultiTaskConfig, MultiTaskModel, NoiseConfig
+from duotok.text import CharVocab
+
+ENC = EncoderConfig(dim=32, n_lower=1, n_upper=1, n_heads=2)
+
+
+def batch(seconds=1.0, lyrics=("la la", "seel")):
+    torch.manual_seed(0)
+    n = int(16000 * seconds)
+    ids, lens = CharVocab().encode_batch(list(lyrics))
+    return {"mixture": torch.randn(2, n) * 0.1, "length": torch.tensor([n, n // 2]),
+            "stems": torch.randn(2, 4, n) * 0.05, "chroma": torch.rand(2, 12, n // 160 + 1),
+            "lyrics": ids, "lyrics_lengths": lens, "has_lyrics": torch.tensor([True, True])}
+
+
+def test_all_heads_give_a_finite_loss_and_gradients():
+    model = MultiTaskModel(MultiTaskConfig(encoder=ENC, bottleneck_dim=8))
+    loss, metrics = model(**batch())
+    assert torch.isfinite(loss)
+    assert {"mel_loss", "chroma_loss", "mask_loss", "lyrics_loss"} <= set(metrics)
+    loss.backward()
+    for name in ("lyrics", "mel", "chroma", "mask"):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.heads[name].parameters()), name
+
+
+@pytest.mark.parametrize("removed", ["lyrics", "mel", "chroma", "mask"])
+def test_a_removed_head_has_no_parameters_and_no_loss(removed):
+    heads = HeadsConfig(**{removed: False})
+    model = MultiTaskModel(MultiTaskConfig(encoder=ENC, bottleneck_dim=8, heads=heads))
+    assert removed not in model.heads
+    _, metrics = model(**batch())
+    assert f"{removed}_loss" not in metrics
+
+
+def test_noise_acts_only_in_training():
+    model = MultiTaskModel(MultiTaskConfig(encoder=ENC, bottleneck_dim=8, noise=NoiseConfig(prob=0.9)))
+    _, train_metrics = model(**batch())
+    assert train_metrics["noised_fraction"] > 0.5
+    model.eval()
+    with torch.no_grad():
+        a, m = model(**batch())
+        b, _ = model(**batch())
+    assert m["noised_fraction"] == 0.0 and torch.equal(a, b), "eval is deterministic and noise-free"
+
+
+def test_songs_without_lyrics_are_left_out_of_ctc():
+    model = MultiTaskModel(MultiTaskConfig(encoder=ENC, bottleneck_dim=8))
+    b = batch()
+    b["has_lyrics"] = torch.tensor([False, False])
+    _, metrics = model(**b)
+    assert "lyrics_loss" not in metrics
+
+
+def test_stage2_starts_from_the_stage1_encoder():
+    pre = BestRQModel(BestRQConfig(encoder=ENC, codebook_size=64))
+    with torch.no_grad():
+        pre.encoder.mel_mean.fill_(0.5)
+    model = MultiTaskModel.from_pretrain(pre, MultiTaskConfig(encoder=ENC, bottleneck_dim=8))
+    for key, value in pre.encoder.state_dict().items():
+        assert torch.equal(model.encoder.state_dict()[key], value), key
+    with pytest.raises(ValueError, match="differs"):
+        MultiTaskModel.from_pretrain(pre, MultiTaskConfig(encoder=EncoderConfig(dim=48, n_heads=2)))
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = MultiTaskModel(MultiTaskConfig(encoder=ENC, bottleneck_dim=8, heads=HeadsConfig(mask=False))).eval()
+    model.save_pretrained(tmp_path / "m")
+    loaded = MultiTaskModel.from_pretrained(tmp_path / "m")
+    with torch.no_grad():
+        assert torch.equal(model(**batch())[0], loaded(**batch())[0])

@@ -1,0 +1,36 @@
+"""Stage 2 runner on a tiny corpus: starts from stage 1, refuses to start from nothing by accident."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from duotok.errors import CheckpointError
+from duotok.models.bestrq import BestRQModel
+from duotok.models.multitask import MultiTaskModel
+from duotok.train import finetune, pretrain
+
+SONGS = (("a", "train", 3.0), ("b", "train", 2.5), ("c", "valid", 2.0), ("d", "test", 2.0))
+
+
+def test_finetune_starts_from_stage1_and_trains(tmp_path, make_duosynth):
+    root = make_duosynth(tmp_path / "data", SONGS)
+    pretrain.run("smoke", out_dir=tmp_path / "pre", data_dir=root, steps=2)
+    result = finetune.run("smoke", out_dir=tmp_path / "ft", data_dir=root, init=tmp_path / "pre" / "model", steps=3)
+    assert result.step == 3 and torch.isfinite(torch.tensor(result.train["loss"]))
+    assert {"mel_loss", "chroma_loss", "mask_loss"} <= set(result.train)
+    stage1 = BestRQModel.from_pretrained(tmp_path / "pre" / "model")
+    stage2 = MultiTaskModel.from_pretrained(tmp_path / "ft" / "model")
+    assert torch.equal(stage1.encoder.mel_mean, stage2.encoder.mel_mean), "normalisation carried over"
+    summary = json.loads((tmp_path / "ft" / "result.json").read_text())
+    assert summary["stage"] == "finetune" and summary["init"].endswith("model")
+
+
+def test_finetune_without_stage1_is_a_clear_error(tmp_path, make_duosynth):
+    root = make_duosynth(tmp_path / "data", SONGS)
+    with pytest.raises(CheckpointError, match="duotok train pretrain"):
+        finetune.run("smoke", out_dir=tmp_path / "ft", data_dir=root, init=tmp_path / "missing", steps=1)
+    result = finetune.run("smoke", out_dir=tmp_path / "ft", data_dir=root, steps=1, from_scratch=True)
+    assert result.step == 1
