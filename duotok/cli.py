@@ -109,6 +109,12 @@ def cmd_train_finetune(args: argparse.Namespace) -> int:
     return finetune_main(args.args)
 
 
+def cmd_train_quantize(args: argparse.Namespace) -> int:
+    from duotok.train.quantize import main as quantize_main
+
+    return quantize_main(args.args)
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from duotok.config import set_active_profile
 
@@ -160,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
                          add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_train_finetune)
+    p = train.add_parser("quantize", help="stage 3: dual-codebook SimVQ (see duotok.train.quantize)",
+                         add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_train_quantize)
 
     p = sub.add_parser("profile", help="show or set params.yaml's active profile")
     p.add_argument("name", nargs="?", choices=PROFILES)

@@ -1,0 +1,161 @@
+"""Stage 3: dual-codebook SimVQ with hard routing (paper, Fig. 4).
+
+    vocal stem mel ─┐                    ┌ route 0 → proj_in → SimVQ (vocal codebook) → proj_out ┐
+                    ├→ frozen lower enc. ┤                                                         ├→ upper enc. → heads
+    accomp. mel ────┘   (one batch)      └ route 1 → proj_in → SimVQ (accomp. codebook) → proj_out ┘
+
+The lower encoder is frozen (stage 2's), so the codebooks quantize a fixed representation; both
+tracks go through it in one batch of 2B items; the route is known (it is which stem an item is), so
+a vocal frame can never use the accompaniment codebook. The upper encoder and the chroma, mel and
+lyrics heads (no mask head) start from stage 2 and keep the tokens semantic. Each track is
+supervised with its own targets: its own mel, its own chroma (vocal notes vs bass + other), and
+lyrics for the vocal track only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from duotok.audio.features import LogMel
+from duotok.io.checkpoint import PretrainedMixin
+from duotok.models.bestrq import MelConfig
+from duotok.models.encoder import DuoEncoder, EncoderConfig
+from duotok.models.heads import (
+    ChromaHead,
+    LyricsHead,
+    MelHead,
+    chroma_loss,
+    chroma_metrics,
+    ctc_loss,
+    mel_l1_loss,
+)
+from duotok.models.multitask import MultiTaskModel
+from duotok.quantization.base import QuantizedResult
+from duotok.quantization.dual import TRACKS, DualCodebookQuantizer
+from duotok.text import CharVocab
+
+VOCAL, ACCOMPANIMENT = 0, 1
+
+
+@dataclass
+class DualHeadsConfig:
+    lyrics: bool = True
+    mel: bool = True
+    chroma: bool = True
+    lyrics_weight: float = 0.1
+    mel_weight: float = 1.0
+    chroma_weight: float = 1.0
+    vq_weight: float = 1.0
+
+
+@dataclass
+class DualTrackConfig:
+    mel: MelConfig = field(default_factory=MelConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    bottleneck_dim: int = 64
+    codebook_sizes: tuple[int, int] = (1024, 1024)
+    beta: float = 0.25
+    quantizer_seed: int = 0
+    heads: DualHeadsConfig = field(default_factory=DualHeadsConfig)
+    vocab_size: int = len(CharVocab())
+
+
+class DualTrackModel(nn.Module, PretrainedMixin):
+    config_class = DualTrackConfig
+
+    def __init__(self, config: DualTrackConfig | None = None):
+        super().__init__()
+        config = config or DualTrackConfig()
+        self.config = config
+        dim = config.encoder.dim
+        self.logmel = LogMel(**vars(config.mel))
+        self.encoder = DuoEncoder(config.encoder)
+        self.encoder.freeze_lower()
+        self.quantizer = DualCodebookQuantizer(dim, config.bottleneck_dim, config.codebook_sizes, beta=config.beta,
+                                               seed=config.quantizer_seed)
+        h = config.heads
+        heads: dict[str, nn.Module] = {}
+        if h.lyrics:
+            heads["lyrics"] = LyricsHead(dim, config.vocab_size)
+        if h.mel:
+            heads["mel"] = MelHead(dim, config.mel.n_mels, factor=config.encoder.downsample)
+        if h.chroma:
+            heads["chroma"] = ChromaHead(dim, factor=config.encoder.downsample)
+        self.heads = nn.ModuleDict(heads)
+
+    @classmethod
+    def from_finetune(cls, stage2: MultiTaskModel, config: DualTrackConfig) -> DualTrackModel:
+        """Encoder (lower frozen, upper trainable) and the shared heads from stage 2; both branches'
+        projections start as stage 2's proj_in / proj_out (same bottleneck, so the codebooks first
+        quantize exactly what the stage-2 upper blocks learned to read)."""
+        if stage2.config.encoder != config.encoder or stage2.config.mel != config.mel:
+            raise ValueError("stage-3 encoder/mel config differs from the stage-2 checkpoint's")
+        if stage2.config.bottleneck_dim != config.bottleneck_dim:
+            raise ValueError(f"bottleneck_dim {config.bottleneck_dim} differs from stage 2's "
+                             f"{stage2.config.bottleneck_dim}")
+        model = cls(config)
+        model.encoder.load_state_dict(stage2.encoder.state_dict())
+        model.encoder.freeze_lower()
+        for branch in model.quantizer.branches:
+            branch.proj_in.load_state_dict(stage2.proj_in.state_dict())
+            branch.proj_out.load_state_dict(stage2.proj_out.state_dict())
+        for name, head in model.heads.items():
+            if name in stage2.heads:
+                head.load_state_dict(stage2.heads[name].state_dict())
+        return model
+
+    # ------------------------------------------------------------------ tokenizer-facing pieces
+
+    def frame_mask(self, lengths: torch.Tensor, n_frames: int) -> torch.Tensor:
+        valid = lengths.to(torch.long) // self.config.mel.hop_length + 1
+        return torch.arange(n_frames, device=lengths.device)[None, :] < valid[:, None]
+
+    def quantize(self, audio: torch.Tensor, route: torch.Tensor, lengths: torch.Tensor | None = None,
+                 ) -> tuple[QuantizedResult, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Audio (N, samples) of single tracks and their route (N,) → (quantized result, log-mel,
+        100 Hz frame mask, 25 Hz token mask). ``result.codes`` are the tokens."""
+        if lengths is None:
+            lengths = torch.full((audio.shape[0],), audio.shape[-1], device=audio.device)
+        mel = self.logmel(audio)
+        frame_mask = self.frame_mask(lengths, mel.shape[-1])
+        token_mask = self.encoder.downsample_mask(frame_mask)
+        with torch.no_grad():  # the lower encoder is frozen: no graph needed below the codebooks
+            lower = self.encoder.forward_lower(self.encoder.embed(mel, frame_mask), token_mask)
+        return self.quantizer(lower, route, token_mask), mel, frame_mask, token_mask
+
+    def forward(self, vocals: torch.Tensor, accompaniment: torch.Tensor, length: torch.Tensor,
+                chroma_vocals: torch.Tensor | None = None, chroma_accompaniment: torch.Tensor | None = None,
+                lyrics: torch.Tensor | None = None, lyrics_lengths: torch.Tensor | None = None,
+                has_lyrics: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        b = vocals.shape[0]
+        audio = torch.cat([vocals, accompaniment], dim=0)
+        route = torch.cat([torch.full((b,), VOCAL), torch.full((b,), ACCOMPANIMENT)]).to(vocals.device)
+        lengths = torch.cat([length, length])
+        result, mel, frame_mask, token_mask = self.quantize(audio, route, lengths)
+        h = self.encoder.forward_upper(result.quantized, token_mask)
+        outputs = {name: head(h) for name, head in self.heads.items()}
+        losses: dict[str, torch.Tensor] = {"vq": result.loss}
+        if "mel" in outputs:
+            target = self.encoder.normalize(mel) * frame_mask[:, None, :]
+            losses["mel"] = mel_l1_loss(outputs["mel"], target, frame_mask)
+        chroma = None
+        if chroma_vocals is not None and chroma_accompaniment is not None:
+            chroma = torch.cat([chroma_vocals, chroma_accompaniment], dim=0)
+        if "chroma" in outputs and chroma is not None:
+            losses["chroma"] = chroma_loss(outputs["chroma"], chroma, frame_mask)
+        if "lyrics" in outputs and lyrics is not None and has_lyrics is not None and bool(has_lyrics.any()):
+            keep = has_lyrics.to(torch.bool)  # vocal items only: the first b rows
+            losses["lyrics"] = ctc_loss(outputs["lyrics"][:b][keep], token_mask[:b][keep].sum(dim=1),
+                                        lyrics[keep], lyrics_lengths[keep])
+        weights = {n: getattr(self.config.heads, f"{n}_weight") for n in losses}
+        total = sum(weights[n] * losses[n] for n in losses)
+        metrics = {f"{n}_loss": float(v.detach()) for n, v in losses.items()}
+        metrics.update({k: float(v) for k, v in result.metrics.items()})
+        if "chroma" in outputs and chroma is not None:
+            for name, rows in zip(TRACKS, (slice(0, b), slice(b, 2 * b)), strict=True):
+                m = chroma_metrics(outputs["chroma"][rows], chroma[rows], frame_mask[rows])
+                metrics[f"{name}/chroma_accuracy"] = m["accuracy"]
+        return total, metrics

@@ -1,0 +1,36 @@
+"""Stage 3 runner: trains the codebooks from a stage-2 checkpoint without moving the lower encoder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from duotok.errors import CheckpointError
+from duotok.models.dualtrack import DualTrackModel
+from duotok.models.multitask import MultiTaskModel
+from duotok.train import finetune, quantize
+
+SONGS = (("a", "train", 3.0), ("b", "train", 2.5), ("c", "valid", 2.0), ("d", "test", 2.0))
+
+
+def test_quantize_trains_from_stage2(tmp_path, make_duosynth):
+    root = make_duosynth(tmp_path / "data", SONGS)
+    finetune.run("smoke", out_dir=tmp_path / "ft", data_dir=root, steps=1, from_scratch=True)
+    result = quantize.run("smoke", out_dir=tmp_path / "q", data_dir=root, init=tmp_path / "ft" / "model", steps=3)
+    assert result.step == 3 and torch.isfinite(torch.tensor(result.train["loss"]))
+    assert 0 < result.valid["vocal/usage"] <= 1 and 0 < result.valid["accompaniment/usage"] <= 1
+    stage2 = MultiTaskModel.from_pretrained(tmp_path / "ft" / "model")
+    stage3 = DualTrackModel.from_pretrained(tmp_path / "q" / "model")
+    for key, value in stage2.encoder.lower.state_dict().items():
+        assert torch.equal(stage3.encoder.lower.state_dict()[key], value), f"frozen weight {key} moved"
+    summary = json.loads((tmp_path / "q" / "result.json").read_text())
+    assert summary["bits_per_second"] == pytest.approx(2 * 25 * 6)   # 2 x 25 Hz x log2(64)
+    assert set(summary["fingerprints"]) == {"vocal", "accompaniment"}
+
+
+def test_quantize_needs_a_stage2_checkpoint(tmp_path, make_duosynth):
+    root = make_duosynth(tmp_path / "data", SONGS)
+    with pytest.raises(CheckpointError, match="duotok train finetune"):
+        quantize.run("smoke", out_dir=tmp_path / "q", data_dir=root, init=tmp_path / "none", steps=1)
