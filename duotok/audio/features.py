@@ -178,3 +178,10 @@ class LogMel(torch.nn.Module):
             f"hop_length={self.hop_length}, n_mels={self.n_mels}, f_min={self.f_min}, "
             f"f_max={self.f_max}, log_floor={self.log_floor}"
         )
+
+
+def frame_mask_from_lengths(lengths: torch.Tensor, n_frames: int, hop_length: int) -> torch.Tensor:
+    """``(B, n_frames)`` bool validity of STFT/mel frames (``center=True``) for signals of ``lengths``
+    valid samples: frame ``i`` is valid when ``i <= length // hop`` (its centre lies inside)."""
+    valid = lengths.to(torch.long) // hop_length + 1
+    return torch.arange(n_frames, device=lengths.device)[None, :] < valid[:, None]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from duotok.audio.features import LogMel
+from duotok.audio.features import LogMel, frame_mask_from_lengths
 from duotok.io.checkpoint import PretrainedMixin
 from duotok.models.encoder import DuoEncoder, EncoderConfig
 from duotok.quantization.bestrq import (
@@ -69,9 +69,8 @@ class BestRQModel(nn.Module, PretrainedMixin):
         self.head = nn.Linear(config.encoder.dim, config.codebook_size)
 
     def frame_mask(self, lengths: torch.Tensor, n_frames: int) -> torch.Tensor:
-        """100 Hz validity mask from sample lengths (a frame is valid if its centre is inside)."""
-        valid = lengths.to(torch.long) // self.config.mel.hop_length + 1
-        return torch.arange(n_frames, device=lengths.device)[None, :] < valid[:, None]
+        """100 Hz validity mask from sample lengths."""
+        return frame_mask_from_lengths(lengths, n_frames, self.config.mel.hop_length)
 
     def forward(self, audio: torch.Tensor, lengths: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:

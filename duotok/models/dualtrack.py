@@ -19,14 +19,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from duotok.audio.features import LogMel
+from duotok.audio.features import LogMel, frame_mask_from_lengths
 from duotok.io.checkpoint import PretrainedMixin
 from duotok.models.bestrq import MelConfig
 from duotok.models.encoder import DuoEncoder, EncoderConfig
 from duotok.models.heads import (
-    ChromaHead,
-    LyricsHead,
-    MelHead,
+    build_heads,
     chroma_loss,
     chroma_metrics,
     ctc_loss,
@@ -76,15 +74,9 @@ class DualTrackModel(nn.Module, PretrainedMixin):
         self.encoder.freeze_lower()
         self.quantizer = DualCodebookQuantizer(dim, config.bottleneck_dim, config.codebook_sizes, beta=config.beta,
                                                seed=config.quantizer_seed)
-        h = config.heads
-        heads: dict[str, nn.Module] = {}
-        if h.lyrics:
-            heads["lyrics"] = LyricsHead(dim, config.vocab_size)
-        if h.mel:
-            heads["mel"] = MelHead(dim, config.mel.n_mels, factor=config.encoder.downsample)
-        if h.chroma:
-            heads["chroma"] = ChromaHead(dim, factor=config.encoder.downsample)
-        self.heads = nn.ModuleDict(heads)
+        self.heads = build_heads(tuple(n for n in ("lyrics", "mel", "chroma") if getattr(config.heads, n)), dim,
+                                 n_mels=config.mel.n_mels, vocab_size=config.vocab_size,
+                                 factor=config.encoder.downsample)
 
     @classmethod
     def from_finetune(cls, stage2: MultiTaskModel, config: DualTrackConfig) -> DualTrackModel:
@@ -110,8 +102,8 @@ class DualTrackModel(nn.Module, PretrainedMixin):
     # ------------------------------------------------------------------ tokenizer-facing pieces
 
     def frame_mask(self, lengths: torch.Tensor, n_frames: int) -> torch.Tensor:
-        valid = lengths.to(torch.long) // self.config.mel.hop_length + 1
-        return torch.arange(n_frames, device=lengths.device)[None, :] < valid[:, None]
+        """100 Hz validity mask from sample lengths."""
+        return frame_mask_from_lengths(lengths, n_frames, self.config.mel.hop_length)
 
     def quantize(self, audio: torch.Tensor, route: torch.Tensor, lengths: torch.Tensor | None = None,
                  ) -> tuple[QuantizedResult, torch.Tensor, torch.Tensor, torch.Tensor]:

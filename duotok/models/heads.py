@@ -216,3 +216,19 @@ def ctc_loss(
         reduction="mean",
         zero_infinity=True,
     )
+
+
+def build_heads(names: tuple[str, ...], dim: int, *, n_mels: int, vocab_size: int, factor: int,
+                n_sources: int = 4, n_freq: int = 513) -> nn.ModuleDict:
+    """The heads named in ``names`` (any of lyrics, mel, chroma, mask), in that order; stages 2 and 3
+    build theirs here so a stage-3 head has exactly the shape of its stage-2 namesake."""
+    makers = {
+        "lyrics": lambda: LyricsHead(dim, vocab_size),
+        "mel": lambda: MelHead(dim, n_mels, factor=factor),
+        "chroma": lambda: ChromaHead(dim, factor=factor),
+        "mask": lambda: MaskHead(dim, n_sources, n_freq, factor=factor),
+    }
+    unknown = set(names) - set(makers)
+    if unknown:
+        raise ValueError(f"unknown heads {sorted(unknown)}; known: {sorted(makers)}")
+    return nn.ModuleDict({name: makers[name]() for name in makers if name in names})

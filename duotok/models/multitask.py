@@ -20,15 +20,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from duotok.audio.features import LogMel, stft
+from duotok.audio.features import LogMel, frame_mask_from_lengths, stft
 from duotok.io.checkpoint import PretrainedMixin
 from duotok.models.bestrq import BestRQModel, MelConfig
 from duotok.models.encoder import DuoEncoder, EncoderConfig
 from duotok.models.heads import (
-    ChromaHead,
-    LyricsHead,
-    MaskHead,
-    MelHead,
+    build_heads,
     chroma_loss,
     chroma_metrics,
     ctc_loss,
@@ -86,18 +83,10 @@ class MultiTaskModel(nn.Module, PretrainedMixin):
         self.proj_in = nn.Linear(dim, config.bottleneck_dim)
         self.noise = BottleneckNoise(config.noise.mode, config.noise.prob, config.noise.std)
         self.proj_out = nn.Linear(config.bottleneck_dim, dim)
-        h = config.heads
-        heads: dict[str, nn.Module] = {}
-        if h.lyrics:
-            heads["lyrics"] = LyricsHead(dim, config.vocab_size)
-        if h.mel:
-            heads["mel"] = MelHead(dim, config.mel.n_mels, factor=config.encoder.downsample)
-        if h.chroma:
-            heads["chroma"] = ChromaHead(dim, factor=config.encoder.downsample)
-        if h.mask:
-            heads["mask"] = MaskHead(dim, config.n_sources, config.mel.n_fft // 2 + 1,
-                                     factor=config.encoder.downsample)
-        self.heads = nn.ModuleDict(heads)
+        self.heads = build_heads(tuple(n for n in HEADS if getattr(config.heads, n)), dim,
+                                 n_mels=config.mel.n_mels, vocab_size=config.vocab_size,
+                                 factor=config.encoder.downsample, n_sources=config.n_sources,
+                                 n_freq=config.mel.n_fft // 2 + 1)
 
     @classmethod
     def from_pretrain(cls, pretrained: BestRQModel, config: MultiTaskConfig) -> MultiTaskModel:
@@ -112,8 +101,8 @@ class MultiTaskModel(nn.Module, PretrainedMixin):
     # ------------------------------------------------------------------ the network
 
     def frame_mask(self, lengths: torch.Tensor, n_frames: int) -> torch.Tensor:
-        valid = lengths.to(torch.long) // self.config.mel.hop_length + 1
-        return torch.arange(n_frames, device=lengths.device)[None, :] < valid[:, None]
+        """100 Hz validity mask from sample lengths."""
+        return frame_mask_from_lengths(lengths, n_frames, self.config.mel.hop_length)
 
     def bottleneck_features(self, mel: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
         """Lower encoder → proj_in: the (B, T25, bottleneck_dim) features stage 3 quantizes."""
