@@ -29,6 +29,7 @@ from duotok.models.heads import (
     chroma_metrics,
     ctc_loss,
     mel_l1_loss,
+    weighted_total,
 )
 from duotok.models.multitask import MultiTaskModel
 from duotok.quantization.base import QuantizedResult
@@ -142,9 +143,7 @@ class DualTrackModel(nn.Module, PretrainedMixin):
             keep = has_lyrics.to(torch.bool)  # vocal items only: the first b rows
             losses["lyrics"] = ctc_loss(outputs["lyrics"][:b][keep], token_mask[:b][keep].sum(dim=1),
                                         lyrics[keep], lyrics_lengths[keep])
-        weights = {n: getattr(self.config.heads, f"{n}_weight") for n in losses}
-        total = sum(weights[n] * losses[n] for n in losses)
-        metrics = {f"{n}_loss": float(v.detach()) for n, v in losses.items()}
+        total, metrics = weighted_total(losses, self.config.heads)
         metrics.update({k: float(v) for k, v in result.metrics.items()})
         if "chroma" in outputs and chroma is not None:
             for name, rows in zip(TRACKS, (slice(0, b), slice(b, 2 * b)), strict=True):

@@ -232,3 +232,10 @@ def build_heads(names: tuple[str, ...], dim: int, *, n_mels: int, vocab_size: in
     if unknown:
         raise ValueError(f"unknown heads {sorted(unknown)}; known: {sorted(makers)}")
     return nn.ModuleDict({name: makers[name]() for name in makers if name in names})
+
+
+def weighted_total(losses: dict[str, torch.Tensor], weights_from: object) -> tuple[torch.Tensor, dict[str, float]]:
+    """Sum of ``losses[name] * weights_from.<name>_weight`` and the detached per-loss metrics
+    (``<name>_loss``): how stages 2 and 3 combine their heads, so ablations weight both alike."""
+    total = sum(getattr(weights_from, f"{name}_weight") * loss for name, loss in losses.items())
+    return total, {f"{name}_loss": float(loss.detach()) for name, loss in losses.items()}

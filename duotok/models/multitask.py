@@ -31,6 +31,7 @@ from duotok.models.heads import (
     ctc_loss,
     mask_loss,
     mel_l1_loss,
+    weighted_total,
 )
 from duotok.models.noise import BottleneckNoise
 from duotok.text import CharVocab
@@ -127,9 +128,7 @@ class MultiTaskModel(nn.Module, PretrainedMixin):
         outputs = {name: head(h) for name, head in self.heads.items()}
         losses = self.losses(outputs, mel, frame_mask, token_mask, mixture, stems, chroma, lyrics,
                              lyrics_lengths, has_lyrics)
-        weights = {name: getattr(self.config.heads, f"{name}_weight") for name in losses}
-        total = sum(weights[n] * losses[n] for n in losses)
-        metrics = {f"{n}_loss": float(v.detach()) for n, v in losses.items()}
+        total, metrics = weighted_total(losses, self.config.heads)
         metrics["noised_fraction"] = float(selected.float().mean()) if selected is not None else 0.0
         if "chroma" in outputs and chroma is not None:
             metrics.update({f"chroma_{k}": v for k, v in chroma_metrics(outputs["chroma"], chroma, frame_mask).items()})

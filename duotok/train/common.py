@@ -3,11 +3,12 @@ datasets, and the ``result.json`` summary each stage writes next to its checkpoi
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from duotok.config import stage_params
+from duotok.config import PROFILES, stage_params
 from duotok.data import StemCropDataset
 from duotok.io import write_json_atomic
 from duotok.train.loop import TrainConfig, Trainer, TrainResult
@@ -41,3 +42,23 @@ def write_result(stage: str, profile: str | None, out: Path, trainer: Trainer, r
         "world_size": trainer.info.world_size, "train": result.train, "valid": result.valid,
         "model": asdict(model_config), "train_config": asdict(train_cfg), **extra,
     })
+
+
+def runner_parser(stage: str, description: str | None, init_from: str | None = None) -> argparse.ArgumentParser:
+    """The options every stage runner takes (``duotok train STAGE`` and ``python -m duotok.train.STAGE``);
+    ``init_from`` names the earlier stage whose checkpoint ``--init`` points at."""
+    parser = argparse.ArgumentParser(prog=f"duotok train {stage}", description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=PROFILES)
+    if init_from:
+        parser.add_argument("--init", help=f"{init_from} model folder (default: {stage}.data.init)")
+    parser.add_argument("--out", help=f"output folder (default: {stage}.data.out_dir)")
+    parser.add_argument("--data-dir", help=f"corpus folder (default: {stage}.data.root)")
+    parser.add_argument("--steps", type=int, help="override train.steps")
+    parser.add_argument("--device", choices=("cpu", "cuda"))
+    parser.add_argument("--no-resume", action="store_true", help="start from scratch even if <out>/last exists")
+    return parser
+
+
+def print_result(stage: str, result: TrainResult) -> None:
+    print(f"{stage}: {result.step} steps in {result.seconds:.0f} s; train {result.train}; valid {result.valid}")

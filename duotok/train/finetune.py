@@ -9,7 +9,6 @@ ablation: no SSL pre-training). Re-running with the same output folder resumes."
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from duotok.models.bestrq import BestRQModel
 from duotok.models.multitask import MultiTaskConfig, MultiTaskModel
 from duotok.paths import resolve
 from duotok.text import CharVocab
-from duotok.train.common import crop_datasets, mel_settings, write_result
+from duotok.train.common import crop_datasets, mel_settings, print_result, runner_parser, write_result
 from duotok.train.loop import TrainConfig, Trainer, TrainResult
 
 BATCH_KEYS = ("mixture", "length", "stems", "chroma", "lyrics", "lyrics_lengths", "has_lyrics")
@@ -74,20 +73,12 @@ def run(profile: str | None = None, out_dir: str | Path | None = None, data_dir:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="duotok train finetune", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=("smoke", "default", "paper"))
-    parser.add_argument("--init", help="stage-1 model folder (default: finetune.data.init)")
-    parser.add_argument("--out", help="output folder (default: finetune.data.out_dir)")
-    parser.add_argument("--data-dir", help="corpus folder (default: finetune.data.root)")
-    parser.add_argument("--steps", type=int, help="override train.steps")
-    parser.add_argument("--device", choices=("cpu", "cuda"))
+    parser = runner_parser("finetune", __doc__, "stage-1")
     parser.add_argument("--from-scratch", action="store_true", help="no stage-1 initialisation (ablation)")
-    parser.add_argument("--no-resume", action="store_true", help="start from scratch even if <out>/last exists")
     args = parser.parse_args(argv)
     result = run(args.profile, args.out, args.data_dir, args.init, args.steps, resume=not args.no_resume,
                  from_scratch=args.from_scratch, device=args.device)
-    print(f"finetune: {result.step} steps in {result.seconds:.0f} s; train {result.train}; valid {result.valid}")
+    print_result("finetune", result)
     return 0
 
 

@@ -8,7 +8,6 @@ same output folder resumes from ``<out>/last``."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from duotok.io.checkpoint import config_from_dict
 from duotok.models.bestrq import BestRQConfig, BestRQModel
 from duotok.models.encoder import mel_statistics
 from duotok.paths import resolve
-from duotok.train.common import crop_datasets, mel_settings, write_result
+from duotok.train.common import crop_datasets, mel_settings, print_result, runner_parser, write_result
 from duotok.train.loop import TrainConfig, Trainer, TrainResult
 
 
@@ -74,17 +73,10 @@ def run(profile: str | None = None, out_dir: str | Path | None = None, data_dir:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="duotok train pretrain", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=("smoke", "default", "paper"))
-    parser.add_argument("--out", help="output folder (default: pretrain.data.out_dir)")
-    parser.add_argument("--data-dir", help="corpus folder (default: pretrain.data.root)")
-    parser.add_argument("--steps", type=int, help="override train.steps")
-    parser.add_argument("--device", choices=("cpu", "cuda"))
-    parser.add_argument("--no-resume", action="store_true", help="start from scratch even if <out>/last exists")
+    parser = runner_parser("pretrain", __doc__)
     args = parser.parse_args(argv)
     result = run(args.profile, args.out, args.data_dir, args.steps, resume=not args.no_resume, device=args.device)
-    print(f"pretrain: {result.step} steps in {result.seconds:.0f} s; train {result.train}; valid {result.valid}")
+    print_result("pretrain", result)
     return 0
 
 

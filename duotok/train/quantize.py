@@ -9,7 +9,6 @@ shared loop (SimVQ is known to NaN without them). Re-running with the same outpu
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from duotok.models.dualtrack import DualTrackConfig, DualTrackModel
 from duotok.models.multitask import MultiTaskModel
 from duotok.paths import resolve
 from duotok.text import CharVocab
-from duotok.train.common import crop_datasets, mel_settings, write_result
+from duotok.train.common import crop_datasets, mel_settings, print_result, runner_parser, write_result
 from duotok.train.loop import TrainConfig, Trainer, TrainResult
 
 
@@ -69,19 +68,11 @@ def run(profile: str | None = None, out_dir: str | Path | None = None, data_dir:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="duotok train quantize", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=("smoke", "default", "paper"))
-    parser.add_argument("--init", help="stage-2 model folder (default: quantize.data.init)")
-    parser.add_argument("--out", help="output folder (default: quantize.data.out_dir)")
-    parser.add_argument("--data-dir", help="corpus folder (default: quantize.data.root)")
-    parser.add_argument("--steps", type=int, help="override train.steps")
-    parser.add_argument("--device", choices=("cpu", "cuda"))
-    parser.add_argument("--no-resume", action="store_true", help="start from scratch even if <out>/last exists")
+    parser = runner_parser("quantize", __doc__, "stage-2")
     args = parser.parse_args(argv)
     result = run(args.profile, args.out, args.data_dir, args.init, args.steps, resume=not args.no_resume,
                  device=args.device)
-    print(f"quantize: {result.step} steps in {result.seconds:.0f} s; train {result.train}; valid {result.valid}")
+    print_result("quantize", result)
     return 0
 
 
