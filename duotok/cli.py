@@ -1,5 +1,6 @@
-"""The ``duotok`` command. Sub-commands mirror the package: ``data`` (corpus), ``notebook``
-(pipeline stages), ``params`` (effective configuration)."""
+"""The ``duotok`` command. Sub-commands mirror the package: ``data`` (corpus), ``train`` (stages
+1-3), ``encode`` / ``info`` / ``bench`` (the tokenizer), ``notebook`` (pipeline stages), ``params``
+(effective configuration)."""
 
 from __future__ import annotations
 
@@ -67,10 +68,14 @@ def _parse_notebook_params(pairs: list[list[str]] | None) -> dict:
 
 
 def cmd_notebook_run(args: argparse.Namespace) -> int:
+    import logging
+
     from duotok.notebooks import run_notebook
 
+    # papermill logs each cell's output as it arrives: training progress shows up under `dvc repro`
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     params = _parse_notebook_params(args.param)
-    out = run_notebook(args.name, params, output=args.output, progress=sys.stderr.isatty())
+    out = run_notebook(args.name, params, output=args.output, progress=sys.stderr.isatty(), log_output=True)
     print(f"executed {args.name} -> {out}")
     return 0
 
@@ -113,6 +118,85 @@ def cmd_train_quantize(args: argparse.Namespace) -> int:
     from duotok.train.quantize import main as quantize_main
 
     return quantize_main(args.args)
+
+
+def _load_tokenizer(path: str):
+    from duotok.tokenizer import DuoTok
+
+    directory = resolve(path)
+    if not (directory / "config.json").is_file():
+        raise FileNotFoundError(f"{directory}: no tokenizer here; `make repro` trains one into models/duotok "
+                                "(or pass --model DIR)")
+    return DuoTok.from_pretrained(directory)
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from duotok.tokenizer.batch import encode_paths
+
+    if args.threads:
+        torch_threads(args.threads)
+    model = _load_tokenizer(args.model)
+    report = encode_paths(model, args.input, args.output, overwrite=args.overwrite, progress=sys.stderr.isatty())
+    for path in report.written:
+        print(f"wrote {path}")
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} existing output(s) (--overwrite to redo)")
+    for path, problem in report.failed.items():
+        print(f"failed {path}: {problem}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from duotok.tokenizer.tokens import load_tokens
+
+    path = Path(args.path)
+    if path.is_dir():
+        model = _load_tokenizer(args.path)
+        q = model.config.quantizer
+        n_params = sum(p.numel() for p in model.parameters())
+        print(f"{path}: DuoTok, {n_params / 1e6:.1f} M parameters; encoder d={q.encoder.dim}, "
+              f"{q.encoder.n_lower}+{q.encoder.n_upper} blocks; codebooks {tuple(q.codebook_sizes)} at "
+              f"{model.frame_rate:g} Hz = {model.quantizer.quantizer.bits_per_second(model.frame_rate):.0f} bit/s; "
+              f"fingerprints {model.fingerprints()}")
+        return 0
+    tokens = load_tokens(path)
+    header = tokens.header()
+    print(f"{path}: {tokens.n_frames} frames per track ({tokens.seconds:.2f} s at {tokens.frame_rate:g} Hz), "
+          f"mode {tokens.mode}, source {tokens.source or '?'}")
+    print(json.dumps({k: header[k] for k in ("format", "version", "sample_rate", "codebook_sizes", "fingerprints",
+                                             "num_samples")}, indent=1))
+    for key in ("vocal", "accompaniment"):
+        ids = getattr(tokens, key)
+        print(f"  {key:13s} {len(set(ids.tolist())):5d} distinct ids; first: {' '.join(map(str, ids[:12]))}")
+    return 0
+
+
+def cmd_bench_encode(args: argparse.Namespace) -> int:
+    from duotok.audio.io import load_audio
+    from duotok.tokenizer.bench import bench_encode, stand_in_signal
+
+    if args.threads:
+        torch_threads(args.threads)
+    model = _load_tokenizer(args.model)
+    if args.input:
+        import torch
+
+        audio = torch.from_numpy(load_audio(args.input, model.sample_rate, on_rate_mismatch="resample",
+                                            on_multichannel="downmix"))
+    else:
+        audio = stand_in_signal(args.seconds, model.sample_rate)
+    result = bench_encode(model, audio, repeats=args.repeats)
+    print(f"encode: {result['audio_seconds']:.1f} s of audio in {result['best_seconds']:.2f} s (best of "
+          f"{result['repeats']}) -> real-time factor {result['rtf_best']:.3f} ({1 / result['rtf_best']:.1f}x real "
+          f"time) on {result['threads']} thread(s); peak memory {result['peak_rss_mib']:.0f} MiB")
+    print(json.dumps(result))
+    return 0
+
+
+def torch_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
@@ -170,6 +254,27 @@ def build_parser() -> argparse.ArgumentParser:
                          add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_train_quantize)
+
+    p = sub.add_parser("encode", help="tokenize a song (or every audio file in a folder) into .tok files")
+    p.add_argument("input", help="audio file (any rate, mono or stereo) or folder")
+    p.add_argument("-o", "--output", help="output .tok file, or folder for folder input (default: input.tok)")
+    p.add_argument("--model", default="models/duotok", help="DuoTok checkpoint folder (default: models/duotok)")
+    p.add_argument("--overwrite", action="store_true", help="re-encode even if the output exists")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("info", help="describe a .tok file or a DuoTok checkpoint folder")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_info)
+
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench_command", required=True)
+    p = bench.add_parser("encode", help="real-time factor and peak memory of `duotok encode` here")
+    p.add_argument("--model", default="models/duotok")
+    p.add_argument("--input", help="audio file to encode (default: a synthetic stand-in)")
+    p.add_argument("--seconds", type=float, default=60.0, help="length of the stand-in signal")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    p.set_defaults(func=cmd_bench_encode)
 
     p = sub.add_parser("profile", help="show or set params.yaml's active profile")
     p.add_argument("name", nargs="?", choices=PROFILES)

@@ -38,3 +38,12 @@ class CheckpointError(DuotokError, ValueError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class TokenFileError(DuotokError, ValueError):
+    """A token file cannot be used: unreadable, another format or version, or made by other codebooks."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")

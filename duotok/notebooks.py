@@ -35,7 +35,7 @@ def _kernel_available(name: str) -> bool:
 
 
 def run_notebook(name: str, parameters: dict[str, Any], output: str | Path | None = None,
-                 kernel_name: str | None = None, progress: bool = False) -> Path:
+                 kernel_name: str | None = None, progress: bool = False, log_output: bool = False) -> Path:
     """Execute ``notebooks/NAME.py`` with papermill and write the executed ``.ipynb``."""
     import jupytext
     import nbformat
@@ -58,7 +58,7 @@ def run_notebook(name: str, parameters: dict[str, Any], output: str | Path | Non
         try:
             pm.execute_notebook(
                 str(src_nb), str(tmp_out), parameters=parameters, kernel_name=kernel,
-                cwd=str(project_root() / "notebooks"), progress_bar=progress, log_output=False,
+                cwd=str(project_root() / "notebooks"), progress_bar=progress, log_output=log_output,
             )
         except BaseException:
             # Keep the failed run for debugging, but never under the final name.

@@ -62,6 +62,19 @@ class DualTrackConfig:
     vocab_size: int = len(CharVocab())
 
 
+def stack_tracks(vocals: torch.Tensor, accompaniment: torch.Tensor, length: torch.Tensor | None = None,
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(B, T)`` vocals and accompaniment → one ``(2B, T)`` batch, its route (vocal rows first) and
+    lengths: how both tracks share one pass through the frozen lower encoder."""
+    b = vocals.shape[0]
+    if accompaniment.shape != vocals.shape:
+        raise ValueError(f"vocals {tuple(vocals.shape)} and accompaniment {tuple(accompaniment.shape)} differ in shape")
+    if length is None:
+        length = torch.full((b,), vocals.shape[-1], device=vocals.device)
+    route = torch.cat([torch.full((b,), VOCAL), torch.full((b,), ACCOMPANIMENT)]).to(vocals.device)
+    return torch.cat([vocals, accompaniment], dim=0), route, torch.cat([length, length])
+
+
 class DualTrackModel(nn.Module, PretrainedMixin):
     config_class = DualTrackConfig
 
@@ -119,17 +132,22 @@ class DualTrackModel(nn.Module, PretrainedMixin):
             lower = self.encoder.forward_lower(self.encoder.embed(mel, frame_mask), token_mask)
         return self.quantizer(lower, route, token_mask), mel, frame_mask, token_mask
 
+    def infer(self, audio: torch.Tensor, route: torch.Tensor, lengths: torch.Tensor | None = None) -> dict:
+        """Quantize single tracks and run the upper encoder and heads: ``{"result", "outputs", "mel",
+        "frame_mask", "token_mask"}`` (no losses) — for evaluation and the notebooks."""
+        result, mel, frame_mask, token_mask = self.quantize(audio, route, lengths)
+        h = self.encoder.forward_upper(result.quantized, token_mask)
+        return {"result": result, "outputs": {name: head(h) for name, head in self.heads.items()}, "mel": mel,
+                "frame_mask": frame_mask, "token_mask": token_mask}
+
     def forward(self, vocals: torch.Tensor, accompaniment: torch.Tensor, length: torch.Tensor,
                 chroma_vocals: torch.Tensor | None = None, chroma_accompaniment: torch.Tensor | None = None,
                 lyrics: torch.Tensor | None = None, lyrics_lengths: torch.Tensor | None = None,
                 has_lyrics: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         b = vocals.shape[0]
-        audio = torch.cat([vocals, accompaniment], dim=0)
-        route = torch.cat([torch.full((b,), VOCAL), torch.full((b,), ACCOMPANIMENT)]).to(vocals.device)
-        lengths = torch.cat([length, length])
-        result, mel, frame_mask, token_mask = self.quantize(audio, route, lengths)
-        h = self.encoder.forward_upper(result.quantized, token_mask)
-        outputs = {name: head(h) for name, head in self.heads.items()}
+        run = self.infer(*stack_tracks(vocals, accompaniment, length))
+        result, mel, frame_mask, token_mask = run["result"], run["mel"], run["frame_mask"], run["token_mask"]
+        outputs = run["outputs"]
         losses: dict[str, torch.Tensor] = {"vq": result.loss}
         if "mel" in outputs:
             target = self.encoder.normalize(mel) * frame_mask[:, None, :]

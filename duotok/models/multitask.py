@@ -115,21 +115,31 @@ class MultiTaskModel(nn.Module, PretrainedMixin):
         """proj_out → upper encoder: what the heads read."""
         return self.encoder.forward_upper(self.proj_out(z), token_mask)
 
-    def forward(self, mixture: torch.Tensor, length: torch.Tensor, stems: torch.Tensor | None = None,
-                chroma: torch.Tensor | None = None, lyrics: torch.Tensor | None = None,
-                lyrics_lengths: torch.Tensor | None = None, has_lyrics: torch.Tensor | None = None,
-                ) -> tuple[torch.Tensor, dict[str, float]]:
+    def infer(self, mixture: torch.Tensor, length: torch.Tensor | None = None) -> dict:
+        """Everything but the losses: ``{"outputs": {head: output}, "mel", "frame_mask", "token_mask",
+        "noised"}``. The bottleneck noise acts only in training mode, so in eval mode this is the
+        clean network that evaluation, the notebooks and :class:`duotok.DuoTok` use."""
+        if length is None:
+            length = torch.full((mixture.shape[0],), mixture.shape[-1], device=mixture.device)
         mel = self.logmel(mixture)
         frame_mask = self.frame_mask(length, mel.shape[-1])
         token_mask = self.encoder.downsample_mask(frame_mask)
         z = self.bottleneck_features(mel, frame_mask)
-        z, selected = self.noise(z, token_mask)
+        z, noised = self.noise(z, token_mask)
         h = self.decode_bottleneck(z, token_mask)
-        outputs = {name: head(h) for name, head in self.heads.items()}
-        losses = self.losses(outputs, mel, frame_mask, token_mask, mixture, stems, chroma, lyrics,
+        return {"outputs": {name: head(h) for name, head in self.heads.items()}, "mel": mel,
+                "frame_mask": frame_mask, "token_mask": token_mask, "noised": noised}
+
+    def forward(self, mixture: torch.Tensor, length: torch.Tensor, stems: torch.Tensor | None = None,
+                chroma: torch.Tensor | None = None, lyrics: torch.Tensor | None = None,
+                lyrics_lengths: torch.Tensor | None = None, has_lyrics: torch.Tensor | None = None,
+                ) -> tuple[torch.Tensor, dict[str, float]]:
+        run = self.infer(mixture, length)
+        outputs, mel, frame_mask = run["outputs"], run["mel"], run["frame_mask"]
+        losses = self.losses(outputs, mel, frame_mask, run["token_mask"], mixture, stems, chroma, lyrics,
                              lyrics_lengths, has_lyrics)
         total, metrics = weighted_total(losses, self.config.heads)
-        metrics["noised_fraction"] = float(selected.float().mean()) if selected is not None else 0.0
+        metrics["noised_fraction"] = float(run["noised"].float().mean())
         if "chroma" in outputs and chroma is not None:
             metrics.update({f"chroma_{k}": v for k, v in chroma_metrics(outputs["chroma"], chroma, frame_mask).items()})
         return total, metrics

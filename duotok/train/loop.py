@@ -33,12 +33,15 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 from tqdm.auto import tqdm
 
+from duotok.errors import CheckpointError
 from duotok.io.checkpoint import load_training_state, save_training_state
 from duotok.train.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
 
 LossFn = Callable[[nn.Module, Mapping[str, Any]], tuple[torch.Tensor, dict[str, float]]]
 
 MAX_CONSECUTIVE_BAD_STEPS = 5
+#: Settings a resumed run must share with the checkpoint (``steps`` may grow: train longer).
+RESUME_MUST_MATCH = ("batch_size", "lr", "weight_decay", "betas", "warmup_steps", "min_lr_ratio", "seed")
 
 
 @dataclass
@@ -221,9 +224,18 @@ class Trainer:
         if not state.is_file():
             return None
         loaded = type(self.model).from_pretrained(self.last_dir)
+        if getattr(loaded, "config", None) != getattr(self.model, "config", None):
+            raise CheckpointError(self.last_dir, "holds a run of a different model configuration; use another "
+                                                 "output folder or start over (--no-resume)")
         self.model.load_state_dict(loaded.state_dict())
         self.model.train()
         info = load_training_state(state, self.optimizer, self.scheduler)
+        saved = dict(info["extra"].get("train_config", {}))
+        current = _plain(asdict(self.cfg))
+        changed = sorted(k for k in RESUME_MUST_MATCH if k in saved and saved[k] != current[k])
+        if changed:
+            raise CheckpointError(self.last_dir, f"was trained with other {changed} than now; use another output "
+                                                 "folder or start over (--no-resume)")
         self.step = int(info["step"])
         self.epoch = int(info["extra"].get("epoch", 0)) + 1  # fresh crops after a resume
         return self.step

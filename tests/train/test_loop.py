@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from duotok.errors import CheckpointError
 from duotok.io.checkpoint import PretrainedMixin
 from duotok.train.loop import TrainConfig, Trainer, lr_lambda
 
@@ -91,6 +92,16 @@ def test_resume_drops_log_rows_written_after_the_last_checkpoint(tmp_path):
     with open(tmp_path / "train_log.csv") as fh:
         steps = [int(r["step"]) for r in csv.DictReader(fh)]
     assert steps == [10, 20, 30, 40]
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(tmp_path):
+    Trainer(Toy(), loss_fn, Line(), cfg(steps=10), tmp_path).fit()
+    with pytest.raises(CheckpointError, match="different model configuration"):
+        Trainer(Toy(ToyConfig(dim=5)), loss_fn, Line(), cfg(steps=20), tmp_path).fit()
+    with pytest.raises(CheckpointError, match=r"\['lr'\]"):
+        Trainer(Toy(), loss_fn, Line(), cfg(steps=20, lr=0.1), tmp_path).fit()
+    fresh = Trainer(Toy(), loss_fn, Line(), cfg(steps=20, lr=0.1), tmp_path).fit(resume=False)
+    assert fresh.resumed_from is None and fresh.step == 20
 
 
 class NaNToy(Toy):

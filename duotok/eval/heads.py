@@ -1,0 +1,172 @@
+"""Held-out metrics of the stage-2 heads (on mixtures) and the stage-3 heads (per track, on the
+quantized tokens): lyrics CER (greedy CTC), mel L1 (normalised log-mel, as trained), chroma frame
+accuracy and cosine, mask-head separation SDR, and codebook usage.
+
+Every mean is weighted by what it averages (frames, characters), so the result does not depend on
+the batch size."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from duotok.audio.masks import ratio_masks
+from duotok.data import SOURCES
+from duotok.data.targets import MultiTaskCollate
+from duotok.eval.batches import eval_batches
+from duotok.eval.codes import usage_report
+from duotok.eval.separation import bss_eval_track, summarize_tracks
+from duotok.models.dualtrack import DualTrackModel, stack_tracks
+from duotok.models.heads import crop_time, separate
+from duotok.models.multitask import MultiTaskModel
+from duotok.quantization.dual import TRACKS
+from duotok.quantization.simvq import CodeUsage
+from duotok.text import CharVocab, character_error_rate
+
+
+class WeightedMeans:
+    """Running weighted means of named values."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = defaultdict(float)
+        self.weights: dict[str, float] = defaultdict(float)
+
+    def add(self, name: str, value: float, weight: float) -> None:
+        if weight > 0:
+            self.sums[name] += float(value) * weight
+            self.weights[name] += weight
+
+    def result(self) -> dict[str, float]:
+        return {k: self.sums[k] / self.weights[k] for k in self.sums if self.weights[k] > 0}
+
+
+def chroma_counts(logits: torch.Tensor, target: torch.Tensor, frame_mask: torch.Tensor) -> tuple[float, float, int]:
+    """(correct frames, summed cosine, counted frames) over valid, non-silent target frames — the
+    summable form of :func:`duotok.models.heads.chroma_metrics`."""
+    logits = crop_time(logits, target.shape[-1]).float()
+    keep = (target.amax(dim=1) > 0) & frame_mask.to(torch.bool)
+    prob = logits.sigmoid()
+    correct = (prob.argmax(dim=1) == target.argmax(dim=1))[keep]
+    cosine = F.cosine_similarity(prob, target.float(), dim=1, eps=1e-8)[keep]
+    return float(correct.sum()), float(cosine.sum()), int(keep.sum())
+
+
+def mel_l1_sum(pred: torch.Tensor, target: torch.Tensor, frame_mask: torch.Tensor) -> tuple[float, int]:
+    """(summed |pred − target|, element count) over valid frames of ``(B, n_mels, T)`` log-mels."""
+    pred = crop_time(pred, target.shape[-1]).float()
+    w = frame_mask.to(torch.float32)[:, None]
+    return float(((pred - target.float()).abs() * w).sum()), int(w.sum()) * target.shape[1]
+
+
+def _lyrics_pairs(vocab: CharVocab, log_probs: torch.Tensor, token_mask: torch.Tensor,
+                  texts: list[str], has_lyrics: torch.Tensor) -> tuple[list[str], list[str]]:
+    keep = [i for i in range(len(texts)) if bool(has_lyrics[i])]
+    if not keep:
+        return [], []
+    hyps = vocab.greedy_ctc_decode(log_probs[keep], token_mask[keep].sum(dim=1))
+    refs = [vocab.normalize(texts[i]) for i in keep]
+    return refs, hyps
+
+
+@torch.no_grad()
+def multitask_metrics(model: MultiTaskModel, data: Dataset, batch_size: int = 8, sdr_items: int = 8,
+                      oracle: bool = True, max_batches: int | None = None, progress: bool = False,
+                      ) -> dict[str, float]:
+    """Stage-2 metrics on ``data`` (deterministic crops of held-out songs). ``sdr_items``: how many
+    crops get BSS-eval (museval is slow); with ``oracle`` their oracle ratio-mask SDR is reported too
+    (``oracle/...``: the ceiling of any magnitude mask with the mixture phase)."""
+    model.eval()
+    m = model.config.mel
+    vocab = CharVocab()
+    collate = MultiTaskCollate(vocab, m.sample_rate, m.hop_length)
+    means = WeightedMeans()
+    refs: list[str] = []
+    hyps: list[str] = []
+    tracks, oracle_tracks = [], []
+    for batch in tqdm(eval_batches(data, batch_size, collate, max_batches), desc="stage-2 eval", disable=not progress):
+        run = model.infer(batch["mixture"], batch["length"])
+        out, frame_mask = run["outputs"], run["frame_mask"]
+        if "mel" in out:
+            target = model.encoder.normalize(run["mel"]) * frame_mask[:, None, :]
+            total, n = mel_l1_sum(out["mel"], target, frame_mask)
+            means.add("mel_l1", total / max(n, 1), n)
+        if "chroma" in out:
+            correct, cos, n = chroma_counts(out["chroma"], batch["chroma"], frame_mask)
+            means.add("chroma_accuracy", correct / max(n, 1), n)
+            means.add("chroma_cosine", cos / max(n, 1), n)
+        if "lyrics" in out:
+            r, h = _lyrics_pairs(vocab, out["lyrics"], run["token_mask"], batch["lyrics_text"], batch["has_lyrics"])
+            refs += r
+            hyps += h
+        if "mask" in out and len(tracks) < sdr_items:
+            estimates = separate(out["mask"], batch["mixture"], m.n_fft, m.hop_length, m.win_length)
+            for i in range(min(len(estimates), sdr_items - len(tracks))):
+                n = int(batch["length"][i])
+                reference = batch["stems"][i, :, :n].numpy()
+                tracks.append(bss_eval_track(reference, estimates[i, :, :n].numpy(), m.sample_rate))
+                if oracle:
+                    masks = ratio_masks(batch["stems"][i, :, :n], m.n_fft, m.hop_length, m.win_length)
+                    ideal = separate(masks[None], batch["mixture"][i : i + 1, :n], m.n_fft, m.hop_length,
+                                     m.win_length)[0]
+                    oracle_tracks.append(bss_eval_track(reference, ideal.numpy(), m.sample_rate))
+    metrics = means.result()
+    if refs:
+        metrics["cer"] = character_error_rate(refs, hyps)
+        metrics["lyrics_windows"] = len(refs)
+    if tracks:
+        metrics.update({f"mask/{k}": v for k, v in summarize_tracks(tracks, SOURCES).items()})
+        metrics["mask/items"] = len(tracks)
+    if oracle_tracks:
+        metrics.update({f"oracle/{k}": v for k, v in summarize_tracks(oracle_tracks, SOURCES).items()})
+    return metrics
+
+
+@torch.no_grad()
+def dualtrack_metrics(model: DualTrackModel, data: Dataset, batch_size: int = 8, max_batches: int | None = None,
+                      progress: bool = False) -> tuple[dict[str, float], dict[str, CodeUsage]]:
+    """Stage-3 metrics on ground-truth stems of held-out songs, per track (``vocal/...``,
+    ``accompaniment/...``): codebook usage and perplexity over the whole set, mel L1 and chroma
+    accuracy of the heads reading the quantized tokens, lyrics CER (vocal track). Also returns the
+    accumulated :class:`CodeUsage` per track (for histograms)."""
+    model.eval()
+    m = model.config.mel
+    vocab = CharVocab()
+    collate = MultiTaskCollate(vocab, m.sample_rate, m.hop_length, per_track=True)
+    usage = {name: CodeUsage(size) for name, size in zip(TRACKS, model.config.codebook_sizes, strict=True)}
+    means = WeightedMeans()
+    refs: list[str] = []
+    hyps: list[str] = []
+    for batch in tqdm(eval_batches(data, batch_size, collate, max_batches), desc="stage-3 eval", disable=not progress):
+        b = batch["mixture"].shape[0]
+        run = model.infer(*stack_tracks(batch["stems"][:, 0], batch["accompaniment"], batch["length"]))
+        out, frame_mask, token_mask = run["outputs"], run["frame_mask"], run["token_mask"]
+        codes = run["result"].codes
+        chroma = {"vocal": batch["chroma_vocals"], "accompaniment": batch["chroma_accompaniment"]}
+        for name, rows in zip(TRACKS, (slice(0, b), slice(b, 2 * b)), strict=True):
+            usage[name].update(codes[rows], token_mask[rows])
+            if "mel" in out:
+                target = model.encoder.normalize(run["mel"][rows]) * frame_mask[rows][:, None, :]
+                total, n = mel_l1_sum(out["mel"][rows], target, frame_mask[rows])
+                means.add(f"{name}/mel_l1", total / max(n, 1), n)
+            if "chroma" in out:
+                correct, cos, n = chroma_counts(out["chroma"][rows], chroma[name], frame_mask[rows])
+                means.add(f"{name}/chroma_accuracy", correct / max(n, 1), n)
+                means.add(f"{name}/chroma_cosine", cos / max(n, 1), n)
+        if "lyrics" in out:
+            r, h = _lyrics_pairs(vocab, out["lyrics"][:b], token_mask[:b], batch["lyrics_text"], batch["has_lyrics"])
+            refs += r
+            hyps += h
+    metrics: dict[str, Any] = means.result()
+    frame_rate = m.sample_rate / m.hop_length / model.config.encoder.downsample
+    for name in TRACKS:
+        metrics.update({f"{name}/{k}": v for k, v in usage_report(usage[name], frame_rate).items()})
+    if refs:
+        metrics["vocal/cer"] = character_error_rate(refs, hyps)
+        metrics["lyrics_windows"] = len(refs)
+    metrics["bits_per_second"] = model.quantizer.bits_per_second(frame_rate)
+    return metrics, usage

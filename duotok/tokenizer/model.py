@@ -1,0 +1,218 @@
+"""``DuoTok``: the trained tokenizer as one checkpoint.
+
+    mixture ─→ stage-2 mask head ─→ vocals ─────────────────┐
+                                 └→ drums + bass + other ───┤→ stage-3 quantizer → (vocal ids, accompaniment ids)
+
+``encode(mixture)`` separates with the stage-2 model's mask head (the paper's inference path: the
+tokenizer sees only the mix), ``encode_stems(vocals, accompaniment)`` skips separation (oracle
+stems), ``embed(ids, track)`` turns ids back into the quantized embeddings that the probe and the
+decoder consume.
+
+Songs are processed in fixed chunks (``chunk_seconds``, default the training crop length): the
+encoders were trained on crops of that length, and chunking bounds memory for long songs. Each
+full chunk yields exactly ``chunk_seconds × 25`` tokens, so token ``t`` always covers
+``[t·40 ms, (t+1)·40 ms)`` of the song.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from duotok.audio.io import load_audio
+from duotok.errors import CheckpointError
+from duotok.io.checkpoint import PretrainedMixin
+from duotok.models.dualtrack import DualTrackConfig, DualTrackModel, stack_tracks
+from duotok.models.heads import separate
+from duotok.models.multitask import MultiTaskConfig, MultiTaskModel
+from duotok.quantization.dual import TRACKS
+from duotok.tokenizer.tokens import TokenFile, load_tokens
+
+
+@dataclass
+class DuoTokConfig:
+    separator: MultiTaskConfig = field(default_factory=MultiTaskConfig)
+    quantizer: DualTrackConfig = field(default_factory=DualTrackConfig)
+    chunk_seconds: float = 10.0
+    chunk_batch: int = 8          # chunks per forward pass
+
+
+def _as_mono_tensor(audio: torch.Tensor | np.ndarray, what: str) -> torch.Tensor:
+    x = torch.as_tensor(audio, dtype=torch.float32)
+    if x.dim() != 1:
+        raise ValueError(f"{what}: expected mono audio of shape (samples,), got {tuple(x.shape)}")
+    if x.numel() == 0:
+        raise ValueError(f"{what}: empty audio")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{what}: audio contains NaN or inf samples")
+    return x
+
+
+class DuoTok(nn.Module, PretrainedMixin):
+    config_class = DuoTokConfig
+
+    def __init__(self, config: DuoTokConfig | None = None):
+        super().__init__()
+        config = config or DuoTokConfig()
+        if config.separator.mel != config.quantizer.mel:
+            raise ValueError("separator and quantizer use different mel front ends")
+        if not config.separator.heads.mask:
+            raise ValueError("the separator (stage-2 model) has no mask head, so it cannot separate a mixture")
+        if config.chunk_seconds <= 0 or config.chunk_batch < 1:
+            raise ValueError("chunk_seconds must be positive and chunk_batch at least 1")
+        self.config = config
+        self.separator = MultiTaskModel(config.separator)
+        self.quantizer = DualTrackModel(config.quantizer)
+        if self.samples_per_chunk % self.samples_per_token:
+            raise ValueError(f"chunk_seconds={config.chunk_seconds} is not a whole number of 40 ms tokens")
+
+    @classmethod
+    def from_stages(cls, finetune_dir: str | os.PathLike[str], quantize_dir: str | os.PathLike[str],
+                    chunk_seconds: float = 10.0) -> DuoTok:
+        """Bundle a stage-2 checkpoint (the separator) and a stage-3 checkpoint (the quantizer)."""
+        separator = MultiTaskModel.from_pretrained(finetune_dir)
+        quantizer = DualTrackModel.from_pretrained(quantize_dir)
+        if separator.config.mel != quantizer.config.mel:
+            raise CheckpointError(quantize_dir, f"mel front end differs from the stage-2 checkpoint in {finetune_dir}")
+        model = cls(DuoTokConfig(separator.config, quantizer.config, chunk_seconds))
+        model.separator.load_state_dict(separator.state_dict())
+        model.quantizer.load_state_dict(quantizer.state_dict())
+        return model.eval()
+
+    # ------------------------------------------------------------------ sizes
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.quantizer.mel.sample_rate
+
+    @property
+    def samples_per_token(self) -> int:
+        return self.config.quantizer.mel.hop_length * self.config.quantizer.encoder.downsample
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.samples_per_token
+
+    @property
+    def samples_per_chunk(self) -> int:
+        return int(round(self.config.chunk_seconds * self.sample_rate))
+
+    @property
+    def codebook_sizes(self) -> tuple[int, int]:
+        return tuple(self.config.quantizer.codebook_sizes)
+
+    def n_tokens(self, num_samples: int) -> int:
+        """Tokens for ``num_samples`` of audio: one per started 40 ms."""
+        return math.ceil(num_samples / self.samples_per_token)
+
+    def fingerprints(self) -> dict[str, str]:
+        return self.quantizer.quantizer.codebook_fingerprints()
+
+    # ------------------------------------------------------------------ chunking
+
+    def _chunks(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(samples,) → zero-padded (n_chunks, samples_per_chunk) and each chunk's valid length."""
+        size = self.samples_per_chunk
+        n = max(1, math.ceil(audio.numel() / size))
+        padded = torch.zeros(n * size)
+        padded[: audio.numel()] = audio
+        lengths = torch.tensor([min(size, audio.numel() - i * size) for i in range(n)])
+        return padded.view(n, size), lengths
+
+    def _batches(self, n: int):
+        step = self.config.chunk_batch
+        return (slice(i, min(n, i + step)) for i in range(0, n, step))
+
+    # ------------------------------------------------------------------ the API
+
+    @torch.no_grad()
+    def separate(self, mixture: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mono mixture (samples,) → (vocals, accompaniment), each (samples,), by the stage-2 mask head
+        (accompaniment = drums + bass + other estimates)."""
+        x = _as_mono_tensor(mixture, "mixture").to(self._device)
+        chunks, lengths = self._chunks(x.cpu())
+        m = self.config.separator.mel
+        vocals, accompaniment = [], []
+        for rows in self._batches(len(chunks)):
+            audio = chunks[rows].to(self._device)
+            masks = self.separator.infer(audio, lengths[rows].to(self._device))["outputs"]["mask"]
+            stems = separate(masks, audio, m.n_fft, m.hop_length, m.win_length, length=audio.shape[-1])
+            vocals.append(stems[:, 0])
+            accompaniment.append(stems[:, 1:].sum(dim=1))
+        n = x.numel()
+        return torch.cat(vocals).reshape(-1)[:n].cpu(), torch.cat(accompaniment).reshape(-1)[:n].cpu()
+
+    @torch.no_grad()
+    def encode_stems(self, vocals: torch.Tensor | np.ndarray, accompaniment: torch.Tensor | np.ndarray,
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Given (oracle) stems, each mono (samples,) → (vocal ids, accompaniment ids), each
+        ``(n_tokens(samples),)`` int64 at 25 Hz."""
+        v = _as_mono_tensor(vocals, "vocals")
+        a = _as_mono_tensor(accompaniment, "accompaniment")
+        if v.shape != a.shape:
+            raise ValueError(f"vocals ({v.numel()} samples) and accompaniment ({a.numel()}) differ in length")
+        v_chunks, lengths = self._chunks(v)
+        a_chunks, _ = self._chunks(a)
+        per_chunk = self.samples_per_chunk // self.samples_per_token
+        ids: dict[str, list[torch.Tensor]] = {name: [] for name in TRACKS}
+        for rows in self._batches(len(v_chunks)):
+            audio, route, lens = stack_tracks(v_chunks[rows], a_chunks[rows], lengths[rows])
+            result, *_ = self.quantizer.quantize(audio.to(self._device), route.to(self._device), lens.to(self._device))
+            codes = result.codes[:, :per_chunk].cpu()
+            b = codes.shape[0] // 2
+            ids["vocal"].append(codes[:b])
+            ids["accompaniment"].append(codes[b:])
+        n = self.n_tokens(v.numel())
+        return torch.cat(ids["vocal"]).reshape(-1)[:n], torch.cat(ids["accompaniment"]).reshape(-1)[:n]
+
+    @torch.no_grad()
+    def encode(self, mixture: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mono mixture (samples,) at :attr:`sample_rate` → (vocal ids, accompaniment ids) at 25 Hz."""
+        return self.encode_stems(*self.separate(mixture))
+
+    @torch.no_grad()
+    def embed(self, ids: torch.Tensor, track: str | int) -> torch.Tensor:
+        """Token ids ``(T,)`` or ``(B, T)`` of one track → quantized embeddings ``(…, T, dim)``: exactly
+        what the stage-3 upper encoder reads for those tokens (the quantizer's ``proj_out`` output)."""
+        route = TRACKS.index(track) if isinstance(track, str) else int(track)
+        if route not in (0, 1):
+            raise ValueError(f"track must be one of {TRACKS} or 0/1, got {track!r}")
+        ids = torch.as_tensor(ids, dtype=torch.long, device=self._device)
+        squeeze = ids.dim() == 1
+        ids2 = ids[None] if squeeze else ids
+        size = self.codebook_sizes[route]
+        if ids2.numel() and (ids2.min() < 0 or ids2.max() >= size):
+            raise ValueError(f"{TRACKS[route]} ids outside [0, {size})")
+        route_t = torch.full((ids2.shape[0],), route, device=self._device)
+        out = self.quantizer.quantizer.decode(ids2, route_t)
+        return out[0] if squeeze else out
+
+    # ------------------------------------------------------------------ files
+
+    def tokenize_file(self, path: str | os.PathLike[str]) -> TokenFile:
+        """Load any audio file (resampled / downmixed with a warning if needed) and encode it."""
+        audio = load_audio(path, self.sample_rate, on_rate_mismatch="resample", on_multichannel="downmix")
+        vocal, accompaniment = self.encode(audio)
+        return self.token_file(vocal, accompaniment, len(audio), mode="separated", source=Path(path).name)
+
+    def token_file(self, vocal: torch.Tensor, accompaniment: torch.Tensor, num_samples: int,
+                   mode: str = "separated", source: str = "") -> TokenFile:
+        return TokenFile(vocal=vocal.numpy(), accompaniment=accompaniment.numpy(), sample_rate=self.sample_rate,
+                         frame_rate=self.frame_rate, codebook_sizes=self.codebook_sizes,
+                         fingerprints=self.fingerprints(), num_samples=int(num_samples), mode=mode, source=source)
+
+    def load_tokens(self, path: str | os.PathLike[str]) -> TokenFile:
+        """Read a token file and check it was made by this model's codebooks."""
+        tokens = load_tokens(path)
+        tokens.check_compatible(self.fingerprints(), self.codebook_sizes, self.frame_rate, path)
+        return tokens
+
+    @property
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device

@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from duotok.errors import TokenFileError
+from duotok.tokenizer import DuoTok, save_tokens
+from duotok.tokenizer.tokens import TokenFile
+
+from .conftest import tiny_config
+
+
+def song(seconds: float, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(int(seconds * 16000)) / 16000
+    return 0.3 * torch.sin(2 * torch.pi * 220 * t) + 0.05 * torch.randn(t.shape, generator=g)
+
+
+@pytest.mark.parametrize("seconds", [0.3, 1.0, 2.5])
+def test_encode_gives_one_token_per_40ms_in_each_codebook(tiny_duotok, seconds):
+    vocal, accompaniment = tiny_duotok.encode(song(seconds))
+    n = int(np.ceil(seconds * 25 - 1e-9))
+    assert vocal.shape == accompaniment.shape == (n,)
+    assert vocal.dtype == torch.long
+    assert int(vocal.min()) >= 0 and int(vocal.max()) < tiny_duotok.codebook_sizes[0]
+    assert int(accompaniment.min()) >= 0 and int(accompaniment.max()) < tiny_duotok.codebook_sizes[1]
+
+
+def test_encode_is_deterministic_and_chunk_local(tiny_duotok):
+    x = song(2.0)
+    a = tiny_duotok.encode(x)
+    b = tiny_duotok.encode(x)
+    assert all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
+    # chunks are independent: the first second's tokens do not depend on what follows
+    first = tiny_duotok.encode(x[:16000])
+    assert torch.equal(first[0], a[0][:25]) and torch.equal(first[1], a[1][:25])
+
+
+def test_encode_is_separate_then_encode_stems(tiny_duotok):
+    x = song(1.5, seed=3)
+    vocals, accompaniment = tiny_duotok.separate(x)
+    assert vocals.shape == accompaniment.shape == x.shape
+    # the masks sum to one, so the two estimates add back up to the mixture
+    torch.testing.assert_close(vocals + accompaniment, x, atol=1e-4, rtol=0)
+    direct = tiny_duotok.encode(x)
+    staged = tiny_duotok.encode_stems(vocals, accompaniment)
+    assert all(torch.equal(p, q) for p, q in zip(direct, staged, strict=True))
+
+
+def test_embed_equals_the_quantizer_output(tiny_duotok):
+    """decode(indices) == the forward pass's quantized output, for each track's own codebook."""
+    x = song(1.0, seed=5)
+    model = tiny_duotok.quantizer
+    audio = torch.stack([x, x * 0.5])
+    route = torch.tensor([0, 1])
+    with torch.no_grad():
+        result, *_ = model.quantize(audio, route)
+    for row, track in enumerate(("vocal", "accompaniment")):
+        emb = tiny_duotok.embed(result.codes[row], track)
+        torch.testing.assert_close(emb, result.quantized[row].float(), atol=1e-5, rtol=1e-5)
+    assert tiny_duotok.embed(result.codes[:1], "vocal").shape == (1, result.codes.shape[1], model.config.encoder.dim)
+    with pytest.raises(ValueError, match="outside"):
+        tiny_duotok.embed(torch.tensor([tiny_duotok.codebook_sizes[0]]), "vocal")
+
+
+def test_bad_audio_is_refused(tiny_duotok):
+    with pytest.raises(ValueError, match="NaN"):
+        tiny_duotok.encode(torch.full((1600,), float("nan")))
+    with pytest.raises(ValueError, match="empty"):
+        tiny_duotok.encode(torch.zeros(0))
+    with pytest.raises(ValueError, match="mono"):
+        tiny_duotok.encode(torch.zeros(2, 1600))
+    with pytest.raises(ValueError, match="differ in length"):
+        tiny_duotok.encode_stems(torch.zeros(1600), torch.zeros(1601))
+
+
+def test_save_load_roundtrip_and_token_files(tiny_duotok, tmp_path):
+    tiny_duotok.save_pretrained(tmp_path / "model")
+    loaded = DuoTok.from_pretrained(tmp_path / "model")
+    x = song(1.2, seed=7)
+    assert all(torch.equal(p, q) for p, q in zip(tiny_duotok.encode(x), loaded.encode(x), strict=True))
+    assert loaded.fingerprints() == tiny_duotok.fingerprints()
+
+    wav = tmp_path / "in.wav"
+    sf.write(wav, np.stack([x.numpy(), x.numpy()], axis=1), 16000)  # stereo: downmixed with a warning
+    with pytest.warns(UserWarning):
+        tokens = loaded.tokenize_file(wav)
+    path = save_tokens(tmp_path / "in.tok", tokens)
+    assert loaded.load_tokens(path).n_frames == 30
+
+    other = DuoTok(tiny_config(seed=11)).eval()  # other random codebooks
+    assert other.fingerprints() != loaded.fingerprints()
+    with pytest.raises(TokenFileError, match="another model"):
+        other.load_tokens(path)
+
+
+def test_token_file_of_foreign_sizes_is_refused(tiny_duotok, tmp_path):
+    tokens = TokenFile(vocal=np.zeros(3), accompaniment=np.zeros(3), sample_rate=16000, frame_rate=25.0,
+                       codebook_sizes=(1024, 1024), fingerprints=tiny_duotok.fingerprints(), num_samples=1920)
+    path = save_tokens(tmp_path / "x.tok", tokens)
+    with pytest.raises(TokenFileError, match="sizes"):
+        tiny_duotok.load_tokens(path)
