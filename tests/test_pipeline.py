@@ -1,6 +1,6 @@
 """Integration: the whole pipeline on the smoke profile, in a temporary copy of the repository —
-`duotok data ensure` then `dvc repro` (papermill runs the notebooks), then a second `dvc repro`
-that must do nothing."""
+`duotok data ensure` then `dvc repro` (papermill runs the notebooks: corpus, stages 1-3), then the
+tokenizer it trained on a corpus song, then a second `dvc repro` that must do nothing."""
 
 from __future__ import annotations
 
@@ -69,6 +69,19 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     assert not list((repo / "notebooks").glob("*.ipynb")) or all(
         not c.get("outputs") for nb in (repo / "notebooks").glob("*.ipynb")
         for c in json.loads(nb.read_text())["cells"]), "running the pipeline must not write into notebooks/"
+
+    # stages 1-3: trained, evaluated, and the bundled tokenizer encodes a corpus song
+    for stage, key in (("pretrain", "masked_accuracy"), ("finetune", "cer"), ("quantize", "vocal/usage")):
+        m = json.loads((repo / "reports" / "metrics" / f"{stage}.json").read_text())
+        assert m["profile"] == "smoke" and m["steps"] == 8, stage
+        assert 0 <= m[key] <= 2, (stage, key, m[key])
+        assert (repo / "reports" / "curves" / f"{stage}_train.csv").is_file()
+        assert (repo / "models" / stage / "model" / "model.safetensors").is_file()
+    finetune = json.loads((repo / "reports" / "metrics" / "finetune.json").read_text())
+    assert finetune["oracle/SDR_median"] > finetune["mask/SDR_median"]
+    song = next((repo / "data" / "songs").iterdir()) / "mixture.flac"
+    _run([*duotok, "encode", str(song), "-o", str(tmp_path / "song.tok")], repo, env)
+    assert "frames per track" in _run([*duotok, "info", str(tmp_path / "song.tok")], repo, env)
 
     again = _run([sys.executable, "-m", "dvc", "repro"], repo, env)
     assert "didn't change, skipping" in again or "up to date" in again

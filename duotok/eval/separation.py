@@ -16,7 +16,8 @@ METRICS = ("SDR", "SIR", "SAR")
 def bss_eval_track(references: np.ndarray, estimates: np.ndarray, sample_rate: int,
                    window_seconds: float = 1.0) -> dict[str, np.ndarray]:
     """``(S, T)`` references and estimates of one track → ``{"SDR": (S,), "SIR": (S,), "SAR": (S,)}``,
-    each the median over windows (NaN windows — a silent reference — ignored; NaN if all are)."""
+    each the median over windows (NaN windows — a silent stretch — ignored; NaN for a stem that is
+    silent throughout)."""
     import museval  # heavy import (musdb, stempeg): only when separation is evaluated
 
     references = np.asarray(references, dtype=np.float64)
@@ -26,10 +27,19 @@ def bss_eval_track(references: np.ndarray, estimates: np.ndarray, sample_rate: i
     if not np.isfinite(estimates).all():
         raise ValueError("estimates contain NaN or inf")
     win = int(round(window_seconds * sample_rate))
+    # A silent reference (a song without drums) has no defined SDR and museval refuses it: score the
+    # sounding stems together and report NaN for the silent ones.
+    sounding = np.abs(references).max(axis=1) > 0
+    out = {name: np.full(references.shape[0], np.nan) for name in METRICS}
+    if not sounding.any():
+        return out
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows of silent references
-        sdr, _isr, sir, sar = museval.evaluate(references[..., None], estimates[..., None], win=win, hop=win)
-        return {name: np.nanmedian(values, axis=1) for name, values in zip(METRICS, (sdr, sir, sar), strict=True)}
+        sdr, _isr, sir, sar = museval.evaluate(references[sounding, :, None], estimates[sounding, :, None],
+                                               win=win, hop=win)
+        for name, values in zip(METRICS, (sdr, sir, sar), strict=True):
+            out[name][sounding] = np.nanmedian(values, axis=1)
+    return out
 
 
 def summarize_tracks(per_track: Sequence[dict[str, np.ndarray]], sources: Sequence[str]) -> dict[str, float]:
