@@ -11,7 +11,6 @@ from collections import defaultdict
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
@@ -22,7 +21,7 @@ from duotok.eval.batches import eval_batches
 from duotok.eval.codes import usage_report
 from duotok.eval.separation import bss_eval_track, summarize_tracks
 from duotok.models.dualtrack import DualTrackModel, stack_tracks
-from duotok.models.heads import crop_time, separate
+from duotok.models.heads import chroma_counts, mel_l1_loss, separate
 from duotok.models.multitask import MultiTaskModel
 from duotok.quantization.dual import TRACKS
 from duotok.quantization.simvq import CodeUsage
@@ -45,22 +44,18 @@ class WeightedMeans:
         return {k: self.sums[k] / self.weights[k] for k in self.sums if self.weights[k] > 0}
 
 
-def chroma_counts(logits: torch.Tensor, target: torch.Tensor, frame_mask: torch.Tensor) -> tuple[float, float, int]:
-    """(correct frames, summed cosine, counted frames) over valid, non-silent target frames — the
-    summable form of :func:`duotok.models.heads.chroma_metrics`."""
-    logits = crop_time(logits, target.shape[-1]).float()
-    keep = (target.amax(dim=1) > 0) & frame_mask.to(torch.bool)
-    prob = logits.sigmoid()
-    correct = (prob.argmax(dim=1) == target.argmax(dim=1))[keep]
-    cosine = F.cosine_similarity(prob, target.float(), dim=1, eps=1e-8)[keep]
-    return float(correct.sum()), float(cosine.sum()), int(keep.sum())
-
-
-def mel_l1_sum(pred: torch.Tensor, target: torch.Tensor, frame_mask: torch.Tensor) -> tuple[float, int]:
-    """(summed |pred − target|, element count) over valid frames of ``(B, n_mels, T)`` log-mels."""
-    pred = crop_time(pred, target.shape[-1]).float()
-    w = frame_mask.to(torch.float32)[:, None]
-    return float(((pred - target.float()).abs() * w).sum()), int(w.sum()) * target.shape[1]
+def add_head_scores(means: WeightedMeans, prefix: str, outputs: dict[str, torch.Tensor], mel_target: torch.Tensor,
+                    chroma: torch.Tensor | None, frame_mask: torch.Tensor) -> None:
+    """Add the mel L1 (weighted by valid mel bins) and chroma accuracy / cosine (weighted by counted
+    frames) of one batch's head ``outputs`` to ``means``, under ``<prefix>mel_l1`` etc. The losses'
+    own functions compute them, so evaluation measures exactly what training optimised."""
+    if "mel" in outputs:
+        bins = int(frame_mask.sum()) * mel_target.shape[1]
+        means.add(f"{prefix}mel_l1", float(mel_l1_loss(outputs["mel"], mel_target, frame_mask)), bins)
+    if "chroma" in outputs and chroma is not None:
+        correct, cosine, n = chroma_counts(outputs["chroma"], chroma, frame_mask)
+        means.add(f"{prefix}chroma_accuracy", correct / max(n, 1), n)
+        means.add(f"{prefix}chroma_cosine", cosine / max(n, 1), n)
 
 
 def _lyrics_pairs(vocab: CharVocab, log_probs: torch.Tensor, token_mask: torch.Tensor,
@@ -91,14 +86,8 @@ def multitask_metrics(model: MultiTaskModel, data: Dataset, batch_size: int = 8,
     for batch in tqdm(eval_batches(data, batch_size, collate, max_batches), desc="stage-2 eval", disable=not progress):
         run = model.infer(batch["mixture"], batch["length"])
         out, frame_mask = run["outputs"], run["frame_mask"]
-        if "mel" in out:
-            target = model.encoder.normalize(run["mel"]) * frame_mask[:, None, :]
-            total, n = mel_l1_sum(out["mel"], target, frame_mask)
-            means.add("mel_l1", total / max(n, 1), n)
-        if "chroma" in out:
-            correct, cos, n = chroma_counts(out["chroma"], batch["chroma"], frame_mask)
-            means.add("chroma_accuracy", correct / max(n, 1), n)
-            means.add("chroma_cosine", cos / max(n, 1), n)
+        add_head_scores(means, "", out, model.encoder.normalize_masked(run["mel"], frame_mask), batch["chroma"],
+                        frame_mask)
         if "lyrics" in out:
             r, h = _lyrics_pairs(vocab, out["lyrics"], run["token_mask"], batch["lyrics_text"], batch["has_lyrics"])
             refs += r
@@ -149,14 +138,9 @@ def dualtrack_metrics(model: DualTrackModel, data: Dataset, batch_size: int = 8,
         chroma = {"vocal": batch["chroma_vocals"], "accompaniment": batch["chroma_accompaniment"]}
         for name, rows in zip(TRACKS, (slice(0, b), slice(b, 2 * b)), strict=True):
             usage[name].update(codes[rows], token_mask[rows])
-            if "mel" in out:
-                target = model.encoder.normalize(run["mel"][rows]) * frame_mask[rows][:, None, :]
-                total, n = mel_l1_sum(out["mel"][rows], target, frame_mask[rows])
-                means.add(f"{name}/mel_l1", total / max(n, 1), n)
-            if "chroma" in out:
-                correct, cos, n = chroma_counts(out["chroma"][rows], chroma[name], frame_mask[rows])
-                means.add(f"{name}/chroma_accuracy", correct / max(n, 1), n)
-                means.add(f"{name}/chroma_cosine", cos / max(n, 1), n)
+            add_head_scores(means, f"{name}/", {k: v[rows] for k, v in out.items() if k != "lyrics"},
+                            model.encoder.normalize_masked(run["mel"][rows], frame_mask[rows]), chroma[name],
+                            frame_mask[rows])
         if "lyrics" in out:
             r, h = _lyrics_pairs(vocab, out["lyrics"][:b], token_mask[:b], batch["lyrics_text"], batch["has_lyrics"])
             refs += r

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from duotok.io.files import write_json_atomic
+from duotok.io.files import atomic_write, write_json_atomic
 
 if TYPE_CHECKING:
     from duotok.io.checkpoint import (
@@ -23,6 +23,7 @@ _CHECKPOINT_NAMES = ("PretrainedMixin", "config_from_dict", "load_training_state
 
 __all__ = [
     "PretrainedMixin",
+    "atomic_write",
     "config_from_dict",
     "load_training_state",
     "save_training_state",

@@ -81,7 +81,7 @@ class BestRQModel(nn.Module, PretrainedMixin):
         if lengths is None:
             lengths = torch.full((audio.shape[0],), audio.shape[-1], device=audio.device)
         frame_mask = self.frame_mask(lengths, n_frames)
-        normed = self.encoder.normalize(mel) * frame_mask[:, None, :]
+        normed = self.encoder.normalize_masked(mel, frame_mask)
         targets = self.quantizer(stack_frames(normed, self.config.encoder.downsample))
         token_mask = self.encoder.downsample_mask(frame_mask)
         mask = span_mask(targets.shape[0], targets.shape[1], mask_prob=self.config.mask_prob,

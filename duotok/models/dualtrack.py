@@ -150,7 +150,7 @@ class DualTrackModel(nn.Module, PretrainedMixin):
         outputs = run["outputs"]
         losses: dict[str, torch.Tensor] = {"vq": result.loss}
         if "mel" in outputs:
-            target = self.encoder.normalize(mel) * frame_mask[:, None, :]
+            target = self.encoder.normalize_masked(mel, frame_mask)
             losses["mel"] = mel_l1_loss(outputs["mel"], target, frame_mask)
         chroma = None
         if chroma_vocals is not None and chroma_accompaniment is not None:

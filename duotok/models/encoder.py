@@ -84,6 +84,10 @@ class DuoEncoder(nn.Module, PretrainedMixin):
             raise ValueError(f"expected (batch, {self.config.n_mels}, frames), got {tuple(mel.shape)}")
         return (mel.float() - self.mel_mean[:, None]) / self.mel_std[:, None]
 
+    def normalize_masked(self, mel: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
+        """:meth:`normalize`, with padded frames set to zero: the BEST-RQ input and the mel-head target."""
+        return self.normalize(mel) * frame_mask[:, None, :]
+
     # ------------------------------------------------------------------ rates and masks
 
     def frames_to_tokens(self, n_frames: int) -> int:

@@ -79,23 +79,33 @@ def chroma_loss(
 
 
 @torch.no_grad()
-def chroma_metrics(
+def chroma_counts(
     logits: torch.Tensor, target: torch.Tensor, frame_mask: torch.Tensor | None = None
-) -> dict[str, float]:
-    """``accuracy``: how often the most likely predicted pitch class is the target's strongest one;
-    ``cosine``: mean cosine similarity of predicted probabilities and target. Both over valid,
-    non-silent target frames (a silent frame has no strongest pitch class); NaN if there are none."""
+) -> tuple[float, float, int]:
+    """(correct frames, summed cosine, counted frames) over valid, non-silent target frames (a
+    silent frame has no strongest pitch class): the summable form of :func:`chroma_metrics`, so an
+    evaluation over many batches can weight each batch by its frames."""
     logits = crop_time(logits, target.shape[-1]).float()
     target = target.float()
     keep = target.amax(dim=1) > 0
     if frame_mask is not None:
         keep = keep & frame_mask.to(device=keep.device, dtype=torch.bool)
-    if not bool(keep.any()):
-        return {"accuracy": float("nan"), "cosine": float("nan")}
     prob = logits.sigmoid()
-    correct = prob.argmax(dim=1) == target.argmax(dim=1)
-    cosine = F.cosine_similarity(prob, target, dim=1, eps=1e-8)
-    return {"accuracy": float(correct[keep].float().mean()), "cosine": float(cosine[keep].mean())}
+    correct = (prob.argmax(dim=1) == target.argmax(dim=1))[keep]
+    cosine = F.cosine_similarity(prob, target, dim=1, eps=1e-8)[keep]
+    return float(correct.sum()), float(cosine.sum()), int(keep.sum())
+
+
+def chroma_metrics(
+    logits: torch.Tensor, target: torch.Tensor, frame_mask: torch.Tensor | None = None
+) -> dict[str, float]:
+    """``accuracy``: how often the most likely predicted pitch class is the target's strongest one;
+    ``cosine``: mean cosine similarity of predicted probabilities and target. Both over valid,
+    non-silent target frames; NaN if there are none."""
+    correct, cosine, n = chroma_counts(logits, target, frame_mask)
+    if n == 0:
+        return {"accuracy": float("nan"), "cosine": float("nan")}
+    return {"accuracy": correct / n, "cosine": cosine / n}
 
 
 # -------------------------------------------------------------------------------------------- mel

@@ -148,7 +148,7 @@ class MultiTaskModel(nn.Module, PretrainedMixin):
                has_lyrics) -> dict[str, torch.Tensor]:
         losses: dict[str, torch.Tensor] = {}
         if "mel" in outputs:
-            target = self.encoder.normalize(mel) * frame_mask[:, None, :]
+            target = self.encoder.normalize_masked(mel, frame_mask)
             losses["mel"] = mel_l1_loss(outputs["mel"], target, frame_mask)
         if "chroma" in outputs and chroma is not None:
             losses["chroma"] = chroma_loss(outputs["chroma"], chroma, frame_mask)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from duotok.io.files import atomic_write
 from duotok.reporting.figures import plt
 
 
@@ -23,9 +24,8 @@ def export_curves(run_dir: str | Path, curves_dir: str | Path, stage: str) -> di
         src = Path(run_dir) / f"{split}_log.csv"
         if src.is_file():
             dst = Path(curves_dir) / f"{stage}_{split}.csv"
-            tmp = dst.with_name(f".{dst.name}.tmp")
-            shutil.copyfile(src, tmp)
-            tmp.replace(dst)
+            with atomic_write(dst, "wb") as fh, open(src, "rb") as source:
+                shutil.copyfileobj(source, fh)
             out[split] = dst
     return out
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from duotok.errors import TokenFileError
+from duotok.io.files import atomic_write
 
 FORMAT = "duotok-tokens"
 VERSION = 1
@@ -92,16 +92,9 @@ def save_tokens(path: str | os.PathLike[str], tokens: TokenFile) -> Path:
     """Write ``tokens`` to ``path`` atomically (temp file in the same folder, then rename)."""
     path = Path(path)
     tokens.validate(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = np.frombuffer(json.dumps(tokens.header(), sort_keys=True).encode("utf-8"), dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, header=header, vocal=tokens.vocal, accompaniment=tokens.accompaniment)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as fh:
+        np.savez(fh, header=header, vocal=tokens.vocal, accompaniment=tokens.accompaniment)
     return path
 
 
