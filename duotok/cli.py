@@ -120,6 +120,18 @@ def cmd_train_quantize(args: argparse.Namespace) -> int:
     return quantize_main(args.args)
 
 
+def cmd_train_autoencoder(args: argparse.Namespace) -> int:
+    from duotok.train.autoencoder import main as autoencoder_main
+
+    return autoencoder_main(args.args)
+
+
+def cmd_train_decoder(args: argparse.Namespace) -> int:
+    from duotok.train.decoder import main as decoder_main
+
+    return decoder_main(args.args)
+
+
 def _load_tokenizer(path: str):
     from duotok.tokenizer import DuoTok
 
@@ -146,6 +158,26 @@ def cmd_encode(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def cmd_decode(args: argparse.Namespace) -> int:
+    from duotok.tokenizer.batch import decode_paths
+
+    if args.threads:
+        torch_threads(args.threads)
+    model = _load_tokenizer(args.model)
+    if model.decoder is None:
+        raise RuntimeError(f"{args.model}: this tokenizer has no decoder; use the complete codec "
+                           "(models/codec, written by the `decoder` stage)")
+    report = decode_paths(model, args.input, args.output, overwrite=args.overwrite, progress=sys.stderr.isatty(),
+                          steps=args.steps, cfg_scale=args.cfg_scale, seed=args.seed)
+    for path in report.written:
+        print(f"wrote {path}/{{vocal,accompaniment,mixture}}.wav")
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} existing output(s) (--overwrite to redo)")
+    for path, problem in report.failed.items():
+        print(f"failed {path}: {problem}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from duotok.tokenizer.tokens import load_tokens
 
@@ -158,6 +190,12 @@ def cmd_info(args: argparse.Namespace) -> int:
               f"{q.encoder.n_lower}+{q.encoder.n_upper} blocks; codebooks {tuple(q.codebook_sizes)} at "
               f"{model.frame_rate:g} Hz = {model.quantizer.quantizer.bits_per_second(model.frame_rate):.0f} bit/s; "
               f"fingerprints {model.fingerprints()}")
+        if model.decoder is not None:
+            d = model.decoder.config
+            print(f"  decoder: DiT d={d.dit.dim} x {d.dit.n_layers} layers -> {d.autoencoder.latent_dim}-dim latents "
+                  f"at {model.decoder.autoencoder.latent_rate:g} Hz; {d.steps} Euler steps, cfg {d.cfg_scale}")
+        else:
+            print("  no decoder (encode only)")
         return 0
     tokens = load_tokens(path)
     header = tokens.header()
@@ -189,6 +227,21 @@ def cmd_bench_encode(args: argparse.Namespace) -> int:
     print(f"encode: {result['audio_seconds']:.1f} s of audio in {result['best_seconds']:.2f} s (best of "
           f"{result['repeats']}) -> real-time factor {result['rtf_best']:.3f} ({1 / result['rtf_best']:.1f}x real "
           f"time) on {result['threads']} thread(s); peak memory {result['peak_rss_mib']:.0f} MiB")
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_bench_decode(args: argparse.Namespace) -> int:
+    from duotok.tokenizer.bench import bench_decode
+
+    if args.threads:
+        torch_threads(args.threads)
+    model = _load_tokenizer(args.model)
+    n_tokens = int(round(args.seconds * model.frame_rate))
+    result = bench_decode(model, n_tokens, steps=args.steps, cfg_scale=args.cfg_scale, repeats=args.repeats)
+    print(f"decode: {result['audio_seconds']:.1f} s of audio (2 tracks) in {result['best_seconds']:.2f} s (best of "
+          f"{result['repeats']}; {result['steps']} steps, cfg {result['cfg_scale']}) -> real-time factor "
+          f"{result['rtf_best']:.3f} on {result['threads']} thread(s); peak memory {result['peak_rss_mib']:.0f} MiB")
     print(json.dumps(result))
     return 0
 
@@ -254,6 +307,14 @@ def build_parser() -> argparse.ArgumentParser:
                          add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_train_quantize)
+    p = train.add_parser("autoencoder", help="stage 4a: the audio autoencoder (see duotok.train.autoencoder)",
+                         add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_train_autoencoder)
+    p = train.add_parser("decoder", help="stage 4b: the diffusion decoder (see duotok.train.decoder)",
+                         add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_train_decoder)
 
     p = sub.add_parser("encode", help="tokenize a song (or every audio file in a folder) into .tok files")
     p.add_argument("input", help="audio file (any rate, mono or stereo) or folder")
@@ -262,6 +323,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="re-encode even if the output exists")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("decode", help="render .tok files back to audio: vocal, accompaniment and mixture WAVs")
+    p.add_argument("input", help=".tok file or folder of them")
+    p.add_argument("-o", "--output", required=True, help="output folder; a song goes to OUT/<name>/{vocal,"
+                                                          "accompaniment,mixture}.wav")
+    p.add_argument("--model", default="models/codec", help="complete codec folder (default: models/codec)")
+    p.add_argument("--steps", type=int, help="Euler steps (default: the codec's, params decoder.sampling)")
+    p.add_argument("--cfg-scale", type=float, help="classifier-free guidance scale (default: the codec's)")
+    p.add_argument("--seed", type=int, help="sampling seed (default: the codec's)")
+    p.add_argument("--overwrite", action="store_true", help="re-decode even if the outputs exist")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("info", help="describe a .tok file or a DuoTok checkpoint folder")
     p.add_argument("path")
@@ -275,6 +348,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.set_defaults(func=cmd_bench_encode)
+    p = bench.add_parser("decode", help="real-time factor of `duotok decode` here (both tracks)")
+    p.add_argument("--model", default="models/codec")
+    p.add_argument("--seconds", type=float, default=30.0, help="audio length to decode")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--cfg-scale", type=float)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    p.set_defaults(func=cmd_bench_decode)
 
     p = sub.add_parser("profile", help="show or set params.yaml's active profile")
     p.add_argument("name", nargs="?", choices=PROFILES)

@@ -1,6 +1,7 @@
 """Integration: the whole pipeline on the smoke profile, in a temporary copy of the repository —
-`duotok data ensure` then `dvc repro` (papermill runs the notebooks: corpus, stages 1-3), then the
-tokenizer it trained on a corpus song, then a second `dvc repro` that must do nothing."""
+`duotok data ensure` then `dvc repro` (papermill runs the notebooks: corpus, stages 1-4 and the
+reconstruction evaluation), then the codec it trained encodes and decodes a corpus song, then a second
+`dvc repro` must do nothing."""
 
 from __future__ import annotations
 
@@ -82,6 +83,22 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     song = next((repo / "data" / "songs").iterdir()) / "mixture.flac"
     _run([*duotok, "encode", str(song), "-o", str(tmp_path / "song.tok")], repo, env)
     assert "frames per track" in _run([*duotok, "info", str(tmp_path / "song.tok")], repo, env)
+
+    # stage 4: the autoencoder, the decoder and the reconstruction evaluation; the codec decodes the song
+    ceiling = json.loads((repo / "reports" / "metrics" / "autoencoder.json").read_text())
+    assert ceiling["steps"] == 8 and set(ceiling["ceiling"]["autoencoder"]) == {"vocal", "accompaniment", "mixture"}
+    decoder = json.loads((repo / "reports" / "metrics" / "decoder.json").read_text())
+    assert decoder["decode_speed"]["rtf_best"] > 0 and set(decoder["quality_vs_steps"]) == {"2", "4"}
+    rec = json.loads((repo / "reports" / "metrics" / "reconstruction.json").read_text())
+    assert set(rec["measured"]) == {"autoencoder", "tokens (oracle stems)", "tokens (separated)"}
+    for system, tracks in rec["measured"].items():
+        for track, scores in tracks.items():
+            assert scores["n"] == 1 and 0 <= scores["mel_l1"] < 20, (system, track, scores)
+            assert scores["stoi"] is None or -1 <= scores["stoi"] <= 1
+    assert (repo / "reports" / "tables" / "reconstruction_items.csv").is_file()
+    assert (repo / "reports" / "figures" / "reconstruction" / "systems.png").is_file()
+    _run([*duotok, "decode", str(tmp_path / "song.tok"), "-o", str(tmp_path / "decoded")], repo, env)
+    assert (tmp_path / "decoded" / "song" / "mixture.wav").stat().st_size > 1000
 
     again = _run([sys.executable, "-m", "dvc", "repro"], repo, env)
     assert "didn't change, skipping" in again or "up to date" in again

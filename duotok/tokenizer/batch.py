@@ -61,3 +61,50 @@ def encode_paths(model: DuoTok, source: str | os.PathLike[str], output: str | os
             continue
         report.written.append(dst)
     return report
+
+
+#: The files ``decode_paths`` writes per token file.
+DECODED_TRACKS = ("vocal", "accompaniment", "mixture")
+
+
+def decode_paths(model: DuoTok, source: str | os.PathLike[str], output: str | os.PathLike[str],
+                 overwrite: bool = False, progress: bool = True, **decode_kwargs) -> EncodeReport:
+    """Render ``.tok`` files (one, or every one under a folder) back to audio.
+
+    ``<source>/<rel>.tok`` → ``<output>/<rel>/{vocal,accompaniment,mixture}.wav`` (16-bit WAV at the
+    model's rate, each written atomically). ``decode_kwargs`` go to :meth:`DuoTok.decode` (steps,
+    cfg_scale, seed). A song whose three files all exist is skipped unless ``overwrite``."""
+    from duotok.audio.io import save_audio
+    from duotok.tokenizer.tokens import load_tokens
+
+    source, output = Path(source), Path(output)
+    report = EncodeReport()
+    if source.is_file():
+        jobs = [(source, output / source.stem)]
+    elif source.is_dir():
+        files = sorted(p for p in source.rglob("*.tok") if p.is_file())
+        if not files:
+            raise ValueError(f"{source}: no .tok files found")
+        jobs = [(f, output / f.relative_to(source).with_suffix("")) for f in files]
+    else:
+        raise FileNotFoundError(f"{source}: no such file or folder")
+    for src, folder in tqdm(jobs, desc="decoding", unit="file", disable=not progress or len(jobs) == 1):
+        targets = [folder / f"{name}.wav" for name in DECODED_TRACKS]
+        if all(t.exists() for t in targets) and not overwrite:
+            report.skipped.append(folder)
+            continue
+        try:
+            tokens = load_tokens(src)
+            tokens.check_compatible(model.fingerprints(), model.codebook_sizes, model.frame_rate, src)
+            tracks = model.decode(tokens.vocal, tokens.accompaniment, num_samples=tokens.num_samples,
+                                  **decode_kwargs)
+        except DuotokError as exc:
+            if len(jobs) == 1:
+                raise
+            report.failed[src] = str(exc)
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        for target, audio in zip(targets, tracks, strict=True):
+            save_audio(target, audio.numpy(), model.sample_rate)
+        report.written.append(folder)
+    return report

@@ -6,7 +6,8 @@
 ``encode(mixture)`` separates with the stage-2 model's mask head (the paper's inference path: the
 tokenizer sees only the mix), ``encode_stems(vocals, accompaniment)`` skips separation (oracle
 stems), ``embed(ids, track)`` turns ids back into the quantized embeddings that the probe and the
-decoder consume.
+decoder consume. With a stage-4 :class:`TokenDecoder` attached (``with_decoder``; the ``models/codec``
+checkpoint), ``decode(vocal_ids, accompaniment_ids)`` renders the two tracks and their sum.
 
 Songs are processed in fixed chunks (``chunk_seconds``, default the training crop length): the
 encoders were trained on crops of that length, and chunking bounds memory for long songs. Each
@@ -16,6 +17,7 @@ full chunk yields exactly ``chunk_seconds × 25`` tokens, so token ``t`` always 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from duotok.models.dualtrack import DualTrackConfig, DualTrackModel, stack_track
 from duotok.models.heads import separate
 from duotok.models.multitask import MultiTaskConfig, MultiTaskModel
 from duotok.quantization.dual import TRACKS
+from duotok.tokenizer.decoder import TokenDecoder, TokenDecoderConfig
 from duotok.tokenizer.tokens import TokenFile, load_tokens
 
 
@@ -41,6 +44,7 @@ class DuoTokConfig:
     quantizer: DualTrackConfig = field(default_factory=DualTrackConfig)
     chunk_seconds: float = 10.0
     chunk_batch: int = 8          # chunks per forward pass
+    decoder: TokenDecoderConfig | None = None   # stage 4; None = a tokenizer that cannot decode
 
 
 def _as_mono_tensor(audio: torch.Tensor | np.ndarray, what: str) -> torch.Tensor:
@@ -71,6 +75,29 @@ class DuoTok(nn.Module, PretrainedMixin):
         self.quantizer = DualTrackModel(config.quantizer)
         if self.samples_per_chunk % self.samples_per_token:
             raise ValueError(f"chunk_seconds={config.chunk_seconds} is not a whole number of 40 ms tokens")
+        self.decoder = TokenDecoder(config.decoder) if config.decoder is not None else None
+        if self.decoder is not None:
+            self._check_decoder(self.decoder.config)
+
+    def _check_decoder(self, decoder: TokenDecoderConfig) -> None:
+        if decoder.autoencoder.sample_rate != self.sample_rate:
+            raise ValueError(f"decoder renders {decoder.autoencoder.sample_rate} Hz audio, tokenizer reads "
+                             f"{self.sample_rate} Hz")
+        per_token = decoder.autoencoder.hop_length * 2 * decoder.dit.cond_upsample
+        if per_token != self.samples_per_token:
+            raise ValueError(f"decoder renders {per_token} samples per token, the tokenizer's tokens cover "
+                             f"{self.samples_per_token}")
+        if decoder.dit.cond_dim != self.config.quantizer.encoder.dim:
+            raise ValueError(f"decoder reads {decoder.dit.cond_dim}-dim embeddings, the quantizer makes "
+                             f"{self.config.quantizer.encoder.dim}-dim ones")
+
+    def with_decoder(self, decoder: TokenDecoder) -> DuoTok:
+        """A new ``DuoTok`` with this tokenizer's weights and ``decoder`` (a complete codec)."""
+        model = type(self)(dataclasses.replace(self.config, decoder=decoder.config))
+        model.separator.load_state_dict(self.separator.state_dict())
+        model.quantizer.load_state_dict(self.quantizer.state_dict())
+        model.decoder.load_state_dict(decoder.state_dict())
+        return model.eval()
 
     @classmethod
     def from_stages(cls, finetune_dir: str | os.PathLike[str], quantize_dir: str | os.PathLike[str],
@@ -192,6 +219,50 @@ class DuoTok(nn.Module, PretrainedMixin):
         route_t = torch.full((ids2.shape[0],), route, device=self._device)
         out = self.quantizer.quantizer.decode(ids2, route_t)
         return out[0] if squeeze else out
+
+    @torch.no_grad()
+    def decode(self, vocal_ids: torch.Tensor | np.ndarray, accompaniment_ids: torch.Tensor | np.ndarray,
+               num_samples: int | None = None, steps: int | None = None, cfg_scale: float | None = None,
+               seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Token ids ``(T,)`` of both tracks → (vocal, accompaniment, mixture) audio, each ``(num_samples,)``
+        (default ``T × 640``) at :attr:`sample_rate`; mixture = vocal + accompaniment.
+
+        Decoded in the encoder's chunks (``chunk_seconds``), both tracks of a chunk in one batch.
+        Seeded (``seed``, default the decoder's): the same ids and settings give the same audio.
+        ``steps`` / ``cfg_scale`` default to the decoder's config (``params.yaml: decoder.sampling``)."""
+        if self.decoder is None:
+            raise RuntimeError("this DuoTok has no decoder (a stage-3 tokenizer); load the complete codec "
+                               "(models/codec, written by the `decoder` stage) to decode")
+        ids = [torch.as_tensor(x, dtype=torch.long).reshape(-1) for x in (vocal_ids, accompaniment_ids)]
+        if ids[0].numel() != ids[1].numel() or ids[0].numel() == 0:
+            raise ValueError(f"vocal ({ids[0].numel()}) and accompaniment ({ids[1].numel()}) token streams must "
+                             "be non-empty and of equal length")
+        n_tok = ids[0].numel()
+        num_samples = n_tok * self.samples_per_token if num_samples is None else int(num_samples)
+        if not 0 < num_samples <= n_tok * self.samples_per_token:
+            raise ValueError(f"num_samples={num_samples} does not fit {n_tok} tokens")
+        generator = torch.Generator(device=self._device)
+        generator.manual_seed(self.decoder.config.seed if seed is None else int(seed))
+        per_chunk = self.samples_per_chunk // self.samples_per_token
+        starts = list(range(0, n_tok, per_chunk))
+        groups = [starts[i: i + self.config.chunk_batch] for i in range(0, len(starts), self.config.chunk_batch)]
+        tracks: list[list[torch.Tensor]] = [[], []]
+        for group in groups:
+            # chunks of equal length share a batch (only the last chunk of a song can be shorter)
+            for length in sorted({min(per_chunk, n_tok - s) for s in group}, reverse=True):
+                sel = [s for s in group if min(per_chunk, n_tok - s) == length]
+                cond = torch.cat([self.embed(torch.stack([ids[r][s: s + length] for s in sel]), r) for r in (0, 1)])
+                track = torch.tensor([0] * len(sel) + [1] * len(sel), device=self._device)
+                audio = self.decoder.generate(cond, track, steps, cfg_scale, generator).cpu()
+                tracks[0].append(audio[: len(sel)].reshape(-1))
+                tracks[1].append(audio[len(sel):].reshape(-1))
+        vocal, accompaniment = (torch.cat(t)[:num_samples] for t in tracks)
+        return vocal, accompaniment, vocal + accompaniment
+
+    def decode_tokens(self, tokens: TokenFile, **kwargs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`decode` a :class:`TokenFile` (checked against this model's codebooks first)."""
+        tokens.check_compatible(self.fingerprints(), self.codebook_sizes, self.frame_rate, tokens.source or "tokens")
+        return self.decode(tokens.vocal, tokens.accompaniment, num_samples=tokens.num_samples, **kwargs)
 
     # ------------------------------------------------------------------ files
 

@@ -1,0 +1,447 @@
+"""A continuous waveform autoencoder for 16 kHz mono audio: the project's stand-in for the paper's ear-VAE.
+
+    audio ─ STFT (n_fft 1024, hop 160) ─ log|S| ─ Conv1d ─ ConvNeXt ×n ─ stride-2 Conv1d ─ bottleneck ─ z (50 Hz)
+    z ─ Conv1d ─ ConvNeXt (50 Hz) ─ ×2 upsample ─ ConvNeXt (100 Hz) ─ LayerNorm ─ Linear ─ exp/phase ─ iSTFT
+
+Why these choices:
+
+* **STFT-domain encoder, iSTFT decoder (Vocos-style).** Every convolution runs at 100 Hz or 50 Hz, never
+  at the 16 kHz audio rate: a DAC/EnCodec-style stack of strided and transposed convolutions at the
+  sample rate is far too slow to train on a 2-core CPU, while the decoder here predicts a log-magnitude
+  and a phase per STFT bin and lets one inverse FFT do the upsampling to samples.
+* **50 Hz latent** (320 samples per latent frame), the latent rate of the paper's ear-VAE, so the
+  diffusion decoder that models the latent sees the same sequence lengths as in the paper.
+* **A small KL weight** (VAE bottleneck): not for sampling from the prior, only to keep the latent's
+  scale bounded and roughly unit-variance, which the diffusion decoder that models the latent needs.
+  The plain ``"ae"`` bottleneck is there for ablations.
+* **No adversarial loss**: the objective is multi-scale mel L1 (the evaluation's own metric, see
+  :mod:`duotok.eval.reconstruction`) + multi-resolution STFT (spectral convergence + log magnitude) + KL.
+  GAN discriminators are left out so that training fits a CPU budget; the price is somewhat buzzier
+  phase/high frequencies than a GAN-trained codec.
+
+The bottleneck is a separate module (:class:`Bottleneck`): the encoder only asks it how many channels
+to produce and the decoder only consumes its ``latent``. An RVQ codec baseline reuses
+:class:`WaveEncoder` / :class:`WaveDecoder` unchanged and puts a quantizer bottleneck in
+:func:`build_bottleneck` (the ``"rvq"`` seam), returning its commitment loss among ``losses``.
+
+Spectral maths (STFT, iSTFT, the decoder head's exp/cos/sin and all losses) runs in float32 even under
+``torch.autocast``; the ConvNeXt trunk is free to run in bfloat16.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from duotok.audio.features import istft, stft
+from duotok.eval.reconstruction import MEL_WINDOW_LENGTHS, multiscale_mel_l1
+from duotok.io.checkpoint import PretrainedMixin
+
+BOTTLENECKS = ("vae", "ae")  # "rvq" will join when the codec baseline lands (see build_bottleneck)
+LOG_EPS = 1e-5
+LOGVAR_RANGE = (-10.0, 5.0)
+
+__all__ = [
+    "AutoencoderConfig",
+    "Bottleneck",
+    "BottleneckOutput",
+    "ConvNeXtBlock",
+    "IdentityBottleneck",
+    "VAEBottleneck",
+    "WaveAutoencoder",
+    "WaveDecoder",
+    "WaveEncoder",
+    "build_bottleneck",
+    "multiresolution_stft_loss",
+]
+
+
+@dataclass
+class AutoencoderConfig:
+    sample_rate: int = 16000
+    n_fft: int = 1024
+    hop_length: int = 160          # 100 Hz STFT frames; the latent is at half that rate
+    dim: int = 256
+    n_blocks: int = 4              # ConvNeXt blocks in the encoder, and (split 50 Hz / 100 Hz) in the decoder
+    kernel_size: int = 7
+    mlp_ratio: int = 2             # ConvNeXt pointwise MLP width = mlp_ratio * dim
+    latent_dim: int = 32
+    bottleneck: str = "vae"        # vae | ae
+    kl_weight: float = 1e-4
+    mel_weight: float = 1.0
+    stft_weight: float = 1.0
+    stft_windows: tuple[int, ...] = (256, 512, 1024, 2048)
+    max_log_magnitude: float = 6.0  # clamp of the head's log-magnitude before exp (exp(6) ≈ 403)
+
+    def __post_init__(self) -> None:
+        self.stft_windows = tuple(int(w) for w in self.stft_windows)
+        positive = {"sample_rate": self.sample_rate, "n_fft": self.n_fft, "hop_length": self.hop_length,
+                    "dim": self.dim, "kernel_size": self.kernel_size, "mlp_ratio": self.mlp_ratio,
+                    "latent_dim": self.latent_dim}
+        for name, value in positive.items():
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.n_blocks < 0:
+            raise ValueError(f"n_blocks must be >= 0, got {self.n_blocks}")
+        if self.n_fft % 2 or self.n_fft < 2 * self.hop_length:
+            raise ValueError(f"n_fft must be even and >= 2 * hop_length (= {2 * self.hop_length}), got {self.n_fft}")
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (same-length depthwise conv), got {self.kernel_size}")
+        if self.bottleneck not in BOTTLENECKS:
+            raise ValueError(f"bottleneck must be one of {BOTTLENECKS}, got {self.bottleneck!r}")
+        for name in ("kl_weight", "mel_weight", "stft_weight"):
+            if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a finite non-negative number, got {getattr(self, name)!r}")
+        if not self.stft_windows or any(w < 4 or w % 4 for w in self.stft_windows):
+            raise ValueError(f"stft_windows must be non-empty multiples of 4 (hop = window / 4), got {self.stft_windows}")
+        if not math.isfinite(self.max_log_magnitude):
+            raise ValueError("max_log_magnitude must be finite")
+
+    @property
+    def samples_per_latent(self) -> int:
+        return 2 * self.hop_length
+
+    @property
+    def n_freqs(self) -> int:
+        return self.n_fft // 2 + 1
+
+    @property
+    def min_loss_samples(self) -> int:
+        """``forward`` needs crops longer than this: the widest mel / STFT window's reflect padding."""
+        return max(max(MEL_WINDOW_LENGTHS), max(self.stft_windows)) // 2
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+class ConvNeXtBlock(nn.Module):
+    """1-D ConvNeXt block on ``(B, C, T)``: depthwise conv → LayerNorm over channels → Linear(C, r·C) →
+    GELU → Linear(r·C, C) → layer scale → residual. The length is preserved (odd kernel, zero padding)."""
+
+    def __init__(self, dim: int, kernel_size: int = 7, mlp_ratio: int = 4, layer_scale: float = 1e-2):
+        super().__init__()
+        self.dwconv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pw1 = nn.Linear(dim, mlp_ratio * dim)
+        self.pw2 = nn.Linear(mlp_ratio * dim, dim)
+        self.gamma = nn.Parameter(torch.full((dim,), float(layer_scale)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.dwconv(x).transpose(1, 2)
+        h = self.pw2(F.gelu(self.pw1(self.norm(h))))
+        return x + (self.gamma * h).transpose(1, 2)
+
+
+def _blocks(config: AutoencoderConfig, n: int) -> nn.Sequential:
+    # Vocos' layer-scale init 1 / n_layers: the residual stream starts close to the identity.
+    scale = 1.0 / max(1, 2 * config.n_blocks)
+    return nn.Sequential(*(ConvNeXtBlock(config.dim, config.kernel_size, config.mlp_ratio, scale) for _ in range(n)))
+
+
+class _ChannelLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channels of a ``(B, C, T)`` tensor."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
+class WaveEncoder(nn.Module):
+    """``(B, T)`` audio, ``T`` a multiple of ``2 * hop_length`` → ``(B, out_channels, T / (2 * hop))``.
+
+    The input is a log-magnitude STFT (``n_fft / 2 + 1`` channels, 100 Hz); the last ``center=True``
+    frame is dropped so ``T`` samples give exactly ``T / hop`` frames, then a stride-2 conv halves that."""
+
+    def __init__(self, config: AutoencoderConfig, out_channels: int):
+        super().__init__()
+        self.config = config
+        # Kernel 3, not kernel_size: with 513 input channels the embedding would otherwise hold a quarter
+        # of the model's parameters; the depthwise convs of the blocks provide the temporal context.
+        self.embed = nn.Conv1d(config.n_freqs, config.dim, kernel_size=3, padding=1)
+        self.embed_norm = _ChannelLayerNorm(config.dim, eps=1e-6)
+        self.blocks = _blocks(config, config.n_blocks)
+        self.downsample = nn.Sequential(  # merge frame pairs: 100 Hz → 50 Hz
+            _ChannelLayerNorm(config.dim, eps=1e-6),
+            nn.Conv1d(config.dim, config.dim, kernel_size=2, stride=2),
+        )
+        self.proj = nn.Conv1d(config.dim, out_channels, kernel_size=3, padding=1)
+        self.register_buffer("window", torch.hann_window(config.n_fft, periodic=True), persistent=False)
+
+    def log_magnitude(self, audio: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` → ``(B, n_fft / 2 + 1, T // hop)`` float32 ``log(|S| + 1e-5)``."""
+        c = self.config
+        n_frames = audio.shape[-1] // c.hop_length
+        if audio.shape[-1] <= c.n_fft // 2:  # too short for reflect padding: extend with silence, keep n_frames
+            audio = F.pad(audio, (0, c.n_fft // 2 + 1 - audio.shape[-1]))
+        spec = stft(audio, c.n_fft, c.hop_length, c.n_fft, window=self.window)[..., :n_frames]
+        with torch.autocast(device_type=audio.device.type, enabled=False):
+            return torch.log(spec.abs() + LOG_EPS)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        if audio.shape[-1] % self.config.samples_per_latent:
+            raise ValueError(f"WaveEncoder needs a multiple of {self.config.samples_per_latent} samples, "
+                             f"got {audio.shape[-1]} (WaveAutoencoder.encode pads for you)")
+        h = self.embed_norm(self.embed(self.log_magnitude(audio)))
+        return self.proj(self.downsample(self.blocks(h)))
+
+
+class WaveDecoder(nn.Module):
+    """``(B, latent_dim, L)`` → ``(B, L * 2 * hop)`` float32 audio through a Vocos iSTFT head.
+
+    ConvNeXt blocks at 50 Hz, a ×2 transposed-conv upsample to the 100 Hz STFT frame rate, more blocks,
+    then per frame and bin a log-magnitude ``m`` and a phase ``p``: ``S = exp(min(m, max_log_magnitude))
+    · e^{ip}``. ``L * 320`` samples have ``2L + 1`` centred frames; the decoder makes ``2L``, so the last
+    is repeated before the inverse STFT."""
+
+    def __init__(self, config: AutoencoderConfig):
+        super().__init__()
+        self.config = config
+        n_low = config.n_blocks // 2
+        self.embed = nn.Conv1d(config.latent_dim, config.dim, config.kernel_size, padding=config.kernel_size // 2)
+        self.embed_norm = _ChannelLayerNorm(config.dim, eps=1e-6)
+        self.blocks_low = _blocks(config, n_low)
+        self.upsample = nn.ConvTranspose1d(config.dim, config.dim, kernel_size=2, stride=2)
+        self.blocks_high = _blocks(config, config.n_blocks - n_low)
+        self.norm = nn.LayerNorm(config.dim, eps=1e-6)
+        self.head = nn.Linear(config.dim, 2 * config.n_freqs)
+        self.register_buffer("window", torch.hann_window(config.n_fft, periodic=True), persistent=False)
+
+    def spectrogram(self, latent: torch.Tensor) -> torch.Tensor:
+        """``(B, latent_dim, L)`` → complex64 ``(B, n_fft / 2 + 1, 2L)``."""
+        h = self.blocks_low(self.embed_norm(self.embed(latent)))
+        h = self.blocks_high(self.upsample(h))
+        h = self.norm(h.transpose(1, 2))
+        # The head runs in float32: a bf16 log-magnitude would carry percent-level errors into exp().
+        with torch.autocast(device_type=latent.device.type, enabled=False):
+            out = self.head(h.float()).transpose(1, 2)
+            log_mag, phase = out.chunk(2, dim=1)
+            mag = torch.exp(torch.clamp(log_mag, max=self.config.max_log_magnitude))
+            return torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        spec = self.spectrogram(latent)
+        spec = torch.cat([spec, spec[..., -1:]], dim=-1)  # 2L → 2L + 1 frames (center=True framing)
+        return istft(spec, c.n_fft, c.hop_length, c.n_fft, length=latent.shape[-1] * c.samples_per_latent,
+                     window=self.window)
+
+
+# --------------------------------------------------------------------------- bottlenecks
+
+
+@dataclass
+class BottleneckOutput:
+    """What a bottleneck hands the decoder and the objective.
+
+    ``latent`` is what the decoder reconstructs from during training (a sample for the VAE, the
+    quantized vectors for an RVQ); ``mean`` the deterministic latent that ``encode`` returns; ``losses``
+    the unweighted regularisers (``"kl"``; an RVQ would add ``"commitment"``)."""
+
+    latent: torch.Tensor
+    mean: torch.Tensor
+    logvar: torch.Tensor | None = None
+    losses: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Bottleneck(nn.Module):
+    """Interface: the encoder produces ``in_channels`` channels at 50 Hz; ``distribution`` turns them into
+    ``(mean, logvar | None)`` and ``forward`` into a :class:`BottleneckOutput` with ``latent_dim`` channels."""
+
+    in_channels: int
+
+    def distribution(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        raise NotImplementedError
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> BottleneckOutput:
+        raise NotImplementedError
+
+
+class VAEBottleneck(Bottleneck):
+    """Diagonal Gaussian: the encoder gives mean and log-variance (clamped to [-10, 5]). In training mode
+    ``forward`` samples ``mean + std · eps``; in eval mode it passes the mean (deterministic validation)."""
+
+    def __init__(self, latent_dim: int):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.in_channels = 2 * latent_dim
+
+    def distribution(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, logvar = h.float().chunk(2, dim=1)
+        return mean, logvar.clamp(*LOGVAR_RANGE)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> BottleneckOutput:
+        """``mask`` (B, L) bool marks real latent frames; the KL is a mean over those only."""
+        mean, logvar = self.distribution(h)
+        latent = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if self.training else mean
+        kl = 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar)
+        if mask is not None:
+            weights = mask[:, None, :].to(kl.dtype).expand_as(kl)
+            kl = (kl * weights).sum() / weights.sum().clamp_min(1.0)
+        else:
+            kl = kl.mean()
+        return BottleneckOutput(latent, mean, logvar, {"kl": kl})
+
+
+class IdentityBottleneck(Bottleneck):
+    """Plain autoencoder: the encoder output is the latent, with no regulariser."""
+
+    def __init__(self, latent_dim: int):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.in_channels = latent_dim
+
+    def distribution(self, h: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return h.float(), None
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> BottleneckOutput:
+        mean, _ = self.distribution(h)
+        return BottleneckOutput(mean, mean)
+
+
+def build_bottleneck(config: AutoencoderConfig) -> Bottleneck:
+    """The bottleneck named by ``config.bottleneck``. The seam for the RVQ codec baseline: add an
+    ``"rvq"`` branch returning a quantizer :class:`Bottleneck` (in_channels = latent_dim)."""
+    if config.bottleneck == "vae":
+        return VAEBottleneck(config.latent_dim)
+    if config.bottleneck == "ae":
+        return IdentityBottleneck(config.latent_dim)
+    raise ValueError(f"unknown bottleneck {config.bottleneck!r}; expected one of {BOTTLENECKS}")
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def _magnitude(audio: torch.Tensor, window: int) -> torch.Tensor:
+    spec = stft(audio, window, window // 4, window)
+    with torch.autocast(device_type=audio.device.type, enabled=False):
+        # sqrt of a floored power: |S| has an infinite gradient at exactly 0 (e.g. masked padding).
+        return torch.sqrt((spec.real.square() + spec.imag.square()).clamp_min(1e-12))
+
+
+def multiresolution_stft_loss(reference: torch.Tensor, estimate: torch.Tensor,
+                              windows: tuple[int, ...]) -> torch.Tensor:
+    """Mean over ``windows`` (Hann, hop = window / 4) of spectral convergence ``‖|S| − |Ŝ|‖_F / ‖|S|‖_F``
+    (over the whole batch, so one silent item cannot divide by zero) plus the mean absolute difference of
+    ``log(|S| + 1e-5)``. Float32 throughout."""
+    with torch.autocast(device_type=reference.device.type, enabled=False):
+        reference, estimate = reference.float(), estimate.float()
+        total = reference.new_zeros(())
+        for win in windows:
+            ref, est = _magnitude(reference, win), _magnitude(estimate, win)
+            convergence = torch.linalg.vector_norm(ref - est) / torch.linalg.vector_norm(ref).clamp_min(1e-7)
+            log_l1 = (torch.log(ref + LOG_EPS) - torch.log(est + LOG_EPS)).abs().mean()
+            total = total + convergence + log_l1
+        return total / len(windows)
+
+
+# --------------------------------------------------------------------------- the model
+
+
+class WaveAutoencoder(nn.Module, PretrainedMixin):
+    """16 kHz mono audio ↔ ``(latent_dim, 50 Hz)`` latents. See the module docstring for the design.
+
+    ``encode`` zero-pads inputs at the end to a multiple of :attr:`samples_per_latent` (320) samples, so
+    ``T`` samples give ``ceil(T / 320)`` latent frames; ``decode`` returns ``L * 320`` samples (trim to
+    the original length yourself, or use :meth:`reconstruct`)."""
+
+    config_class = AutoencoderConfig
+
+    def __init__(self, config: AutoencoderConfig | None = None):
+        super().__init__()
+        config = config or AutoencoderConfig()
+        self.config = config
+        self.bottleneck = build_bottleneck(config)
+        self.encoder = WaveEncoder(config, self.bottleneck.in_channels)
+        self.decoder = WaveDecoder(config)
+
+    # ------------------------------------------------------------------ geometry
+
+    @property
+    def samples_per_latent(self) -> int:
+        return self.config.samples_per_latent
+
+    @property
+    def latent_rate(self) -> float:
+        return self.config.sample_rate / self.samples_per_latent
+
+    def latent_length(self, n_samples: int) -> int:
+        return -(-int(n_samples) // self.samples_per_latent)
+
+    def _pad(self, audio: torch.Tensor) -> torch.Tensor:
+        if audio.dim() != 2:
+            raise ValueError(f"expected (B, T) audio, got shape {tuple(audio.shape)}")
+        if audio.shape[-1] == 0:
+            raise ValueError("cannot encode an empty signal")
+        extra = self.latent_length(audio.shape[-1]) * self.samples_per_latent - audio.shape[-1]
+        return F.pad(audio, (0, extra)) if extra else audio
+
+    # ------------------------------------------------------------------ inference API
+
+    def encode_distribution(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(B, T)`` → ``(mean, logvar)``, each ``(B, latent_dim, ceil(T / 320))`` float32; ``logvar`` is
+        ``None`` for the ``"ae"`` bottleneck. The input is zero-padded at the end to a multiple of 320."""
+        return self.bottleneck.distribution(self.encoder(self._pad(audio)))
+
+    def encode(self, audio: torch.Tensor) -> torch.Tensor:
+        """Deterministic latent (the mean, in train and eval mode alike): ``(B, T)`` →
+        ``(B, latent_dim, ceil(T / 320))``, or ``(T,)`` → ``(latent_dim, ceil(T / 320))``."""
+        if audio.dim() == 1:
+            return self.encode(audio[None])[0]
+        return self.encode_distribution(audio)[0]
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """``(B, latent_dim, L)`` → ``(B, L * 320)`` float32 audio, or ``(latent_dim, L)`` → ``(L * 320,)``."""
+        if latent.dim() == 2:
+            return self.decode(latent[None])[0]
+        if latent.dim() != 3 or latent.shape[1] != self.config.latent_dim:
+            raise ValueError(f"expected (B, {self.config.latent_dim}, L) latents, got shape {tuple(latent.shape)}")
+        return self.decoder(latent)
+
+    @torch.no_grad()
+    def reconstruct(self, audio: torch.Tensor) -> torch.Tensor:
+        """``decode(encode(audio))`` trimmed to the input length; ``(B, T)`` or ``(T,)``."""
+        return self.decode(self.encode(audio))[..., : audio.shape[-1]]
+
+    # ------------------------------------------------------------------ training objective
+
+    def forward(self, audio: torch.Tensor, lengths: torch.Tensor | None = None,
+                ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The training loss on ``(B, T)`` crops (``T`` > :attr:`AutoencoderConfig.min_loss_samples`).
+
+        ``mel_weight · multi-scale mel L1 + stft_weight · multi-resolution STFT + kl_weight · KL``, in
+        float32. With ``lengths`` (B,), samples at or beyond an item's length are zeroed in the input and
+        in the reconstruction (padding is not content), and the KL covers only latent frames that start
+        inside the item. The VAE samples its latent in training mode and uses the mean in eval mode.
+        Metrics: ``mel_l1``, ``stft``, ``kl`` (VAE only), ``latent_std`` (std of the mean latent)."""
+        c = self.config
+        if audio.dim() != 2:
+            raise ValueError(f"expected (B, T) audio, got shape {tuple(audio.shape)}")
+        n = audio.shape[-1]
+        if n <= c.min_loss_samples:
+            raise ValueError(f"training crops need more than {c.min_loss_samples} samples, got {n}")
+        sample_mask = latent_mask = None
+        if lengths is not None:
+            lengths = lengths.to(audio.device).long()
+            sample_mask = torch.arange(n, device=audio.device)[None, :] < lengths[:, None]
+            audio = audio * sample_mask
+            starts = torch.arange(self.latent_length(n), device=audio.device) * self.samples_per_latent
+            latent_mask = starts[None, :] < lengths[:, None]
+        out = self.bottleneck(self.encoder(self._pad(audio)), latent_mask)
+        recon = self.decoder(out.latent)[..., :n]
+        if sample_mask is not None:
+            recon = recon * sample_mask
+        with torch.autocast(device_type=audio.device.type, enabled=False):
+            reference, recon = audio.float(), recon.float()
+            mel = multiscale_mel_l1(reference, recon, c.sample_rate)
+            spectral = multiresolution_stft_loss(reference, recon, c.stft_windows)
+            loss = c.mel_weight * mel + c.stft_weight * spectral
+            if "kl" in out.losses:
+                loss = loss + c.kl_weight * out.losses["kl"]
+        metrics = {"mel_l1": mel.item(), "stft": spectral.item()}
+        metrics.update({name: value.item() for name, value in out.losses.items()})
+        mean = out.mean if latent_mask is None else out.mean.transpose(1, 2)[latent_mask]
+        metrics["latent_std"] = mean.detach().float().std().item() if mean.numel() > 1 else 0.0
+        return loss, metrics

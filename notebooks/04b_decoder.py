@@ -1,0 +1,139 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: duotok (Python 3.11)
+#     language: python
+#     name: duotok
+# ---
+
+# %% [markdown]
+# # 04b · Stage 4, part 2: a diffusion decoder from tokens back to audio
+#
+# The tokens are semantic: 2 × 25 Hz × 10 bits is far too little to store a waveform, so the decoder
+# has to *generate* the acoustic detail the tokens do not pin down. Duo-Tok does it with a
+# **latent diffusion** model: a DiT generates the autoencoder's latent sequence (notebook 04a),
+# conditioned on the tokens' quantized embeddings, and the autoencoder renders it.
+#
+#     ids ─ DuoTok.embed ─→ 25 Hz embeddings ─ ↑2 ─┐
+#     noise (50 Hz latents) ─────────────────────── + ─→ DiT (adaLN-Zero on time + track) × Euler steps ─→ latents ─→ autoencoder ─→ audio
+#
+# * **Flow matching**: the model learns the velocity of the straight path from noise to data;
+#   sampling integrates it with a few Euler steps (`decoder.sampling.steps`).
+# * **One model, both tracks**: a track embedding (vocal / accompaniment) joins the diffusion time
+#   in every block's adaptive LayerNorm. Half the parameters and training time of one model per
+#   track, and the two tracks share most of their acoustics.
+# * **Classifier-free guidance**: the token condition is dropped for 10 % of the training items, so
+#   at sampling `v = v_uncond + s · (v_cond − v_uncond)` can push harder toward the tokens (`cfg_scale`).
+# * Training pairs are computed once: tokens of the **ground-truth stems** (exactly as
+#   `DuoTok.encode_stems` makes them) and autoencoder latents of the same stems.
+
+# %% tags=["parameters"]
+profile: str = "default"
+data_dir: str = "data"
+tokenizer_dir: str = "models/duotok"
+autoencoder_dir: str = "models/autoencoder/model"
+out_dir: str = "models/decoder"
+codec_dir: str = "models/codec"
+metrics_path: str = "reports/metrics/decoder.json"
+curves_dir: str = "reports/curves"
+figures_dir: str = "reports/figures/decoder"
+
+# %%
+import pandas as pd
+import torch
+from IPython.display import Audio, Markdown, display
+
+from duotok.config import stage_params
+from duotok.eval.reconstruction import HIGHER_IS_BETTER, METRICS
+from duotok.eval.roundtrip import TRACK_NAMES, codec_system, held_out_excerpts, score_system, sweep_means
+from duotok.io import write_json_atomic
+from duotok.paths import resolve
+from duotok.reporting.figures import save_figure
+from duotok.reporting.reconstruction import plot_metric_sweep, plot_spectrograms
+from duotok.reporting.training import export_curves, plot_curves
+from duotok.tokenizer import DuoTok
+from duotok.tokenizer.bench import bench_decode
+from duotok.train import decoder
+
+p = stage_params("decoder", profile)
+display(Markdown(f"Profile **{profile}**: DiT width {p['model']['dim']} × {p['model']['n_layers']} layers; "
+                 f"{p['train']['steps']} steps of {p['train']['batch_size']} track crops; sampling "
+                 f"{p['sampling']['steps']} Euler steps, guidance {p['sampling']['cfg_scale']}."))
+
+# %% [markdown]
+# ## Training
+
+# %%
+result = decoder.run(profile, out_dir=out_dir, data_dir=data_dir, tokenizer_dir=tokenizer_dir,
+                     autoencoder_dir=autoencoder_dir, codec_dir=codec_dir)
+print(f"{result.step} steps in {result.seconds:.0f} s")
+
+# %%
+curves = export_curves(resolve(out_dir), resolve(curves_dir), "decoder")
+train_log = pd.read_csv(curves["train"])
+valid_log = pd.read_csv(curves["valid"]) if "valid" in curves else None
+fig = plot_curves(train_log, valid_log, [c for c in ("loss", "grad_norm") if c in train_log],
+                  "stage 4b (flow-matching DiT)")
+save_figure(fig, resolve(figures_dir) / "curves")
+
+# %% [markdown]
+# ## Quality against the number of Euler steps, and against the guidance scale
+# Tokens of the true stems of a few held-out excerpts, decoded with each setting (same seed). The
+# full evaluation, with the autoencoder ceiling and the separated-mixture path, is notebook 04c.
+
+# %%
+codec = DuoTok.from_pretrained(resolve(codec_dir)).eval()
+sr = codec.sample_rate
+bench = p["bench"]
+excerpts = held_out_excerpts(resolve(data_dir), "test", bench["seconds"], bench["n_songs"], sr)
+steps_scores = pd.concat([score_system(f"{n} steps", codec_system(codec, "oracle", steps=n), excerpts, sr, METRICS)
+                          .assign(steps=n) for n in bench["steps_curve"]])
+fig = plot_metric_sweep(steps_scores, "steps", METRICS, HIGHER_IS_BETTER,
+                        f"quality vs Euler steps (guidance {codec.decoder.config.cfg_scale})")
+save_figure(fig, resolve(figures_dir) / "quality_vs_steps")
+display(steps_scores.groupby(["steps", "track"])[list(METRICS)].mean().round(3))
+
+# %%
+cfg_scores = pd.concat([score_system(f"cfg {s}", codec_system(codec, "oracle", cfg_scale=s), excerpts, sr, METRICS)
+                        .assign(cfg_scale=s) for s in bench["cfg_scales"]])
+fig = plot_metric_sweep(cfg_scores, "cfg_scale", METRICS, HIGHER_IS_BETTER,
+                        f"quality vs guidance scale ({codec.decoder.config.steps} steps)")
+save_figure(fig, resolve(figures_dir) / "quality_vs_cfg")
+display(cfg_scores.groupby(["cfg_scale", "track"])[list(METRICS)].mean().round(3))
+
+# %% [markdown]
+# ## Decoding speed on this machine
+# Real-time factor = decoding time / audio duration, both tracks of 30 s of tokens, default settings.
+
+# %%
+speed = bench_decode(codec, n_tokens=int(30 * codec.frame_rate), repeats=2)
+display(Markdown(f"**Decode RTF {speed['rtf_best']:.3f}** ({speed['best_seconds']:.2f} s for "
+                 f"{speed['audio_seconds']:.0f} s, {speed['steps']} steps, guidance {speed['cfg_scale']}, "
+                 f"{speed['threads']} threads, {torch.get_num_threads()} available)"))
+
+# %% [markdown]
+# ## Listen: one held-out excerpt, from the tokens of its true stems
+
+# %%
+example = excerpts[0]
+decoded = codec_system(codec, "oracle")(example)
+rows = {t: {"original": example.track(t), "decoded from tokens": decoded[t]} for t in TRACK_NAMES}
+fig = plot_spectrograms(rows, sr, f"{example.song_id}: original vs decoded")
+save_figure(fig, resolve(figures_dir) / "spectrograms")
+for track in TRACK_NAMES:
+    display(Markdown(f"*{track}: original, then decoded from tokens*"))
+    display(Audio(example.track(track), rate=sr, normalize=False), Audio(decoded[track], rate=sr, normalize=False))
+
+# %%
+metrics = {"profile": profile, "steps": result.step, "train_seconds": result.seconds,
+           "parameters": sum(q.numel() for q in codec.decoder.dit.parameters()),
+           "sampling": p["sampling"], "decode_speed": speed, "bench_items": len(excerpts),
+           "quality_vs_steps": sweep_means(steps_scores, "steps"),
+           "quality_vs_cfg": sweep_means(cfg_scores, "cfg_scale"),
+           "final_train": result.train, "final_valid": result.valid}
+write_json_atomic(resolve(metrics_path), metrics)

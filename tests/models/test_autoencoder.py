@@ -1,0 +1,140 @@
+"""The waveform autoencoder: latent geometry, checkpoints, the VAE/AE objective and its masking."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from duotok.errors import CheckpointError
+from duotok.models.autoencoder import AutoencoderConfig, WaveAutoencoder
+
+TINY = {"dim": 32, "n_blocks": 1, "n_fft": 512, "latent_dim": 8}
+
+
+def tiny(**overrides) -> WaveAutoencoder:
+    torch.manual_seed(0)
+    return WaveAutoencoder(AutoencoderConfig(**{**TINY, **overrides}))
+
+
+def sine(seconds: float, freq: float = 440.0, batch: int = 1) -> torch.Tensor:
+    t = torch.arange(int(16000 * seconds)) / 16000
+    return (0.5 * torch.sin(2 * math.pi * freq * t)).expand(batch, -1).clone()
+
+
+def test_geometry():
+    model = tiny()
+    assert model.samples_per_latent == 320 and model.latent_rate == 50.0
+    assert model.latent_length(3200) == 10 and model.latent_length(3201) == 11 and model.latent_length(1) == 1
+
+
+def test_shapes_and_padding():
+    model = tiny().eval()
+    audio = torch.randn(2, 3200) * 0.1
+    with torch.no_grad():
+        latent = model.encode(audio)
+        assert latent.shape == (2, 8, 10)
+        assert model.decode(latent).shape == (2, 3200)
+        # A length that is not a multiple of 320 is zero-padded at the end.
+        ragged = audio[:, :3000]
+        assert torch.allclose(model.encode(ragged), model.encode(torch.nn.functional.pad(ragged, (0, 200))))
+        assert model.reconstruct(ragged).shape == (2, 3000)
+        # 1-D input: (T,) -> (latent_dim, L) -> (L * 320,), consistent with the batched path.
+        single = model.encode(audio[0])
+        assert single.shape == (8, 10)
+        assert torch.allclose(single, latent[0], atol=1e-5)
+        assert model.decode(single).shape == (3200,)
+        assert model.reconstruct(audio[0]).shape == (3200,)
+        # Very short inputs (shorter than the STFT's reflect padding) still encode.
+        assert model.encode(torch.randn(1, 100)).shape == (1, 8, 1)
+        mean, logvar = model.encode_distribution(audio)
+        assert mean.shape == logvar.shape == (2, 8, 10)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = tiny().eval()
+    model.save_pretrained(tmp_path / "ae")
+    loaded = WaveAutoencoder.from_pretrained(tmp_path / "ae")
+    assert loaded.config == model.config
+    audio = torch.randn(1, 3200) * 0.1
+    with torch.no_grad():
+        assert torch.equal(model.encode(audio), loaded.encode(audio))
+        assert torch.equal(model.reconstruct(audio), loaded.reconstruct(audio))
+    # Weights from another config are refused with the offending tensor named.
+    other = tiny(dim=48)
+    other.save_pretrained(tmp_path / "other")
+    (tmp_path / "ae" / "model.safetensors").write_bytes((tmp_path / "other" / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match="another config"):
+        WaveAutoencoder.from_pretrained(tmp_path / "ae")
+
+
+def test_vae_encode_is_the_mean_in_train_and_eval():
+    model = tiny()
+    audio = torch.randn(2, 3200) * 0.1
+    with torch.no_grad():
+        train_a, train_b = model.train().encode(audio), model.encode(audio)
+        eval_latent = model.eval().encode(audio)
+        mean, _ = model.encode_distribution(audio)
+    assert torch.equal(train_a, train_b) and torch.equal(train_a, eval_latent) and torch.equal(mean, eval_latent)
+
+
+def test_vae_training_reduces_the_loss():
+    model = tiny().train()
+    audio = sine(0.5, batch=2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        loss, metrics = model(audio)
+        assert torch.isfinite(loss)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert set(metrics) == {"mel_l1", "stft", "kl", "latent_std"}
+    assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values())
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_ae_bottleneck_has_no_kl_and_bad_names_are_refused():
+    model = tiny(bottleneck="ae")
+    loss, metrics = model(sine(0.2, batch=1))
+    assert torch.isfinite(loss) and "kl" not in metrics
+    assert model.encode_distribution(torch.randn(1, 640))[1] is None
+    with pytest.raises(ValueError, match="bottleneck"):
+        AutoencoderConfig(bottleneck="rvq-ish")
+    with pytest.raises(ValueError, match="n_fft"):
+        AutoencoderConfig(n_fft=256, hop_length=160)
+
+
+def test_padding_beyond_lengths_is_not_scored():
+    model = tiny().eval()  # eval: the VAE uses its mean, so two calls are comparable
+    audio = torch.randn(2, 4800) * 0.1
+    lengths = torch.tensor([3000, 4800])
+    changed = audio.clone()
+    changed[0, 3000:] = torch.randn(1800)
+    with torch.no_grad():
+        a, metrics_a = model(audio, lengths)
+        b, _ = model(changed, lengths)
+        unmasked_a, _ = model(audio)
+        unmasked_b, _ = model(changed)
+    assert torch.equal(a, b)
+    assert not torch.equal(unmasked_a, unmasked_b)
+    assert "kl" in metrics_a
+
+
+def test_decoder_head_magnitude_is_clamped():
+    model = tiny().eval()
+    with torch.no_grad():
+        spec = model.decoder.spectrogram(torch.full((1, 8, 4), 1e4))
+        audio = model.decode(torch.full((1, 8, 4), 1e4))
+    assert torch.isfinite(spec).all() and spec.abs().max() <= math.exp(model.config.max_log_magnitude) * 1.001
+    assert torch.isfinite(audio).all() and spec.dtype == torch.complex64
+
+
+def test_bf16_autocast_keeps_spectral_maths_in_float32():
+    model = tiny()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _ = model(sine(0.2))
+        audio = model.decode(torch.randn(1, 8, 3))
+    assert loss.dtype == torch.float32 and audio.dtype == torch.float32 and torch.isfinite(loss)

@@ -1,0 +1,131 @@
+"""``DuoTok.decode``: the stage-4 path from ids back to audio (tiny random models: the behaviour of the
+plumbing — shapes, chunking, seeding, compatibility checks — not audio quality)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from duotok.errors import TokenFileError
+from duotok.models.autoencoder import AutoencoderConfig, WaveAutoencoder
+from duotok.models.dit import DiTConfig, LatentDiT
+from duotok.tokenizer import DuoTok
+from duotok.tokenizer.batch import decode_paths
+from duotok.tokenizer.decoder import TokenDecoder
+from duotok.tokenizer.tokens import save_tokens
+
+from .conftest import tiny_config
+
+
+def tiny_decoder(tokenizer: DuoTok, steps: int = 2, cfg_scale: float = 1.5, seed: int = 0) -> TokenDecoder:
+    torch.manual_seed(1)
+    ae = WaveAutoencoder(AutoencoderConfig(dim=16, n_blocks=1, latent_dim=4, n_fft=512))
+    dit = LatentDiT(DiTConfig(latent_dim=4, cond_dim=tokenizer.config.quantizer.encoder.dim, dim=16, n_layers=1,
+                              n_heads=2, cond_upsample=2))
+    for p in dit.parameters():     # leave zero-init: outputs must depend on the condition
+        torch.nn.init.normal_(p, std=0.05)
+    return TokenDecoder.from_parts(ae, dit, steps=steps, cfg_scale=cfg_scale, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def codec(tiny_duotok: DuoTok) -> DuoTok:
+    return tiny_duotok.with_decoder(tiny_decoder(tiny_duotok))
+
+
+def _ids(codec: DuoTok, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return tuple(torch.randint(0, size, (n,), generator=g) for size in codec.codebook_sizes)
+
+
+def test_decode_shapes_and_mixture_is_the_sum(codec):
+    n = 60                                            # 2.4 s: two full 1-s chunks and a partial one
+    vocal, accompaniment, mixture = codec.decode(*_ids(codec, n))
+    assert vocal.shape == accompaniment.shape == mixture.shape == (n * 640,)
+    assert torch.allclose(mixture, vocal + accompaniment)
+    assert torch.isfinite(mixture).all()
+    trimmed = codec.decode(*_ids(codec, n), num_samples=n * 640 - 100)
+    assert trimmed[0].shape == (n * 640 - 100,)
+
+
+def test_decode_is_seeded(codec):
+    ids = _ids(codec, 30)
+    a = codec.decode(*ids, seed=3)
+    b = codec.decode(*ids, seed=3)
+    c = codec.decode(*ids, seed=4)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not torch.equal(a[0], c[0])
+
+
+def test_decode_depends_on_the_tokens(codec):
+    a = codec.decode(*_ids(codec, 25, seed=0))
+    b = codec.decode(*_ids(codec, 25, seed=1))
+    assert not torch.allclose(a[0], b[0])
+
+
+def test_decode_settings_override_the_config(codec):
+    ids = _ids(codec, 25)
+    base = codec.decode(*ids)
+    assert torch.equal(base[0], codec.decode(*ids, steps=codec.decoder.config.steps)[0])
+    assert not torch.equal(base[0], codec.decode(*ids, steps=5)[0])
+    assert not torch.equal(base[0], codec.decode(*ids, cfg_scale=1.0)[0])
+
+
+def test_decode_refuses_bad_input(codec, tiny_duotok):
+    with pytest.raises(RuntimeError, match="no decoder"):
+        tiny_duotok.decode(*_ids(codec, 5))
+    with pytest.raises(ValueError, match="equal length"):
+        codec.decode(torch.zeros(5, dtype=torch.long), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="outside"):
+        codec.decode(torch.full((5,), 10**6), torch.zeros(5, dtype=torch.long))
+    with pytest.raises(ValueError, match="does not fit"):
+        codec.decode(*_ids(codec, 5), num_samples=5 * 640 + 1)
+
+
+def test_with_decoder_checks_the_interfaces(tiny_duotok):
+    ae = WaveAutoencoder(AutoencoderConfig(dim=16, n_blocks=1, latent_dim=4, n_fft=512))
+    dit = LatentDiT(DiTConfig(latent_dim=4, cond_dim=7, dim=16, n_layers=1, n_heads=2))
+    with pytest.raises(ValueError, match="embeddings"):
+        tiny_duotok.with_decoder(TokenDecoder.from_parts(ae, dit))
+    dit3 = LatentDiT(DiTConfig(latent_dim=4, cond_dim=tiny_duotok.config.quantizer.encoder.dim, dim=16, n_layers=1,
+                               n_heads=2, cond_upsample=3))
+    with pytest.raises(ValueError, match="samples per token"):
+        tiny_duotok.with_decoder(TokenDecoder.from_parts(ae, dit3))
+    with pytest.raises(ValueError, match="latents"):
+        TokenDecoder.from_parts(WaveAutoencoder(AutoencoderConfig(dim=16, n_blocks=1, latent_dim=8)), dit)
+
+
+def test_codec_round_trips_through_save_and_load(codec, tmp_path):
+    codec.save_pretrained(tmp_path / "codec")
+    loaded = DuoTok.from_pretrained(tmp_path / "codec").eval()
+    ids = _ids(codec, 30)
+    assert all(torch.equal(x, y) for x, y in zip(codec.decode(*ids), loaded.decode(*ids), strict=True))
+    # a tokenizer without decoder still loads and cannot decode
+    plain = DuoTok(tiny_config())
+    plain.save_pretrained(tmp_path / "plain")
+    assert DuoTok.from_pretrained(tmp_path / "plain").decoder is None
+
+
+def test_encode_then_decode_a_file(codec, tmp_path):
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal(int(1.7 * codec.sample_rate))).astype(np.float32)
+    ids = codec.encode(torch.from_numpy(audio))
+    tokens = codec.token_file(*ids, num_samples=audio.size, source="x.wav")
+    save_tokens(tmp_path / "x.tok", tokens)
+    report = decode_paths(codec, tmp_path / "x.tok", tmp_path / "out", progress=False)
+    assert report.written == [tmp_path / "out" / "x"]
+    import soundfile as sf
+
+    for name in ("vocal", "accompaniment", "mixture"):
+        data, sr = sf.read(tmp_path / "out" / "x" / f"{name}.wav")
+        assert sr == codec.sample_rate and data.shape == (audio.size,)
+    again = decode_paths(codec, tmp_path / "x.tok", tmp_path / "out", progress=False)
+    assert again.skipped and not again.written
+
+
+def test_decode_refuses_tokens_of_another_model(codec, tmp_path):
+    other = DuoTok(tiny_config(seed=1)).eval()
+    ids = other.encode(torch.zeros(16000) + 0.01)
+    save_tokens(tmp_path / "other.tok", other.token_file(*ids, num_samples=16000))
+    with pytest.raises(TokenFileError, match="another model"):
+        decode_paths(codec, tmp_path / "other.tok", tmp_path / "out", progress=False)
