@@ -102,34 +102,20 @@ def cmd_params(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train_pretrain(args: argparse.Namespace) -> int:
-    from duotok.train.pretrain import main as pretrain_main
-
-    return pretrain_main(args.args)
-
-
-def cmd_train_finetune(args: argparse.Namespace) -> int:
-    from duotok.train.finetune import main as finetune_main
-
-    return finetune_main(args.args)
+#: ``duotok train STAGE``: each runner is ``duotok.train.STAGE.main`` (also ``python -m`` / torchrun-able).
+TRAIN_STAGES = {
+    "pretrain": "stage 1: BEST-RQ pre-training",
+    "finetune": "stage 2: multi-task fine-tuning",
+    "quantize": "stage 3: dual-codebook SimVQ",
+    "autoencoder": "stage 4a: the audio autoencoder",
+    "decoder": "stage 4b: the diffusion decoder",
+}
 
 
-def cmd_train_quantize(args: argparse.Namespace) -> int:
-    from duotok.train.quantize import main as quantize_main
+def cmd_train(args: argparse.Namespace) -> int:
+    import importlib
 
-    return quantize_main(args.args)
-
-
-def cmd_train_autoencoder(args: argparse.Namespace) -> int:
-    from duotok.train.autoencoder import main as autoencoder_main
-
-    return autoencoder_main(args.args)
-
-
-def cmd_train_decoder(args: argparse.Namespace) -> int:
-    from duotok.train.decoder import main as decoder_main
-
-    return decoder_main(args.args)
+    return importlib.import_module(f"duotok.train.{args.train_command}").main(args.args)
 
 
 def _load_tokenizer(path: str):
@@ -164,9 +150,6 @@ def cmd_decode(args: argparse.Namespace) -> int:
     if args.threads:
         torch_threads(args.threads)
     model = _load_tokenizer(args.model)
-    if model.decoder is None:
-        raise RuntimeError(f"{args.model}: this tokenizer has no decoder; use the complete codec "
-                           "(models/codec, written by the `decoder` stage)")
     report = decode_paths(model, args.input, args.output, overwrite=args.overwrite, progress=sys.stderr.isatty(),
                           steps=args.steps, cfg_scale=args.cfg_scale, seed=args.seed)
     for path in report.written:
@@ -295,26 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_notebook_sync)
 
     train = sub.add_parser("train", help="training stages").add_subparsers(dest="train_command", required=True)
-    p = train.add_parser("pretrain", help="stage 1: BEST-RQ pre-training (see duotok.train.pretrain)",
-                         add_help=False)
-    p.add_argument("args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_train_pretrain)
-    p = train.add_parser("finetune", help="stage 2: multi-task fine-tuning (see duotok.train.finetune)",
-                         add_help=False)
-    p.add_argument("args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_train_finetune)
-    p = train.add_parser("quantize", help="stage 3: dual-codebook SimVQ (see duotok.train.quantize)",
-                         add_help=False)
-    p.add_argument("args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_train_quantize)
-    p = train.add_parser("autoencoder", help="stage 4a: the audio autoencoder (see duotok.train.autoencoder)",
-                         add_help=False)
-    p.add_argument("args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_train_autoencoder)
-    p = train.add_parser("decoder", help="stage 4b: the diffusion decoder (see duotok.train.decoder)",
-                         add_help=False)
-    p.add_argument("args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_train_decoder)
+    for stage, help_ in TRAIN_STAGES.items():
+        p = train.add_parser(stage, help=f"{help_} (see duotok.train.{stage})", add_help=False)
+        p.add_argument("args", nargs=argparse.REMAINDER)
+        p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("encode", help="tokenize a song (or every audio file in a folder) into .tok files")
     p.add_argument("input", help="audio file (any rate, mono or stereo) or folder")

@@ -119,12 +119,16 @@ def summary_table(scores: pd.DataFrame, metrics: Sequence[str] = METRICS) -> pd.
     return table
 
 
+def _json_means(row: pd.Series) -> dict[str, float | None]:
+    """A row of means for JSON: rounded floats, NaN (nothing defined to average) as null."""
+    return {k: (None if pd.isna(v) else round(float(v), 4)) for k, v in row.items()}
+
+
 def summary_dict(scores: pd.DataFrame, metrics: Sequence[str] = METRICS) -> dict[str, dict[str, dict[str, float]]]:
     """``{system: {track: {metric: mean, "n": count}}}`` for the metrics JSON."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     for (system, track), row in summary_table(scores, metrics).iterrows():
-        out.setdefault(system, {})[track] = {k: (None if pd.isna(v) else round(float(v), 4))
-                                             for k, v in row.items()}
+        out.setdefault(system, {})[track] = _json_means(row)
     return out
 
 
@@ -134,6 +138,5 @@ def sweep_means(scores: pd.DataFrame, parameter: str,
     cols = [m for m in metrics if m in scores]
     out: dict[str, dict[str, dict[str, float | None]]] = {}
     for (value, track), row in scores.groupby([parameter, "track"], sort=True)[cols].mean().iterrows():
-        out.setdefault(str(value), {})[track] = {k: (None if pd.isna(v) else round(float(v), 4))
-                                                 for k, v in row.items()}
+        out.setdefault(str(value), {})[track] = _json_means(row)
     return out

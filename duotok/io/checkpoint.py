@@ -44,6 +44,7 @@ __all__ = [
     "WEIGHTS_NAME",
     "PretrainedMixin",
     "config_from_dict",
+    "config_with_defaults",
     "load_training_state",
     "save_training_state",
 ]
@@ -89,6 +90,12 @@ def config_from_dict(config_class: type, data: Any, where: str = "config") -> An
     hints = typing.get_type_hints(config_class)
     kwargs = {name: _coerce(hints.get(name), data[name], f"{where}.{name}") for name in fields}
     return config_class(**kwargs)
+
+
+def config_with_defaults(config_class: type, overrides: dict[str, Any], where: str = "params") -> Any:
+    """``config_class`` from its defaults updated by ``overrides`` (params name only what they change),
+    with :func:`config_from_dict`'s strictness: an unknown key is a ``ValueError`` naming it."""
+    return config_from_dict(config_class, {**dataclasses.asdict(config_class()), **overrides}, where)
 
 
 # --------------------------------------------------------------------------- weights

@@ -75,7 +75,6 @@ def decode_paths(model: DuoTok, source: str | os.PathLike[str], output: str | os
     model's rate, each written atomically). ``decode_kwargs`` go to :meth:`DuoTok.decode` (steps,
     cfg_scale, seed). A song whose three files all exist is skipped unless ``overwrite``."""
     from duotok.audio.io import save_audio
-    from duotok.tokenizer.tokens import load_tokens
 
     source, output = Path(source), Path(output)
     report = EncodeReport()
@@ -94,8 +93,7 @@ def decode_paths(model: DuoTok, source: str | os.PathLike[str], output: str | os
             report.skipped.append(folder)
             continue
         try:
-            tokens = load_tokens(src)
-            tokens.check_compatible(model.fingerprints(), model.codebook_sizes, model.frame_rate, src)
+            tokens = model.load_tokens(src)
             tracks = model.decode(tokens.vocal, tokens.accompaniment, num_samples=tokens.num_samples,
                                   **decode_kwargs)
         except DuotokError as exc:

@@ -29,40 +29,37 @@ def stand_in_signal(seconds: float, sample_rate: int, seed: int = 0) -> torch.Te
     return torch.from_numpy((chord + melody + bursts).astype(np.float32))
 
 
-def bench_encode(model: DuoTok, audio: torch.Tensor, repeats: int = 3) -> dict[str, float]:
-    """Time ``model.encode(audio)`` ``repeats`` times after one warm-up; report the best and the mean."""
-    seconds = audio.numel() / model.sample_rate
-    model.encode(audio[: model.samples_per_chunk])  # warm-up: allocator, kernels
+def _time_runs(run, warm_up, audio_seconds: float, repeats: int) -> dict[str, float]:
+    """Call ``warm_up()`` once (allocator, kernels), then time ``run()`` ``repeats`` times; the best and
+    mean wall time and real-time factor, torch's thread count and the peak memory."""
+    warm_up()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        model.encode(audio)
+        run()
         times.append(time.perf_counter() - start)
-    return {"audio_seconds": seconds, "repeats": repeats, "best_seconds": min(times),
-            "mean_seconds": float(np.mean(times)), "rtf_best": min(times) / seconds,
-            "rtf_mean": float(np.mean(times)) / seconds, "threads": torch.get_num_threads(),
+    return {"audio_seconds": audio_seconds, "repeats": repeats, "best_seconds": min(times),
+            "mean_seconds": float(np.mean(times)), "rtf_best": min(times) / audio_seconds,
+            "rtf_mean": float(np.mean(times)) / audio_seconds, "threads": torch.get_num_threads(),
             "peak_rss_mib": peak_rss_mib()}
+
+
+def bench_encode(model: DuoTok, audio: torch.Tensor, repeats: int = 3) -> dict[str, float]:
+    """Time ``model.encode(audio)`` ``repeats`` times after one warm-up; report the best and the mean."""
+    return _time_runs(lambda: model.encode(audio), lambda: model.encode(audio[: model.samples_per_chunk]),
+                      audio.numel() / model.sample_rate, repeats)
 
 
 def bench_decode(model: DuoTok, n_tokens: int, steps: int | None = None, cfg_scale: float | None = None,
                  repeats: int = 3, seed: int = 0) -> dict[str, float]:
     """Time ``model.decode`` of ``n_tokens`` random ids per track (decoding cost does not depend on which
     ids) ``repeats`` times after a one-chunk warm-up; report the best and the mean real-time factor."""
-    if model.decoder is None:
-        raise RuntimeError("this DuoTok has no decoder; benchmark the complete codec (models/codec)")
     g = torch.Generator().manual_seed(seed)
     ids = [torch.randint(0, size, (n_tokens,), generator=g) for size in model.codebook_sizes]
     per_chunk = model.samples_per_chunk // model.samples_per_token
-    model.decode(ids[0][:per_chunk], ids[1][:per_chunk], steps=steps, cfg_scale=cfg_scale)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model.decode(*ids, steps=steps, cfg_scale=cfg_scale)
-        times.append(time.perf_counter() - start)
-    seconds = n_tokens * model.samples_per_token / model.sample_rate
+    result = _time_runs(lambda: model.decode(*ids, steps=steps, cfg_scale=cfg_scale),
+                        lambda: model.decode(*(x[:per_chunk] for x in ids), steps=steps, cfg_scale=cfg_scale),
+                        n_tokens * model.samples_per_token / model.sample_rate, repeats)
     cfg = model.decoder.config
-    return {"audio_seconds": seconds, "repeats": repeats, "best_seconds": min(times),
-            "mean_seconds": float(np.mean(times)), "rtf_best": min(times) / seconds,
-            "rtf_mean": float(np.mean(times)) / seconds, "threads": torch.get_num_threads(),
-            "steps": cfg.steps if steps is None else steps,
-            "cfg_scale": cfg.cfg_scale if cfg_scale is None else cfg_scale, "peak_rss_mib": peak_rss_mib()}
+    return {**result, "steps": cfg.steps if steps is None else steps,
+            "cfg_scale": cfg.cfg_scale if cfg_scale is None else cfg_scale}

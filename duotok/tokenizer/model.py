@@ -83,7 +83,7 @@ class DuoTok(nn.Module, PretrainedMixin):
         if decoder.autoencoder.sample_rate != self.sample_rate:
             raise ValueError(f"decoder renders {decoder.autoencoder.sample_rate} Hz audio, tokenizer reads "
                              f"{self.sample_rate} Hz")
-        per_token = decoder.autoencoder.hop_length * 2 * decoder.dit.cond_upsample
+        per_token = decoder.autoencoder.samples_per_latent * decoder.dit.cond_upsample
         if per_token != self.samples_per_token:
             raise ValueError(f"decoder renders {per_token} samples per token, the tokenizer's tokens cover "
                              f"{self.samples_per_token}")
@@ -258,11 +258,6 @@ class DuoTok(nn.Module, PretrainedMixin):
                 tracks[1].append(audio[len(sel):].reshape(-1))
         vocal, accompaniment = (torch.cat(t)[:num_samples] for t in tracks)
         return vocal, accompaniment, vocal + accompaniment
-
-    def decode_tokens(self, tokens: TokenFile, **kwargs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """:meth:`decode` a :class:`TokenFile` (checked against this model's codebooks first)."""
-        tokens.check_compatible(self.fingerprints(), self.codebook_sizes, self.frame_rate, tokens.source or "tokens")
-        return self.decode(tokens.vocal, tokens.accompaniment, num_samples=tokens.num_samples, **kwargs)
 
     # ------------------------------------------------------------------ files
 

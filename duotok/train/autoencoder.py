@@ -18,8 +18,9 @@ from typing import Any
 import torch
 
 from duotok.config import stage_params
+from duotok.data import collate_stems
 from duotok.data.stems import SOURCES
-from duotok.io.checkpoint import config_from_dict
+from duotok.io.checkpoint import config_with_defaults
 from duotok.models.autoencoder import AutoencoderConfig, WaveAutoencoder
 from duotok.paths import resolve
 from duotok.train.common import crop_datasets, print_result, runner_parser, write_result
@@ -32,18 +33,11 @@ TRACK_CHOICES = ("mixture", "accompaniment", *SOURCES)
 def build_config(profile: str | None = None) -> tuple[AutoencoderConfig, TrainConfig, dict[str, Any]]:
     p = stage_params("autoencoder", profile)
     sample_rate = stage_params("audio", profile)["sample_rate"]
-    model = config_from_dict(AutoencoderConfig, {**_defaults(AutoencoderConfig), "sample_rate": sample_rate,
-                                                 **p["model"]})
+    model = config_with_defaults(AutoencoderConfig, {"sample_rate": sample_rate, **p["model"]}, "autoencoder.model")
     unknown = set(p["data"]["tracks"]) - set(TRACK_CHOICES)
     if unknown:
         raise ValueError(f"autoencoder.data.tracks: unknown {sorted(unknown)}; choose from {TRACK_CHOICES}")
     return model, TrainConfig.from_dict(p["train"]), p["data"]
-
-
-def _defaults(config_class: type) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(config_class())
 
 
 def track_signals(batch: dict[str, Any], tracks: tuple[str, ...] | list[str]) -> torch.Tensor:
@@ -81,8 +75,6 @@ def run(profile: str | None = None, out_dir: str | Path | None = None, data_dir:
     train, valid = crop_datasets(root, data_cfg, model_cfg.sample_rate, train_cfg.seed)
     torch.manual_seed(train_cfg.seed)
     model = WaveAutoencoder(model_cfg)
-    from duotok.data import collate_stems
-
     trainer = Trainer(model, make_loss(data_cfg["tracks"]), train, train_cfg, out, valid_data=valid,
                       collate_fn=collate_stems, device=device)
     result = trainer.fit(resume=resume)

@@ -14,7 +14,6 @@ same output folder resumes."""
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from duotok.config import stage_params
 from duotok.data import collate_stems
 from duotok.data.latents import TokenLatentDataset, extract_features, latent_stats
 from duotok.errors import CheckpointError
-from duotok.io.checkpoint import config_from_dict
+from duotok.io.checkpoint import config_with_defaults
 from duotok.models.autoencoder import WaveAutoencoder
 from duotok.models.dit import DiTConfig, LatentDiT
 from duotok.paths import resolve
@@ -59,10 +58,10 @@ def build_dit_config(profile: str | None, tokenizer: DuoTok, autoencoder: WaveAu
         raise ValueError(f"tokens cover {per_token} samples, not a whole number of autoencoder frames "
                          f"({autoencoder.samples_per_latent} samples)")
     p = stage_params("decoder", profile)["model"]
-    return config_from_dict(DiTConfig, {**asdict(DiTConfig()), **p,
-                                        "latent_dim": autoencoder.config.latent_dim,
-                                        "cond_dim": tokenizer.config.quantizer.encoder.dim,
-                                        "cond_upsample": per_token // autoencoder.samples_per_latent})
+    return config_with_defaults(DiTConfig, {**p, "latent_dim": autoencoder.config.latent_dim,
+                                            "cond_dim": tokenizer.config.quantizer.encoder.dim,
+                                            "cond_upsample": per_token // autoencoder.samples_per_latent},
+                                "decoder.model")
 
 
 def _load(cls: type, directory: Path, what: str, stage: str) -> Any:
