@@ -109,7 +109,23 @@ TRAIN_STAGES = {
     "quantize": "stage 3: dual-codebook SimVQ",
     "autoencoder": "stage 4a: the audio autoencoder",
     "decoder": "stage 4b: the diffusion decoder",
+    "baselines": "the Table-2 baselines (--codec rvq|mixture_vq|mucodec|kmeans)",
 }
+
+
+def cmd_tokens(args: argparse.Namespace) -> int:
+    """Tokenize the whole corpus with one codec of the comparison (the LM and probe read it)."""
+    from duotok.codecs.registry import load_codec
+    from duotok.config import stage_params
+    from duotok.eval.corpus_tokens import encode_corpus, save_corpus_tokens
+
+    p = stage_params("tokens", args.profile)
+    codec = load_codec(args.codec, args.profile)
+    tokens = encode_corpus(codec, resolve(args.data_dir or p["root"]), tuple(p["splits"]), p["source"])
+    out = save_corpus_tokens(tokens, resolve(args.output or f"{p['out_dir']}/{args.codec}.pt"))
+    n = sum(s["ids"].shape[-1] for s in tokens["songs"])
+    print(f"{codec.name}: {len(tokens['songs'])} songs, {n} frames at {tokens['frame_rate']:g} Hz → {out}")
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -282,6 +298,13 @@ def build_parser() -> argparse.ArgumentParser:
         p = train.add_parser(stage, help=f"{help_} (see duotok.train.{stage})", add_help=False)
         p.add_argument("args", nargs=argparse.REMAINDER)
         p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("tokens", help="tokenize the corpus with one codec of the comparison (LM / probe input)")
+    p.add_argument("--codec", required=True, help="duotok | rvq | mixture_vq | mucodec | kmeans")
+    p.add_argument("--profile", choices=PROFILES)
+    p.add_argument("--data-dir", help="corpus folder (default: tokens.root)")
+    p.add_argument("-o", "--output", help="output file (default: tokens.out_dir/CODEC.pt)")
+    p.set_defaults(func=cmd_tokens)
 
     p = sub.add_parser("encode", help="tokenize a song (or every audio file in a folder) into .tok files")
     p.add_argument("input", help="audio file (any rate, mono or stereo) or folder")

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${DUOTOK_VENV:-.venv}
-APT_PACKAGES=(espeak-ng portaudio19-dev)   # the singer's voice; headers pyaudio (a tinysoundfont dep) builds against
+APT_PACKAGES=(espeak-ng portaudio19-dev ffmpeg)   # the singer's voice; pyaudio's headers (a tinysoundfont dep); Opus (libopus) for the codec reference
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 

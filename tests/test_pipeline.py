@@ -100,6 +100,10 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     _run([*duotok, "decode", str(tmp_path / "song.tok"), "-o", str(tmp_path / "decoded")], repo, env)
     assert (tmp_path / "decoded" / "song" / "mixture.wav").stat().st_size > 1000
 
+    # Table 2: every baseline trained and scored, the LM / probe evaluations, the report; stored smoke
+    # metrics as regression values (open-unmix style: tests/regression/smoke_metrics.json, with tolerances)
+    _check_table2_outputs(repo)
+
     again = _run([sys.executable, "-m", "dvc", "repro"], repo, env)
     assert "didn't change, skipping" in again or "up to date" in again
     status = _run([sys.executable, "-m", "dvc", "status"], repo, env)
@@ -110,3 +114,36 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     assert (repo / "dvc.lock").read_text() == lock, "outputs differ between two runs of the same stage"
     # `data ensure` again is a no-op too
     assert "up to date" in _run([*duotok, "data", "ensure"], repo, env)
+
+
+REGRESSION = Path(__file__).parent / "regression" / "smoke_metrics.json"
+
+
+def _check_table2_outputs(repo: Path) -> None:
+    metrics = repo / "reports" / "metrics"
+    for codec in ("rvq", "mixture_vq", "mucodec", "kmeans", "opus"):
+        b = json.loads((metrics / "baselines" / f"{codec}.json").read_text())
+        assert b["profile"] == "smoke" and b["kbps"] > 0, codec
+        assert all(0 <= t["mel_l1"] < 20 for s in b["reconstruction"].values() for t in s.values()), codec
+    lm = json.loads((metrics / "lm.json").read_text())
+    probe = json.loads((metrics / "probe.json").read_text())
+    assert set(lm["codecs"]) == set(probe["codecs"]) == {"duotok", "rvq", "mixture_vq", "mucodec", "kmeans"}
+    assert set(lm["protocols"]) == {"duotok", "mucodec"}
+    tables = repo / "reports" / "tables"
+    table2 = (tables / "table2.md").read_text()
+    assert "Duo-Tok" in table2 and "MuCodec-style" in table2 and "Published (paper Table 2)" in table2
+    assert (tables / "table2.csv").is_file() and (tables / "table2.tex").is_file()
+    for ext in ("png", "svg"):
+        assert (repo / "reports" / "figures" / f"fig1_pareto.{ext}").stat().st_size > 1000
+    readme = (repo / "reports" / "README.md").read_text()
+    assert "## The paper's claims, checked on this run" in readme
+
+    stored = json.loads(REGRESSION.read_text())
+    measured = {
+        **{f"lm/{c}/ppl_1024": r["ppl_1024"] for c, r in lm["codecs"].items()},
+        **{f"lm/{c}/bits_per_second": r["bits_per_second"] for c, r in lm["codecs"].items()},
+        **{f"baselines/{c}/kbps": json.loads((metrics / "baselines" / f"{c}.json").read_text())["kbps"]
+           for c in ("rvq", "mixture_vq", "mucodec", "kmeans", "opus")},
+    }
+    for key, (value, rel_tol) in stored["values"].items():
+        assert measured[key] == pytest.approx(value, rel=rel_tol), (key, measured[key], value)

@@ -1,0 +1,65 @@
+import json
+
+import pandas as pd
+import pytest
+
+from duotok.reporting.lm import lm_codebook_table, lm_protocol_table
+from duotok.reporting.results import collect_rows, markdown_table, render_results_readme
+
+RECON = {"mel_l1": 1.5, "pesq": 1.1, "stoi": 0.3, "visqol": 3.0, "n": 2}
+
+
+def _lm(codec, ppl, bps, sizes, rate):
+    return {"codec": codec, "ppl_1024": ppl, "bits_per_second": bps, "codebook_sizes": sizes, "frame_rate": rate,
+            "ce_per_codebook": [1.0] * len(sizes), "bits_per_second_per_codebook": [bps / len(sizes)] * len(sizes)}
+
+
+@pytest.fixture
+def metrics_dir(tmp_path):
+    m = tmp_path / "metrics"
+    (m / "baselines").mkdir(parents=True)
+    dual = {t: dict(RECON) for t in ("vocal", "accompaniment", "mixture")}
+    (m / "reconstruction.json").write_text(json.dumps({"measured": {"tokens (oracle stems)": dual,
+                                                                    "tokens (separated)": dual}}))
+    (m / "baselines" / "rvq.json").write_text(json.dumps({
+        "kbps": 4.0, "token_rate": 50.0, "codebooks": "8x1024",
+        "reconstruction": {"oracle": {"mixture": {**RECON, "mel_l1": 1.0}}}}))
+    (m / "baselines" / "opus.json").write_text(json.dumps({
+        "kbps": 6.0, "token_rate": None, "reconstruction": {"oracle": {"mixture": {**RECON, "mel_l1": 0.8}}}}))
+    (m / "lm.json").write_text(json.dumps({"codecs": {"duotok": _lm("Duo-Tok", 3.0, 300.0, [1024, 1024], 25.0),
+                                                      "rvq": _lm("RVQ codec", 50.0, 2000.0, [1024] * 8, 50.0)}}))
+    probe = {"ap_mean": 0.5, "ap_std": 0.01, "auc_mean": 0.8, "auc_std": 0.02}
+    (m / "probe.json").write_text(json.dumps({"codecs": {"duotok": probe, "rvq": {**probe, "ap_mean": 0.4}}}))
+    return m
+
+
+def test_rows_and_readme(metrics_dir):
+    rows = collect_rows(metrics_dir, ["duotok", "rvq", "opus"])
+    duo, rvq, opus = rows
+    assert duo["kbps"] == pytest.approx(0.5) and duo["ppl_1024"] == 3.0 and duo["ap"] == 0.5
+    assert set(duo["reconstruction"]) == {"vocal", "accompaniment", "mixture"}
+    assert "n" not in duo["reconstruction"]["vocal"]
+    assert rvq["kbps"] == pytest.approx(4.0) and rvq["reconstruction"]["mixture"]["mel_l1"] == 1.0
+    assert "ppl_1024" not in opus and "bits_per_second" not in opus
+    assert "ap" not in opus and opus["kbps"] == 6.0
+    protocols = pd.DataFrame([{"codec": "Duo-Tok", "bits/s saved": 12.5}])
+    text = render_results_readme(rows, protocols, profile="smoke", source="oracle", mel_tolerance=0.15)
+    assert "| best tagging AP" in text.lower() or "AP" in text
+    assert "confirmed" in text and "(3.00, 1.50)" in text and "12.5" in text
+
+
+def test_missing_metric_file_names_the_stage(metrics_dir):
+    (metrics_dir / "probe.json").unlink()
+    with pytest.raises(FileNotFoundError, match="probe.json"):
+        collect_rows(metrics_dir, ["duotok"])
+
+
+def test_lm_tables():
+    results = {"a": _lm("A", 2.0, 100.0, [16, 16], 25.0)}
+    table = lm_codebook_table(results)
+    assert list(table["codebook"]) == [0, 1] and table["bits_per_second"].sum() == pytest.approx(100.0)
+    proto = lm_protocol_table({"a": {"codec": "A", "accompaniment_only": {"bits_per_second": 60.0, "ppl_1024": 3.0},
+                                     "given_vocals": {"bits_per_second": 45.0, "ppl_1024": 2.0},
+                                     "bits_per_second_saved": 15.0, "relative_saving": 0.25}})
+    assert proto.loc[0, "bits/s saved"] == 15.0
+    assert markdown_table(proto).count("\n") == 2

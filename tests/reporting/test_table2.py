@@ -1,0 +1,214 @@
+"""Table 2 / Figure 1 / claim checks from hand-made measured rows: display formatting (dual-track vs
+single-stream, missing values, ± std), the CSV round trip, the separated published section, LaTeX
+escaping, atomic writes, the Pareto Mel L1 convention, figure files, and the claim verdicts."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from duotok.reporting.claims import claim_verdicts, head_to_head
+from duotok.reporting.pareto import pareto_points, plot_pareto, published_points, save_pareto
+from duotok.reporting.table2 import (
+    PUBLISHED_TITLE,
+    TABLE2_COLUMNS,
+    format_table,
+    latex_escape,
+    measured_frame,
+    measured_table,
+    published_table,
+    write_table2,
+)
+
+
+def _recon(mel: float, pesq: float = 1.5, stoi: float = 0.6, visqol: float | None = 3.0) -> dict:
+    return {"pesq": pesq, "stoi": stoi, "mel_l1": mel, "visqol": visqol}
+
+
+def _rows() -> list[dict]:
+    return [
+        {"codec": "Duo-Tok", "kind": "dual-track semantic", "token_rate": 25.0, "codebooks": "2x1024",
+         "kbps": 0.5, "ap": 0.41, "ap_std": 0.02, "auc": 0.80, "auc_std": 0.01, "ppl_1024": 3.2,
+         "bits_per_second": 310.0,
+         "reconstruction": {"vocal": _recon(0.74, pesq=1.05, stoi=0.2), "accompaniment": _recon(1.12),
+                            "mixture": _recon(1.6)}},
+        {"codec": "DAC_8%", "kind": "acoustic", "token_rate": 75, "codebooks": "8x1024", "kbps": 6.0,
+         "ap": 0.20, "auc": 0.79, "ppl_1024": 194.0, "bits_per_second": 4000.0,
+         "reconstruction": {"mixture": _recon(0.73, pesq=2.66, visqol=None)}},
+        {"codec": "X&Codec", "kind": "semantic", "token_rate": 12.5, "codebooks": "8x1024", "kbps": 4.0,
+         "ap": 0.32, "auc": 0.87, "ppl_1024": 47.5, "bits_per_second": None,
+         "reconstruction": {"mixture": _recon(0.91)}},
+        {"codec": "Opus", "kind": "waveform", "token_rate": None, "codebooks": None, "kbps": 6.0,
+         "ap": None, "auc": None, "ppl_1024": None, "bits_per_second": None,
+         "reconstruction": {"mixture": _recon(0.5)}},
+    ]
+
+
+# --- table ------------------------------------------------------------------------------------------
+
+def test_format_dual_and_single_stream_rows() -> None:
+    table = measured_table(_rows())
+    assert list(table.columns) == list(TABLE2_COLUMNS)
+    duo, dac = table.loc["Duo-Tok"], table.loc["DAC_8%"]
+    assert duo["PESQ"] == "1.05 / 1.50" and duo["STOI"] == "0.20 / 0.60" and duo["Mel L1"] == "0.74 / 1.12"
+    assert duo["ViSQOL"] == "3.00 / 3.00"
+    assert dac["PESQ"] == "2.66" and dac["Mel L1"] == "0.73"  # mixture, no slash
+    assert duo["kbps"] == "0.50" and duo["PPL@1024"] == "3.20" and duo["bits/s"] == "310"
+    assert duo["Token rate"] == "25" and table.loc["X&Codec", "Token rate"] == "12.5"
+
+
+def test_missing_values_and_std() -> None:
+    table = measured_table(_rows())
+    assert table.loc["Duo-Tok", "AP"] == "0.41 ± 0.02" and table.loc["Duo-Tok", "AUC"] == "0.80 ± 0.01"
+    assert table.loc["DAC_8%", "AP"] == "0.20"  # no std given: no ±
+    assert table.loc["DAC_8%", "ViSQOL"] == "—"
+    opus = table.loc["Opus"]
+    assert opus["AP"] == opus["AUC"] == opus["PPL@1024"] == opus["bits/s"] == opus["Token rate"] == "—"
+    assert opus["Codebooks"] == "—" and opus["Mel L1"] == "0.50"
+
+
+def test_dual_track_with_one_side_missing() -> None:
+    row = {"codec": "half", "reconstruction": {"vocal": {"mel_l1": 0.7}, "mixture": {"mel_l1": 1.0}}}
+    table = format_table(measured_frame([row]))
+    assert table.loc["half", "Mel L1"] == "0.70 / —"
+    assert table.loc["half", "PESQ"] == "—"
+
+
+def test_unknown_track_raises() -> None:
+    with pytest.raises(ValueError, match="vocals"):
+        measured_frame([{"codec": "x", "reconstruction": {"vocals": {"mel_l1": 1.0}}}])
+
+
+def test_published_table() -> None:
+    table = published_table()
+    assert list(table.columns) == list(TABLE2_COLUMNS)
+    assert table.loc["Duo-Tok", "Mel L1"] == "0.74 / 1.12" and table.loc["Duo-Tok", "kbps"] == "0.75"
+    assert table.loc["DAC", "PESQ"] == "2.66" and table.loc["DAC", "AP"] == "0.20"
+    assert (table["bits/s"] == "—").all() and (table["ViSQOL"] == "—").all()
+
+
+def test_write_table2_files(tmp_path) -> None:
+    out = tmp_path / "reports"
+    paths = write_table2(_rows(), out, note="Trained on the smoke corpus.")
+    assert set(paths) == {"md", "csv", "tex"}
+    assert sorted(p.name for p in out.iterdir()) == ["table2.csv", "table2.md", "table2.tex"]  # no temp files
+
+    md = paths["md"].read_text()
+    measured_at, published_at = md.index("## Measured in this repository"), md.index(f"## {PUBLISHED_TITLE}")
+    assert measured_at < published_at < md.index("Trained on the smoke corpus.")
+    assert "different data and scale, not comparable number-for-number" in md
+    assert "| Duo-Tok | 25 | 2x1024 | 0.50 | 0.41 ± 0.02 |" in md[:published_at]
+    assert "| MuCodec-LeVo |" in md[published_at:] and "| MuCodec-LeVo |" not in md[:published_at]
+
+
+def test_csv_round_trip(tmp_path) -> None:
+    paths = write_table2(_rows(), tmp_path)
+    csv = pd.read_csv(paths["csv"])
+    measured, published = csv[csv["source"] == "measured"], csv[csv["source"] == "published"]
+    assert measured["codec"].tolist() == ["Duo-Tok", "DAC_8%", "X&Codec", "Opus"]
+    assert len(published) == 7 and "MuCodec-LeVo" in set(published["codec"])
+    duo = measured.set_index("codec").loc["Duo-Tok"]
+    assert duo["pesq_vocal"] == 1.05 and duo["mel_l1_accompaniment"] == 1.12 and duo["mel_l1_mixture"] == 1.6
+    assert duo["ap_std"] == 0.02 and duo["bits_per_second"] == 310.0 and duo["codebooks"] == "2x1024"
+    assert math.isnan(measured.set_index("codec").loc["Opus", "ap"])
+    expected = measured_frame(_rows())
+    pd.testing.assert_frame_equal(measured.drop(columns="source").reset_index(drop=True)[expected.columns],
+                                  expected, check_dtype=False)
+
+
+def test_latex_escaping(tmp_path) -> None:
+    assert latex_escape("a_b % c & d") == r"a\_b \% c \& d"
+    assert latex_escape("0.41 ± 0.02") == r"0.41 $\pm$ 0.02"
+    assert latex_escape("\\") == r"\textbackslash{}"
+    tex = write_table2(_rows(), tmp_path)["tex"].read_text()
+    assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
+    assert r"DAC\_8\%" in tex and r"X\&Codec" in tex and r"0.41 $\pm$ 0.02" in tex
+    assert "±" not in tex and "—" not in tex and "MuCodec" not in tex  # measured only
+    body = tex.split(r"\midrule")[1].split(r"\bottomrule")[0].strip().splitlines()
+    assert len(body) == 4 and all(line.count(" & ") == len(TABLE2_COLUMNS) for line in body)
+
+
+# --- Pareto figure ----------------------------------------------------------------------------------
+
+def test_pareto_points_mean_and_dropped() -> None:
+    points = pareto_points(_rows())
+    assert points["codec"].tolist() == ["Duo-Tok", "DAC_8%", "X&Codec"]
+    duo = points.set_index("codec").loc["Duo-Tok"]
+    assert duo["mel_l1"] == pytest.approx((0.74 + 1.12) / 2)  # not the mixture's 1.6
+    assert points.set_index("codec").loc["DAC_8%", "mel_l1"] == 0.73
+    assert points.attrs["dropped"] == {"Opus": "no PPL@1024"}
+    published = published_points().set_index("codec")
+    assert published.loc["Duo-Tok", "mel_l1"] == pytest.approx(0.93)
+    assert published.loc["Duo-Tok", "ppl_1024"] == 4.75
+
+
+def test_pareto_figure_files(tmp_path) -> None:
+    fig = plot_pareto(pareto_points(_rows()), published=published_points())
+    assert fig.axes[0].get_xscale() == "log"
+    labels = {t.get_text() for t in fig.axes[0].texts}
+    assert {"Duo-Tok", "DAC_8%", "X&Codec", "MuCodec-LeVo", "better"} <= labels
+    legend_texts = {t.get_text() for legend in fig.legends for t in legend.get_texts()}
+    assert "published (different data)" in legend_texts and "6 kbps" in legend_texts
+    paths = save_pareto(fig, tmp_path / "fig1")
+    assert sorted(p.name for p in paths) == ["fig1.png", "fig1.svg"]
+    assert all(p.stat().st_size > 1000 for p in paths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig1.png", "fig1.svg"]
+
+
+# --- claims -----------------------------------------------------------------------------------------
+
+def _verdicts(rows: list[dict]) -> dict[str, dict]:
+    return {v["claim"].split(" (")[0]: v for v in claim_verdicts(rows)}
+
+
+def test_claims_confirmed() -> None:
+    verdicts = claim_verdicts(_rows())
+    assert [v["verdict"] for v in verdicts] == ["confirmed", "confirmed", "confirmed", "not confirmed"]
+    assert all(set(v) == {"claim", "verdict", "evidence"} for v in verdicts)
+    assert "0.41" in verdicts[0]["evidence"] and "X&Codec 0.32" in verdicts[0]["evidence"]
+    # Mel L1: Duo-Tok 0.93 vs best costlier Opus 0.5 (gap 0.43); within tolerance once Opus is gone.
+    assert "Opus" in verdicts[3]["evidence"]
+    assert claim_verdicts(_rows()[:3])[3]["verdict"] == "not confirmed"  # 0.93 vs DAC 0.73: gap 0.20
+    assert claim_verdicts(_rows()[:3], mel_tolerance=0.25)[3]["verdict"] == "confirmed"
+
+
+def test_claims_not_confirmed_and_not_testable() -> None:
+    rows = _rows()
+    rows[0] = {**rows[0], "ap": 0.10, "ppl_1024": 500.0}
+    verdicts = claim_verdicts(rows)
+    assert verdicts[0]["verdict"] == verdicts[1]["verdict"] == "not confirmed"
+
+    rows[0] = {**rows[0], "ap": None, "bits_per_second": None}
+    verdicts = claim_verdicts(rows)
+    assert verdicts[0]["verdict"] == "not testable" and "Duo-Tok has no AP" in verdicts[0]["evidence"]
+    assert verdicts[2]["verdict"] == "not testable"
+
+    only_subject = [_rows()[0], {"codec": "Opus", "kbps": 6.0}]
+    assert {v["verdict"] for v in claim_verdicts(only_subject)} == {"not testable"}
+    absent = claim_verdicts(_rows(), subject="absent")
+    assert {v["verdict"] for v in absent} == {"not testable"}
+    assert "no row named 'absent'" in absent[0]["evidence"]
+
+
+def test_claims_tie_counts_as_best() -> None:
+    rows = _rows()
+    rows[2] = {**rows[2], "ap": 0.41}
+    verdict = claim_verdicts(rows)[0]
+    assert verdict["verdict"] == "confirmed" and "tied with" in verdict["evidence"]
+
+
+def test_head_to_head() -> None:
+    rows = _rows()
+    rows[2] = {**rows[2], "ap": 0.41}
+    table = head_to_head(rows, "Duo-Tok")
+    assert list(table.index) == ["DAC_8%", "X&Codec", "Opus"]
+    assert list(table.columns) == ["ap", "ppl_1024", "bits_per_second", "mel_l1"]
+    assert table.loc["DAC_8%"].tolist() == ["beat", "beat", "beat", "lost"]
+    assert table.loc["X&Codec"].tolist() == ["tie", "beat", "n/a", "lost"]
+    assert table.loc["Opus"].tolist() == ["n/a", "n/a", "n/a", "lost"]
+    single = head_to_head(rows, "Duo-Tok", "ppl_1024")
+    assert list(single.columns) == ["ppl_1024"] and (single["ppl_1024"].iloc[:2] == "beat").all()
+    with pytest.raises(ValueError, match="unknown metric"):
+        head_to_head(rows, "Duo-Tok", "pesq")
