@@ -21,6 +21,7 @@ Reconstruction-only references (Opus) implement :class:`Reconstructor`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -65,21 +66,28 @@ class Codec(Protocol):
     def decode(self, ids: torch.Tensor, num_samples: int | None = None) -> dict[str, torch.Tensor]: ...
 
 
-def bitrate(codec: Codec) -> float:
+def fixed_bitrate(frame_rate: float, codebook_sizes: Sequence[int]) -> float:
     """Bits per second: ``frame_rate · Σ_k log2 V_k`` (fixed-rate codes, no entropy coding)."""
-    return float(codec.frame_rate) * sum(math.log2(v) for v in codec.codebook_sizes)
+    return float(frame_rate) * sum(math.log2(v) for v in codebook_sizes)
 
 
-def codebook_label(codec: Codec) -> str:
-    """``"2x1024"`` / ``"8x1024"`` / ``"1x1024+1x4096"`` as in Table 2."""
-    sizes = list(codec.codebook_sizes)
+def bitrate(codec: Codec) -> float:
+    return fixed_bitrate(codec.frame_rate, codec.codebook_sizes)
+
+
+def sizes_label(codebook_sizes: Sequence[int]) -> str:
+    """``"2x1024"`` / ``"8x1024"`` / ``"2x1024+1x4096"`` as in Table 2 (runs of equal sizes grouped)."""
     groups: list[tuple[int, int]] = []
-    for v in sizes:
+    for v in codebook_sizes:
         if groups and groups[-1][1] == v:
             groups[-1] = (groups[-1][0] + 1, v)
         else:
             groups.append((1, v))
     return "+".join(f"{n}x{v}" for n, v in groups)
+
+
+def codebook_label(codec: Codec) -> str:
+    return sizes_label(codec.codebook_sizes)
 
 
 def is_dual_track(codec: Codec) -> bool:

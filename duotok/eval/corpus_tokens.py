@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from duotok.codecs.base import Codec
 from duotok.data.latents import stem_tracks
 from duotok.data.stems import discover_songs, load_song
 from duotok.errors import DatasetError
+from duotok.io.files import atomic_write
 
 FORMAT = "duotok-corpus-tokens"
 VERSION = 1
@@ -56,15 +56,8 @@ def encode_corpus(codec: Codec, root: str | os.PathLike[str], splits: tuple[str,
 def save_corpus_tokens(tokens: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Atomic: a temporary file in the same folder, then renamed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(tokens, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(path, "wb") as f:
+        torch.save(tokens, f)
     return path
 
 

@@ -12,10 +12,10 @@ Equal budget: the same LM sizes, training settings and seed for every codec (``p
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
+from duotok.codecs.base import fixed_bitrate, sizes_label
 from duotok.eval.corpus_tokens import split_ids
 from duotok.eval.lm import evaluate_lm, lm_report, train_token_lm
 from duotok.models.token_lm import TokenLMConfig
@@ -45,13 +45,13 @@ def unconditional(tokens: dict[str, Any], params: dict[str, Any], out_dir: Path,
     model = train_token_lm(_lm_config(params["model"], sizes, max_frames=crop), TrainConfig.from_dict(params["train"]),
                            _rows(tokens, "train"), _rows(tokens, "valid"), out_dir, crop, resume=resume)
     scores = evaluate_lm(model, _rows(tokens, "test"), crop)
-    return {"codec": tokens["codec"], "frame_rate": rate, "codebook_sizes": sizes,
-            "codebooks": "+".join(f"1x{v}" for v in sizes) if len(set(sizes)) > 1 else f"{len(sizes)}x{sizes[0]}",
-            "kbps": rate * sum(math.log2(v) for v in sizes) / 1000.0, "test_frames": scores["frames"],
-            "scored_tokens": scores["tokens"], **lm_report(scores["ce"], sizes, rate),
-            "per_stream_bits_per_second": {
-                stream: sum(lm_report(scores["ce"], sizes, rate)["bits_per_second_per_codebook"][k] for k in ks)
-                for stream, ks in tokens["streams"].items()}}
+    report = lm_report(scores["ce"], sizes, rate)
+    per_codebook = report["bits_per_second_per_codebook"]
+    return {"codec": tokens["codec"], "frame_rate": rate, "codebook_sizes": sizes, "codebooks": sizes_label(sizes),
+            "kbps": fixed_bitrate(rate, sizes) / 1000.0, "test_frames": scores["frames"],
+            "scored_tokens": scores["tokens"], **report,
+            "per_stream_bits_per_second": {stream: sum(per_codebook[k] for k in ks)
+                                           for stream, ks in tokens["streams"].items()}}
 
 
 def vocal_conditioned(tokens: dict[str, Any], params: dict[str, Any], out_dir: Path, resume: bool = True,

@@ -41,6 +41,7 @@ from duotok.models.bestrq import MelConfig
 from duotok.models.encoder import DuoEncoder, EncoderConfig
 from duotok.quantization.simvq import SimVQ, nearest_codes
 from duotok.tokenizer.decoder import TokenDecoder, TokenDecoderConfig
+from duotok.tokenizer.model import _as_mono_tensor
 
 LAYERS = ("lower", "upper", "bottleneck")
 QUANTIZERS = ("simvq", "kmeans")
@@ -226,7 +227,7 @@ class FeatureTokenizer(nn.Module, PretrainedMixin):
     @torch.no_grad()
     def stream_features(self, audio: torch.Tensor, index: int, normalize: bool = True) -> torch.Tensor:
         """One stream's mono audio ``(samples,)`` → its features ``(n_tokens, D)`` (10-s chunks, like DuoTok)."""
-        audio = _mono(audio, self.config.streams[index])
+        audio = _as_mono_tensor(audio, self.config.streams[index])
         chunks, lengths = self._chunks(audio)
         per_chunk = self.samples_per_chunk // self.samples_per_token
         out = []
@@ -251,7 +252,7 @@ class FeatureTokenizer(nn.Module, PretrainedMixin):
 
     @torch.no_grad()
     def encode_stems(self, vocal: torch.Tensor, accompaniment: torch.Tensor) -> torch.Tensor:
-        vocal, accompaniment = _mono(vocal, "vocal"), _mono(accompaniment, "accompaniment")
+        vocal, accompaniment = _as_mono_tensor(vocal, "vocal"), _as_mono_tensor(accompaniment, "accompaniment")
         if vocal.shape != accompaniment.shape:
             raise ValueError(f"vocal ({vocal.numel()} samples) and accompaniment ({accompaniment.numel()}) differ")
         audio = self._stream_audio(vocal, accompaniment)
@@ -260,7 +261,7 @@ class FeatureTokenizer(nn.Module, PretrainedMixin):
 
     @torch.no_grad()
     def encode(self, mixture: torch.Tensor) -> torch.Tensor:
-        mixture = _mono(mixture, "mixture")
+        mixture = _as_mono_tensor(mixture, "mixture")
         if self.config.streams == ("mixture",):
             return self.quantize(0, self.stream_features(mixture, 0))[None].cpu()
         if self.separator is None:
@@ -311,13 +312,3 @@ class FeatureTokenizer(nn.Module, PretrainedMixin):
             out["mixture"] = out["vocal"] + out["accompaniment"]
         return out
 
-
-def _mono(audio: torch.Tensor, what: str) -> torch.Tensor:
-    x = torch.as_tensor(audio, dtype=torch.float32)
-    if x.dim() != 1:
-        raise ValueError(f"{what}: expected mono (samples,) audio, got shape {tuple(x.shape)}")
-    if x.numel() == 0:
-        raise ValueError(f"{what}: empty audio")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{what}: audio contains NaN or infinite samples")
-    return x

@@ -14,6 +14,7 @@ import pandas as pd
 
 from duotok.reporting.claims import claim_verdicts, head_to_head
 from duotok.reporting.pareto import pareto_mel_l1
+from duotok.reporting.table2 import to_markdown
 
 #: Table-2 display names and what kind of codec each row is.
 DISPLAY = {
@@ -59,11 +60,8 @@ def collect_rows(metrics_dir: str | Path, codecs: Sequence[str], source: str = "
                 row.update(token_rate=b["token_rate"], codebooks=b["codebooks"])
         if codec in lm:
             entry = lm[codec]
-            sizes = entry["codebook_sizes"]
             row.update(token_rate=entry["frame_rate"], ppl_1024=entry["ppl_1024"],
-                       bits_per_second=entry["bits_per_second"],
-                       kbps=entry["frame_rate"] * sum(math.log2(v) for v in sizes) / 1000.0,
-                       codebooks=entry.get("codebooks", row.get("codebooks")))
+                       bits_per_second=entry["bits_per_second"], kbps=entry["kbps"], codebooks=entry["codebooks"])
         if codec in probe:
             p = probe[codec]
             row.update(ap=p["ap_mean"], ap_std=p["ap_std"], auc=p["auc_mean"], auc_std=p["auc_std"])
@@ -143,12 +141,10 @@ def render_results_readme(rows: Sequence[Mapping[str, Any]], lm_protocols: pd.Da
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
+    """A pipe table of any frame (floats to 3 significant digits, NaN as "—"), by Table 2's writer."""
     frame = frame.reset_index() if frame.index.name or not isinstance(frame.index, pd.RangeIndex) else frame
-    cols = [str(c) for c in frame.columns]
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in frame.iterrows():
-        out.append("| " + " | ".join(_cell(v) for v in r.tolist()) + " |")
-    return "\n".join(out)
+    cells = frame.map(_cell)
+    return to_markdown(cells.set_index(cells.columns[0]))
 
 
 def _cell(v: Any) -> str:

@@ -31,7 +31,7 @@ from duotok.config import PROFILES, stage_params
 from duotok.data import collate_stems
 from duotok.data.latents import TokenLatentDataset, TrackFeatures, latent_stats, stem_tracks
 from duotok.data.stems import discover_songs, load_song
-from duotok.errors import CheckpointError, DatasetError
+from duotok.errors import DatasetError
 from duotok.io.checkpoint import config_with_defaults
 from duotok.io.files import write_json_atomic
 from duotok.models.autoencoder import WaveAutoencoder
@@ -45,17 +45,11 @@ from duotok.quantization.simvq import usage_statistics
 from duotok.tokenizer.decoder import TokenDecoder
 from duotok.train.autoencoder import make_loss
 from duotok.train.common import crop_datasets, mel_settings
-from duotok.train.decoder import decoder_loss
+from duotok.train.decoder import _load, decoder_loss
 from duotok.train.loop import TrainConfig, Trainer
 
 TOKEN_BASELINES = ("rvq", "mixture_vq", "mucodec", "kmeans")
 FEATURE_BASELINES = ("mixture_vq", "mucodec", "kmeans")
-
-
-def _load(cls: type, directory: Path, what: str, stage: str) -> Any:
-    if not (directory / "config.json").is_file():
-        raise CheckpointError(directory, f"no {what} here: run the `{stage}` stage first (dvc repro {stage})")
-    return cls.from_pretrained(directory).eval()
 
 
 # --------------------------------------------------------------------------- the acoustic RVQ codec

@@ -3,6 +3,7 @@ import json
 import pandas as pd
 import pytest
 
+from duotok.codecs.base import fixed_bitrate, sizes_label
 from duotok.reporting.lm import lm_codebook_table, lm_protocol_table
 from duotok.reporting.results import collect_rows, markdown_table, render_results_readme
 
@@ -11,6 +12,7 @@ RECON = {"mel_l1": 1.5, "pesq": 1.1, "stoi": 0.3, "visqol": 3.0, "n": 2}
 
 def _lm(codec, ppl, bps, sizes, rate):
     return {"codec": codec, "ppl_1024": ppl, "bits_per_second": bps, "codebook_sizes": sizes, "frame_rate": rate,
+            "kbps": fixed_bitrate(rate, sizes) / 1000.0, "codebooks": sizes_label(sizes),
             "ce_per_codebook": [1.0] * len(sizes), "bits_per_second_per_codebook": [bps / len(sizes)] * len(sizes)}
 
 
