@@ -102,7 +102,8 @@ def cmd_params(args: argparse.Namespace) -> int:
     return 0
 
 
-#: ``duotok train STAGE``: each runner is ``duotok.train.STAGE.main`` (also ``python -m`` / torchrun-able).
+#: ``duotok train STAGE``: each runner is ``duotok.train.STAGE.main`` (also ``python -m`` / torchrun-able);
+#: ``RUNNER_MODULES`` names the ones that live elsewhere.
 TRAIN_STAGES = {
     "pretrain": "stage 1: BEST-RQ pre-training",
     "finetune": "stage 2: multi-task fine-tuning",
@@ -110,7 +111,9 @@ TRAIN_STAGES = {
     "autoencoder": "stage 4a: the audio autoencoder",
     "decoder": "stage 4b: the diffusion decoder",
     "baselines": "the Table-2 baselines (--codec rvq|mixture_vq|mucodec|kmeans)",
+    "ablation": "one ablation variant of stages 2-3 (--variant NAME from params.yaml: ablation.variants)",
 }
+RUNNER_MODULES = {"ablation": "duotok.ablations.train"}
 
 
 def cmd_tokens(args: argparse.Namespace) -> int:
@@ -131,7 +134,8 @@ def cmd_tokens(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import importlib
 
-    return importlib.import_module(f"duotok.train.{args.train_command}").main(args.args)
+    module = RUNNER_MODULES.get(args.train_command, f"duotok.train.{args.train_command}")
+    return importlib.import_module(module).main(args.args)
 
 
 def _load_tokenizer(path: str):
@@ -295,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="training stages").add_subparsers(dest="train_command", required=True)
     for stage, help_ in TRAIN_STAGES.items():
-        p = train.add_parser(stage, help=f"{help_} (see duotok.train.{stage})", add_help=False)
+        module = RUNNER_MODULES.get(stage, f"duotok.train.{stage}")
+        p = train.add_parser(stage, help=f"{help_} (see {module})", add_help=False)
         p.add_argument("args", nargs=argparse.REMAINDER)
         p.set_defaults(func=cmd_train)
 

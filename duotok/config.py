@@ -19,7 +19,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,11 @@ from duotok.errors import ConfigError
 from duotok.paths import project_root
 
 PROFILES = ("smoke", "default", "paper")
+
+#: Active :func:`param_overrides` layers, outermost first. A ContextVar rather than a global so that
+#: threads and async tasks started elsewhere never see another caller's overrides.
+_OVERRIDES: ContextVar[tuple[Mapping[str, Mapping[str, Any]], ...]] = ContextVar("duotok_param_overrides",
+                                                                                  default=())
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -79,7 +86,32 @@ def stage_params(
     unknown = set(block) - {"base", *PROFILES}
     if unknown:
         raise ConfigError(f"params.yaml section {section!r} has unknown keys {sorted(unknown)}")
-    return deep_merge(block["base"], block.get(profile))
+    merged = deep_merge(block["base"], block.get(profile))
+    for layer in _OVERRIDES.get():
+        merged = deep_merge(merged, layer.get(section))
+    return merged
+
+
+@contextmanager
+def param_overrides(overrides: Mapping[str, Mapping[str, Any]]) -> Iterator[None]:
+    """Within the block, :func:`stage_params` deep-merges ``overrides[section]`` on top of its usual result.
+
+    Why: the ablations retrain stages 2-3 with a few changed parameters through the unchanged stage
+    runners, which read params.yaml themselves; editing the file would invalidate the main pipeline.
+    Blocks nest (inner overrides merge on top of outer ones) and are undone on exit, errors included."""
+    if not isinstance(overrides, Mapping):
+        raise ConfigError("param_overrides expects a mapping section -> overrides, "
+                          f"got {type(overrides).__name__}")
+    for section, value in overrides.items():
+        if value is not None and not isinstance(value, Mapping):
+            raise ConfigError(f"param_overrides: the override of section {section!r} must be a mapping, "
+                              f"got {type(value).__name__}")
+    layer = copy.deepcopy({k: v for k, v in overrides.items() if v is not None})
+    token = _OVERRIDES.set((*_OVERRIDES.get(), layer))
+    try:
+        yield
+    finally:
+        _OVERRIDES.reset(token)
 
 
 def fingerprint(obj: Any) -> str:

@@ -103,6 +103,8 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     # Table 2: every baseline trained and scored, the LM / probe evaluations, the report; stored smoke
     # metrics as regression values (open-unmix style: tests/regression/smoke_metrics.json, with tolerances)
     _check_table2_outputs(repo)
+    # ablations: every variant trained from the same stage 1 and measured; the family tables and claims
+    _check_ablation_outputs(repo)
 
     again = _run([sys.executable, "-m", "dvc", "repro"], repo, env)
     assert "didn't change, skipping" in again or "up to date" in again
@@ -117,6 +119,30 @@ def test_smoke_pipeline_end_to_end(tmp_path):
 
 
 REGRESSION = Path(__file__).parent / "regression" / "smoke_metrics.json"
+
+
+def _check_ablation_outputs(repo: Path) -> None:
+    from duotok.ablations import load_variants
+    from duotok.config import load_params
+
+    variants = load_variants("smoke", load_params(repo / "params.yaml"))
+    for name, variant in variants.items():
+        m = json.loads((repo / "reports" / "metrics" / "ablations" / f"{name}.json").read_text())
+        assert m["profile"] == "smoke" and m["variant"]["name"] == name
+        assert 0 < m["lm"]["ppl_1024"]["mean"] < 5000 and m["lm"]["ppl_1024"]["n"] == 2, name
+        assert 0 <= m["probe"]["ap_mean"] <= 1 and len(m["probe"]["per_seed"]) == 2, name
+        assert set(m["leakage"]["summary"]) == {"vocal_in_accompaniment", "accompaniment_in_vocal"}, name
+        stage2 = repo / "models" / "ablations" / name / "finetune"
+        assert stage2.is_dir() == variant.retrains_stage2, name   # routing variants reuse the reference's
+    shared = json.loads((repo / "models" / "ablations" / "routing_shared" / "result.json").read_text())
+    assert shared["shared_codebook"] and len(set(shared["fingerprints"].values())) == 1
+    tables = repo / "reports" / "tables"
+    for family in ("noise", "routing", "heads"):
+        text = (tables / f"ablation_{family}.md").read_text()
+        assert "reference" in text and all(v.name in text for v in variants.values() if v.family == family)
+        assert (tables / f"ablation_{family}.csv").is_file()
+        assert (repo / "reports" / "figures" / "ablations" / f"ablation_{family}.png").stat().st_size > 1000
+    assert "| a |" in (tables / "ablation_claims.md").read_text()
 
 
 def _check_table2_outputs(repo: Path) -> None:

@@ -1,0 +1,611 @@
+"""Tables, figures and claim checks of the ablation study, from one metrics dict per variant (what
+:func:`duotok.ablations.evaluate.evaluate_variant` writes to ``reports/metrics/ablations/<name>.json``).
+
+Three shapes, all derived from :func:`ablation_frame` (one numeric row per variant) so that every
+number a table, figure or claim shows comes from the same place:
+
+* :func:`family_table` / :func:`family_csv_frame` — the reference beside one family's variants, as
+  display strings ("4.75 ± 0.12", Δ vs the reference) and as numbers for the CSV;
+* :func:`plot_family` / :func:`plot_pareto_variants` — bars with the seed spread, and PPL vs AP;
+* :func:`ablation_claims` — the paper's qualitative ablation claims, each with a verdict.
+
+Why the seed-spread rule. Ablation variants differ from the reference by one factor and are trained
+at a small budget, so most differences are of the size of the seed-to-seed noise. A difference
+therefore counts only when ``|Δmean| > std_a + std_b`` (population std over seeds, as the probe and
+the LM report it); smaller ones are reported as "within seed spread", never as a win or a loss.
+A side measured with a single seed has no spread (std 0), so the rule cannot protect it: the evidence
+says so.
+
+Missing values: JSON ``null`` (non-finite numbers, see ``json_safe``) and absent keys both become NaN
+and are shown as "n/a"; a leakage cell that is undefined keeps its reason for the table's notes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
+import numpy as np
+import pandas as pd
+from matplotlib.patches import Patch
+
+from duotok.ablations.variants import FAMILIES
+from duotok.io.files import atomic_write
+from duotok.reporting.figures import save_figure
+from duotok.reporting.table2 import to_markdown
+
+MISSING = "n/a"
+CONFIRMED, NOT_CONFIRMED, NOT_TESTABLE = "confirmed", "not confirmed", "not testable"
+#: Verdict of a comparison whose difference does not exceed the combined seed spread.
+WITHIN_SPREAD = "not confirmed (within seed spread)"
+
+#: Numeric columns of :func:`ablation_frame`, in order (means, then their spreads beside them).
+NUMERIC_COLUMNS: tuple[str, ...] = (
+    "ppl_1024", "ppl_1024_std", "lm_bits_per_second", "lm_bits_per_second_std",
+    "ap", "ap_std", "auc", "auc_std",
+    "leak_v2a", "leak_v2a_std", "leak_a2v", "leak_a2v_std",
+    "cer", "vocal_chroma", "accomp_chroma", "vocal_mel_l1", "accomp_mel_l1",
+    "vocal_usage", "accomp_usage", "vocal_code_ppl", "accomp_code_ppl",
+    "nominal_bits_per_second", "eval_seconds",
+)
+#: Seed counts: LM runs with a finite PPL, probe seeds, leakage seeds run, and leakage seeds where
+#: each direction's ratio is defined (the spread of a leakage mean is over those only).
+COUNT_COLUMNS: tuple[str, ...] = ("n_lm_seeds", "n_probe_seeds", "n_leak_seeds", "leak_v2a_n", "leak_a2v_n")
+TEXT_COLUMNS: tuple[str, ...] = ("family", "description", "routing", "profile", "leak_v2a_reason",
+                                 "leak_a2v_reason")
+
+#: ``heads`` metric key (``duotok.ablations.evaluate.HEAD_KEYS``) → frame column.
+HEAD_COLUMNS: dict[str, str] = {
+    "vocal/cer": "cer", "vocal/chroma_accuracy": "vocal_chroma", "accompaniment/chroma_accuracy": "accomp_chroma",
+    "vocal/mel_l1": "vocal_mel_l1", "accompaniment/mel_l1": "accomp_mel_l1", "vocal/usage": "vocal_usage",
+    "accompaniment/usage": "accomp_usage", "vocal/perplexity": "vocal_code_ppl",
+    "accompaniment/perplexity": "accomp_code_ppl",
+}
+#: Leakage summary key → frame column prefix ("vocal information in the accompaniment stream" = v→a).
+LEAK_COLUMNS: dict[str, str] = {"vocal_in_accompaniment": "leak_v2a", "accompaniment_in_vocal": "leak_a2v"}
+
+#: Metric → (label, higher is better, column of its spread, column of its seed count).
+METRICS: dict[str, tuple[str, bool, str | None, str | None]] = {
+    "ppl_1024": ("PPL@1024", False, "ppl_1024_std", "n_lm_seeds"),
+    "lm_bits_per_second": ("LM bits/s", False, "lm_bits_per_second_std", "n_lm_seeds"),
+    "ap": ("AP", True, "ap_std", "n_probe_seeds"),
+    "auc": ("AUC", True, "auc_std", "n_probe_seeds"),
+    "leak_v2a": ("leakage vocal→accomp.", False, "leak_v2a_std", "leak_v2a_n"),
+    "leak_a2v": ("leakage accomp.→vocal", False, "leak_a2v_std", "leak_a2v_n"),
+}
+
+FAMILY_TITLES: dict[str, str] = {"reference": "reference", "noise": "bottleneck noise",
+                                 "routing": "stage-3 routing", "heads": "multi-task heads"}
+FAMILY_COLORS: dict[str, str] = {"reference": "#c44e52", "noise": "#4c72b0", "routing": "#55a868",
+                                 "heads": "#8172b2"}
+REFERENCE_COLOR, VARIANT_COLOR = "#c44e52", "#4c72b0"
+LEAK_COLORS = {"leak_v2a": "#4c72b0", "leak_a2v": "#dd8452"}
+
+# Variant names the claims compare with (``params.yaml: ablation.variants``).
+NOISE_OFF, NOISE_ADDITIVE = "noise_off", "noise_additive"
+ROUTING_SHARED, ROUTING_SEPARATED = "routing_shared", "routing_separated"
+HEADS_NONE = "heads_none"
+
+
+# ------------------------------------------------------------------------------------------- frame
+
+
+def _num(value: Any) -> float:
+    """NaN for ``None`` and non-finite values (the JSON writer turns NaN/inf into ``null``), else float;
+    anything non-numeric raises, because a string where a number belongs is a broken metrics file."""
+    if value is None:
+        return math.nan
+    out = float(value)
+    return out if math.isfinite(out) else math.nan
+
+
+def _get(tree: Any, *path: str) -> Any:
+    """``tree[path[0]][path[1]]…`` or ``None`` where any level is missing or not a mapping."""
+    for key in path:
+        if not isinstance(tree, Mapping):
+            return None
+        tree = tree.get(key)
+    return tree
+
+
+def _lm_seeds(lm: Mapping[str, Any]) -> int:
+    """Seeds behind the LM mean: ``n`` of the summary (finite runs), else the runs listed."""
+    n = _get(lm, "ppl_1024", "n")
+    if n is not None:
+        return int(n)
+    return sum(1 for r in lm.get("per_seed") or [] if not math.isnan(_num(r.get("ppl_1024"))))
+
+
+def _leak_seeds(leakage: Mapping[str, Any]) -> int:
+    """Leakage seeds run: the longest per-seed list of either attribute set (defined or not)."""
+    runs = [len(_get(leakage, f"{attr}_attributes", "leakage", "per_seed") or [])
+            for attr in ("vocal", "accompaniment")]
+    return max(runs)
+
+
+def _row(name: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    variant = metrics.get("variant") or {}
+    declared = variant.get("name")
+    if declared is not None and declared != name:
+        raise ValueError(f"metrics filed under {name!r} are of variant {declared!r}: a renamed or copied file "
+                         "would put one variant's numbers under another's name")
+    lm = metrics.get("lm") or {}
+    probe = metrics.get("probe") or {}
+    heads = metrics.get("heads") or {}
+    leakage = metrics.get("leakage") or {}
+    row: dict[str, Any] = {
+        "variant": name, "family": variant.get("family"), "description": variant.get("description", ""),
+        "routing": variant.get("routing"), "profile": metrics.get("profile"),
+        "ppl_1024": _num(_get(lm, "ppl_1024", "mean")), "ppl_1024_std": _num(_get(lm, "ppl_1024", "std")),
+        "lm_bits_per_second": _num(_get(lm, "bits_per_second", "mean")),
+        "lm_bits_per_second_std": _num(_get(lm, "bits_per_second", "std")),
+        "ap": _num(probe.get("ap_mean")), "ap_std": _num(probe.get("ap_std")),
+        "auc": _num(probe.get("auc_mean")), "auc_std": _num(probe.get("auc_std")),
+        "nominal_bits_per_second": _num(metrics.get("bits_per_second")),
+        "eval_seconds": _num(metrics.get("eval_seconds")),
+        "n_lm_seeds": _lm_seeds(lm), "n_probe_seeds": len(probe.get("per_seed") or []),
+        "n_leak_seeds": _leak_seeds(leakage),
+    }
+    for key, column in HEAD_COLUMNS.items():
+        row[column] = _num(heads.get(key))
+    for key, prefix in LEAK_COLUMNS.items():
+        entry = _get(leakage, "summary", key) or {}
+        row[prefix] = _num(entry.get("mean"))
+        row[f"{prefix}_std"] = _num(entry.get("std"))
+        row[f"{prefix}_n"] = int(entry.get("n_seeds_defined") or 0)
+        row[f"{prefix}_reason"] = entry.get("reason") if math.isnan(row[prefix]) else None
+    return row
+
+
+def ablation_frame(metrics: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per variant (index ``variant``, the mapping's order): :data:`NUMERIC_COLUMNS` (NaN where
+    missing or non-finite), :data:`COUNT_COLUMNS` (ints) and :data:`TEXT_COLUMNS`. ``metrics`` maps a
+    variant name to its metrics dict; a dict whose ``variant.name`` disagrees with its key raises."""
+    rows = [_row(str(name), m) for name, m in metrics.items()]
+    columns = ["variant", *TEXT_COLUMNS[:4], *NUMERIC_COLUMNS, *COUNT_COLUMNS, *TEXT_COLUMNS[4:]]
+    frame = pd.DataFrame.from_records(rows, columns=columns).set_index("variant")
+    frame[list(NUMERIC_COLUMNS)] = frame[list(NUMERIC_COLUMNS)].astype(float)
+    frame[list(COUNT_COLUMNS)] = frame[list(COUNT_COLUMNS)].astype(int)
+    return frame
+
+
+# ------------------------------------------------------------------------------------------- tables
+
+
+def _check_family(family: str) -> None:
+    if family not in FAMILIES or family == "reference":
+        raise ValueError(f"unknown ablation family {family!r}; expected one of "
+                         f"{[f for f in FAMILIES if f != 'reference']}")
+
+
+def _family_rows(frame: pd.DataFrame, family: str, reference: str) -> pd.DataFrame:
+    """The reference row, then the family's variants in frame order. A missing reference raises: every
+    table and claim is *relative* to it, so without it nothing here has a meaning."""
+    _check_family(family)
+    if reference not in frame.index:
+        raise KeyError(f"reference variant {reference!r} has no metrics (have: {', '.join(map(str, frame.index))}); "
+                       f"evaluate it first: every ablation is read against it")
+    members = [name for name in frame.index if name != reference and frame.at[name, "family"] == family]
+    return frame.loc[[reference, *members]]
+
+
+def _isnan(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _fmt(value: Any, decimals: int) -> str:
+    return MISSING if _isnan(value) else f"{float(value):.{decimals}f}"
+
+
+def _fmt_spread(mean: Any, std: Any, n: Any, decimals: int) -> str:
+    """``mean ± std`` when a spread was measured (two or more seeds, finite std), else the mean."""
+    text = _fmt(mean, decimals)
+    if text == MISSING or _isnan(std) or n is None or int(n) < 2:
+        return text
+    return f"{text} ± {float(std):.{decimals}f}"
+
+
+def _fmt_pair(vocal: Any, accomp: Any, decimals: int) -> str:
+    if _isnan(vocal) and _isnan(accomp):
+        return MISSING
+    return f"{_fmt(vocal, decimals)} / {_fmt(accomp, decimals)}"
+
+
+def _spread(record: pd.Series, metric: str) -> float:
+    """A row's seed spread of ``metric`` (0 when not measured: one seed, or no std reported)."""
+    std_col = METRICS[metric][2]
+    std = record.get(std_col) if std_col else math.nan
+    return 0.0 if _isnan(std) else float(std)
+
+
+def _delta(record: pd.Series, ref: pd.Series, metric: str) -> tuple[float, bool]:
+    """(variant − reference, whether ``|Δ|`` exceeds the combined spread)."""
+    a, b = record.get(metric), ref.get(metric)
+    if _isnan(a) or _isnan(b):
+        return math.nan, False
+    diff = float(a) - float(b)
+    return diff, abs(diff) > _spread(record, metric) + _spread(ref, metric)
+
+
+def _fmt_delta(record: pd.Series, ref: pd.Series, metric: str, decimals: int, is_ref: bool) -> str:
+    if is_ref:
+        return "ref"
+    diff, beyond = _delta(record, ref, metric)
+    if math.isnan(diff):
+        return MISSING
+    return f"{diff:+.{decimals}f}" + ("*" if beyond else "")
+
+
+#: Display columns of :func:`family_table`, in order.
+DISPLAY_COLUMNS: tuple[str, ...] = (
+    "PPL@1024", "Δ PPL", "LM bits/s", "AP", "Δ AP", "AUC", "Leak V→A", "Leak A→V", "CER",
+    "Chroma acc. (V / A)", "Mel L1 (V / A)", "Usage (V / A)", "Code PPL (V / A)",
+)
+
+
+def family_table(frame: pd.DataFrame, family: str, reference: str = "reference") -> pd.DataFrame:
+    """Display table (index ``Variant``, columns :data:`DISPLAY_COLUMNS`): the reference first, then the
+    family's variants. PPL, bits/s, AP, AUC and leakage read "mean ± std" where two or more seeds gave a
+    spread; "Δ PPL" / "Δ AP" are variant − reference, signed, with "*" when the difference exceeds the
+    combined spread; stage-3 head cells read "vocal / accompaniment". Missing values: "n/a"."""
+    rows = _family_rows(frame, family, reference)
+    ref = rows.loc[reference]
+    out = []
+    for name, record in rows.iterrows():
+        is_ref = name == reference
+        out.append({
+            "PPL@1024": _fmt_spread(record["ppl_1024"], record["ppl_1024_std"], record["n_lm_seeds"], 2),
+            "Δ PPL": _fmt_delta(record, ref, "ppl_1024", 2, is_ref),
+            "LM bits/s": _fmt_spread(record["lm_bits_per_second"], record["lm_bits_per_second_std"],
+                                     record["n_lm_seeds"], 0),
+            "AP": _fmt_spread(record["ap"], record["ap_std"], record["n_probe_seeds"], 3),
+            "Δ AP": _fmt_delta(record, ref, "ap", 3, is_ref),
+            "AUC": _fmt_spread(record["auc"], record["auc_std"], record["n_probe_seeds"], 3),
+            "Leak V→A": _fmt_spread(record["leak_v2a"], record["leak_v2a_std"], record["leak_v2a_n"], 2),
+            "Leak A→V": _fmt_spread(record["leak_a2v"], record["leak_a2v_std"], record["leak_a2v_n"], 2),
+            "CER": _fmt(record["cer"], 3),
+            "Chroma acc. (V / A)": _fmt_pair(record["vocal_chroma"], record["accomp_chroma"], 3),
+            "Mel L1 (V / A)": _fmt_pair(record["vocal_mel_l1"], record["accomp_mel_l1"], 3),
+            "Usage (V / A)": _fmt_pair(record["vocal_usage"], record["accomp_usage"], 3),
+            "Code PPL (V / A)": _fmt_pair(record["vocal_code_ppl"], record["accomp_code_ppl"], 0),
+        })
+    return pd.DataFrame(out, index=pd.Index(list(rows.index), name="Variant"), columns=list(DISPLAY_COLUMNS))
+
+
+def family_csv_frame(frame: pd.DataFrame, family: str, reference: str = "reference") -> pd.DataFrame:
+    """Numeric counterpart of :func:`family_table` for the CSV (so numbers round-trip without parsing
+    display strings): family, the numeric and count columns, and ``delta_ppl_1024`` / ``delta_ap``
+    (variant − reference, 0 for the reference) with ``*_beyond_spread`` flags."""
+    rows = _family_rows(frame, family, reference)
+    ref = rows.loc[reference]
+    out = rows[["family", *NUMERIC_COLUMNS, *COUNT_COLUMNS]].copy()
+    for metric in ("ppl_1024", "ap"):
+        deltas = [_delta(record, ref, metric) for _, record in rows.iterrows()]
+        out[f"delta_{metric}"] = [d for d, _ in deltas]
+        out[f"delta_{metric}_beyond_spread"] = [b for _, b in deltas]
+    return out
+
+
+def _count_text(values: Iterable[int], what: str) -> str:
+    counts = sorted(set(int(v) for v in values))
+    if not counts:
+        return f"{what}: none"
+    span = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+    return f"{what}: {span} seed{'' if counts == [1] else 's'}"
+
+
+def family_markdown(frame: pd.DataFrame, family: str, reference: str = "reference") -> str:
+    """``ablation_<family>.md``: title, what each variant changes (its description), the table, then
+    how to read it — metric directions, the Δ marker, seed counts — and why any leakage cell is n/a."""
+    rows = _family_rows(frame, family, reference)
+    lines = [f"# Ablation — {FAMILY_TITLES[family]}", "",
+             f"Each variant changes one factor of the reference `{reference}`; everything else (data, budget, "
+             "evaluation) is shared.", ""]
+    for name, record in rows.iterrows():
+        tag = "reference" if name == reference else str(record["family"])
+        description = str(record["description"] or "").strip() or "(no description)"
+        lines.append(f"- **{name}** ({tag}): {description}")
+    if len(rows) == 1:
+        lines += ["", f"_No variant of the {family} family has metrics yet: only the reference is shown._"]
+    lines += ["", to_markdown(family_table(frame, family, reference)), "",
+              "How to read it:", "",
+              "- PPL@1024 (LM perplexity rescaled to a 1024-entry vocabulary: a uniform guess scores 1024) and LM bits/s: **lower is "
+              "better** (tokens easier to model).",
+              "- AP / AUC (tagging probe, macro): **higher is better**.",
+              "- Leak V→A (vocal information readable from the accompaniment tokens) and Leak A→V: 0 = nothing "
+              "beyond chance, 1 = as much as the owning stream; **lower is better**.",
+              "- CER (lyrics head on the vocal stream): **lower is better**; chroma accuracy: higher is better; "
+              "mel L1: lower is better. Usage (fraction of codes used) and code PPL describe the codebooks; "
+              "V / A = vocal / accompaniment.",
+              "- Δ = variant − reference; `*` marks a difference larger than the combined seed spread "
+              "(|Δ| > std_variant + std_reference); unmarked differences are within seed noise.",
+              "- mean ± std: population std (ddof 0) over seeds, shown where two or more seeds were run; "
+              f"{MISSING}: not measured or undefined.",
+              "- Seeds — " + "; ".join([_count_text(rows["n_lm_seeds"], "LM"),
+                                        _count_text(rows["n_probe_seeds"], "probe"),
+                                        _count_text(rows["n_leak_seeds"], "leakage")]) + "."]
+    notes = [f"- {name}, {label}: {record[f'{prefix}_reason']}"
+             for name, record in rows.iterrows()
+             for prefix, label in (("leak_v2a", "Leak V→A"), ("leak_a2v", "Leak A→V"))
+             if isinstance(record[f"{prefix}_reason"], str) and record[f"{prefix}_reason"]]
+    if notes:
+        lines += ["", "Undefined leakage cells:", "", *notes]
+    return "\n".join(lines) + "\n"
+
+
+def _write_text(path: Path, text: str) -> Path:
+    with atomic_write(path) as fh:
+        fh.write(text)
+    return path
+
+
+def write_family_tables(frame: pd.DataFrame, out_dir: str | os.PathLike[str],
+                        families: Sequence[str] = ("noise", "routing", "heads"),
+                        reference: str = "reference") -> list[Path]:
+    """Write ``ablation_<family>.md`` (:func:`family_markdown`) and ``ablation_<family>.csv``
+    (:func:`family_csv_frame`) per family, each atomically (a reader never sees half a table). A family
+    without variants still gets both files, holding the reference only, so the stage's declared
+    outputs always exist. Returns the paths, md then csv per family."""
+    out = Path(out_dir)
+    written: list[Path] = []
+    for family in families:
+        written.append(_write_text(out / f"ablation_{family}.md", family_markdown(frame, family, reference)))
+        csv = family_csv_frame(frame, family, reference).to_csv(index=True, index_label="variant")
+        written.append(_write_text(out / f"ablation_{family}.csv", csv))
+    return written
+
+
+# ------------------------------------------------------------------------------------------- figures
+
+
+def _mark_missing(ax: plt.Axes, x: float, fontsize: float = 7) -> None:
+    """An "n/a" label where a bar would stand, so a missing value is not read as zero."""
+    ax.text(x, 0.02, MISSING, transform=ax.get_xaxis_transform(), ha="center", va="bottom",
+            fontsize=fontsize, color="0.4", rotation=90)
+
+
+def _bars(ax: plt.Axes, x: np.ndarray, values: np.ndarray, errors: np.ndarray, colors: Sequence[str],
+          width: float, reference_index: int | None) -> None:
+    """Bars for the finite values only (error bar = spread where one exists), "n/a" for the rest; the
+    reference bar gets a thick black edge."""
+    for i, (xi, v, e) in enumerate(zip(x, values, errors, strict=True)):
+        if not np.isfinite(v):
+            _mark_missing(ax, float(xi))
+            continue
+        ref = i == reference_index
+        ax.bar(xi, v, width=width, color=colors[i], alpha=0.85, edgecolor="black" if ref else "none",
+               linewidth=1.6 if ref else 0, yerr=e if np.isfinite(e) and e > 0 else None, capsize=3)
+
+
+def _column(rows: pd.DataFrame, name: str) -> np.ndarray:
+    return rows[name].to_numpy(dtype=np.float64)
+
+
+def plot_family(frame: pd.DataFrame, family: str, reference: str = "reference") -> plt.Figure:
+    """1 × 3 panels over the reference and the family's variants: PPL@1024, tagging AP, and leakage
+    (vocal→accomp. and accomp.→vocal as paired bars). Error bars = std over seeds; the reference bar is
+    red with a black edge and its tick label bold; missing values are absent bars marked "n/a"."""
+    rows = _family_rows(frame, family, reference)
+    names = [str(n) for n in rows.index]
+    x = np.arange(len(names), dtype=np.float64)
+    colors = [REFERENCE_COLOR if n == reference else VARIANT_COLOR for n in names]
+    fig, axes = plt.subplots(1, 3, figsize=(max(9.0, 1.1 * len(names) * 3), 3.4))
+    for ax, metric, title in ((axes[0], "ppl_1024", "PPL@1024 (lower is better)"),
+                              (axes[1], "ap", "tagging AP (higher is better)")):
+        _bars(ax, x, _column(rows, metric), _column(rows, f"{metric}_std"), colors, 0.7, 0)
+        ax.set_title(title, fontsize=10)
+    width = 0.38
+    for offset, prefix in ((-width / 2, "leak_v2a"), (width / 2, "leak_a2v")):
+        _bars(axes[2], x + offset, _column(rows, prefix), _column(rows, f"{prefix}_std"),
+              [LEAK_COLORS[prefix]] * len(names), width, 0)
+    axes[2].axhline(0.0, color="0.3", linewidth=0.8)
+    axes[2].set_title("leakage (lower is better)", fontsize=10)
+    low, high = axes[2].get_ylim()  # headroom, so the legend never hides a bar
+    axes[2].set_ylim(low, high + 0.35 * (high - low))
+    # Proxy handles: the first real bar of each direction is the reference's, drawn with a black edge.
+    axes[2].legend(handles=[Patch(color=LEAK_COLORS[p], label=METRICS[p][0]) for p in LEAK_COLORS],
+                   fontsize=7, loc="upper right")
+    for ax in axes:
+        ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+        ax.get_xticklabels()[0].set_fontweight("bold")
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"Ablation — {FAMILY_TITLES[family]} (error bars: std over seeds)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pareto_variants(frame: pd.DataFrame) -> plt.Figure:
+    """PPL@1024 (x, log; lower is better) against tagging AP (y; higher is better), one labelled point
+    per variant coloured by family, error bars = std over seeds both ways: the upper-left corner is
+    best. Variants lacking either number are listed under the axes instead of plotted."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    skipped = []
+    for family in FAMILIES:
+        members = frame[frame["family"] == family]
+        keep = members[np.isfinite(_column(members, "ppl_1024")) & np.isfinite(_column(members, "ap"))]
+        skipped += [str(n) for n in members.index if n not in keep.index]
+        if keep.empty:
+            continue
+        px, py = _column(keep, "ppl_1024"), _column(keep, "ap")
+        xerr = np.nan_to_num(_column(keep, "ppl_1024_std"))
+        # A log axis cannot show an error bar reaching zero or below: clip the lower arm.
+        xerr_low = np.minimum(xerr, 0.999 * px)
+        ax.errorbar(px, py, xerr=[xerr_low, xerr], yerr=np.nan_to_num(_column(keep, "ap_std")), fmt="none",
+                    ecolor=FAMILY_COLORS[family], alpha=0.6, capsize=2, linewidth=1)
+        is_ref = family == "reference"
+        ax.scatter(px, py, color=FAMILY_COLORS[family], s=140 if is_ref else 36, marker="*" if is_ref else "o",
+                   label=family, zorder=4 if is_ref else 3)
+        for name, xi, yi in zip(keep.index, px, py, strict=True):
+            ax.annotate(str(name), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    skipped += [str(n) for n in frame.index if frame.at[n, "family"] not in FAMILIES]
+    ax.set_xscale("log")
+    # Variants span a narrow PPL range: plain numbers ("4.5"), not "4.5×10^0", on major and minor ticks.
+    plain = mticker.FuncFormatter(lambda value, _pos: f"{value:g}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
+    ax.set_xlabel("PPL@1024 (log; lower is better)")
+    ax.set_ylabel("tagging AP (higher is better)")
+    ax.set_title("Ablation variants: modelability vs semantics", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, title="family", title_fontsize=8)
+    if skipped:
+        ax.text(0.0, -0.2, f"not plotted ({MISSING}): {', '.join(skipped)}", transform=ax.transAxes,
+                fontsize=7, color="0.4", va="top")
+    fig.tight_layout()
+    return fig
+
+
+def write_ablation_figures(frame: pd.DataFrame, out_dir: str | os.PathLike[str],
+                           families: Sequence[str] = ("noise", "routing", "heads"),
+                           reference: str = "reference", formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+    """``ablation_<family>`` per family and ``ablation_pareto``, each in ``formats`` via
+    :func:`~duotok.reporting.figures.save_figure` (byte-stable, atomic); figures are closed after."""
+    out = Path(out_dir)
+    written: list[Path] = []
+    figures = [(f"ablation_{f}", lambda f=f: plot_family(frame, f, reference)) for f in families]
+    figures.append(("ablation_pareto", lambda: plot_pareto_variants(frame)))
+    for stem, make in figures:
+        fig = make()
+        try:
+            written += save_figure(fig, out / stem, formats)
+        finally:
+            plt.close(fig)
+    return written
+
+
+# ------------------------------------------------------------------------------------------- claims
+
+RULE = "a difference counts only when |Δmean| > std_a + std_b (population std over seeds)"
+
+
+def _value(frame: pd.DataFrame, name: str, column: str) -> float:
+    return float(frame.at[name, column]) if name in frame.index else math.nan
+
+
+def _compare(frame: pd.DataFrame, better: str, worse: str, metric: str) -> dict[str, Any]:
+    """Is ``better`` better than ``worse`` on ``metric``? ``outcome``: "better" / "worse" (beyond the
+    combined spread), "within", or "missing"; ``text`` is the evidence, numbers included."""
+    label, higher, std_col, n_col = METRICS[metric]
+    a, b = _value(frame, better, metric), _value(frame, worse, metric)
+    if math.isnan(a) or math.isnan(b):
+        lacking = [n for n, v in ((better, a), (worse, b)) if math.isnan(v)]
+        return {"outcome": "missing", "text": f"{label}: {MISSING} for {', '.join(lacking)}"}
+    sa, sb = (_value(frame, n, std_col) if std_col else math.nan for n in (better, worse))
+    sa, sb = (0.0 if math.isnan(s) else s for s in (sa, sb))
+    na, nb = (int(_value(frame, n, n_col)) if n_col else 1 for n in (better, worse))
+    diff = a - b
+    spread = sa + sb
+    gain = diff if higher else -diff  # > 0: ``better`` is better
+    outcome = "within" if abs(diff) <= spread else ("better" if gain > 0 else "worse")
+    where = {"within": "within", "better": "beyond", "worse": "beyond"}[outcome]
+    single_seed = min(na, nb) < 2
+    if single_seed:  # no spread measured: a difference cannot be told from seed noise, so it never counts
+        outcome, where = "within", "not comparable to"
+    # Δ printed as variant − reference, the sign convention of the tables' Δ columns.
+    text = (f"{label} ({'higher' if higher else 'lower'} is better): {better} {a:.4g} ± {sa:.2g} (n={na}) vs "
+            f"{worse} {b:.4g} ± {sb:.2g} (n={nb}), Δ {worse} − {better} {-diff:+.4g} {where} the combined "
+            f"spread {spread:.2g}")
+    if single_seed:
+        text += " [one seed on a side: no spread measured, so the difference is not counted]"
+    return {"outcome": outcome, "text": text}
+
+
+def _combine(claim: str, ident: str, comparisons: list[dict[str, Any]], absent: list[str]) -> dict[str, str]:
+    """Verdict of a claim that ``better`` wins every comparison: any loss beyond the spread refutes it;
+    all won beyond the spread confirms it; a missing number (with no loss) leaves it untestable; else
+    the differences are within the seed spread."""
+    if absent:
+        return {"id": ident, "claim": claim, "verdict": NOT_TESTABLE,
+                "evidence": f"no metrics for variant(s) {', '.join(absent)}"}
+    outcomes = [c["outcome"] for c in comparisons]
+    evidence = "; ".join(c["text"] for c in comparisons) + f" — {RULE}"
+    if "worse" in outcomes:
+        verdict = NOT_CONFIRMED
+    elif "missing" in outcomes:
+        verdict = NOT_TESTABLE
+    elif all(o == "better" for o in outcomes):
+        verdict = CONFIRMED
+    else:
+        verdict = WITHIN_SPREAD
+    return {"id": ident, "claim": claim, "verdict": verdict, "evidence": evidence}
+
+
+def _pairwise(frame: pd.DataFrame, ident: str, claim: str, better: str, worse: str,
+              metrics: Sequence[str]) -> dict[str, str]:
+    absent = [n for n in (better, worse) if n not in frame.index]
+    comparisons = [] if absent else [_compare(frame, better, worse, m) for m in metrics]
+    return _combine(claim, ident, comparisons, absent)
+
+
+def _single_heads(frame: pd.DataFrame, reference: str) -> dict[str, str]:
+    """(f): each single-head removal against the reference on PPL@1024, AP and both leakages; the claim
+    (heads help) holds if removing any one head hurts AP or PPL beyond the spread."""
+    claim = "removing a single head hurts the tokens (AP or PPL@1024 beyond seed spread)"
+    removals = [n for n in frame.index if frame.at[n, "family"] == "heads" and n not in (HEADS_NONE, reference)]
+    if reference not in frame.index or not removals:
+        who = f"no metrics for {reference}" if reference not in frame.index else "no single-head removal variant"
+        return {"id": "f", "claim": claim, "verdict": NOT_TESTABLE, "evidence": who}
+    parts, hurt, helped, missing = [], [], [], False
+    for name in removals:
+        moved = []
+        for metric in ("ppl_1024", "ap", "leak_v2a", "leak_a2v"):
+            c = _compare(frame, reference, name, metric)
+            label = METRICS[metric][0]
+            if c["outcome"] == "better":  # the reference is better: removing the head hurt
+                moved.append(f"{label} hurt ({c['text']})")
+                if metric in ("ppl_1024", "ap"):
+                    hurt.append(name)
+            elif c["outcome"] == "worse":
+                moved.append(f"{label} improved ({c['text']})")
+                if metric in ("ppl_1024", "ap"):
+                    helped.append(name)
+            elif c["outcome"] == "missing" and metric in ("ppl_1024", "ap"):
+                missing = True
+                moved.append(c["text"])
+        parts.append(f"{name}: " + ("; ".join(moved) if moved else "no metric moved beyond the seed spread"))
+    if hurt:
+        verdict = CONFIRMED
+    elif missing:
+        verdict = NOT_TESTABLE
+    elif helped:
+        verdict = NOT_CONFIRMED
+    else:
+        verdict = WITHIN_SPREAD
+    return {"id": "f", "claim": claim, "verdict": verdict, "evidence": " | ".join(parts) + f" — {RULE}"}
+
+
+def ablation_claims(frame: pd.DataFrame, reference: str = "reference") -> list[dict[str, str]]:
+    """The paper's qualitative ablation claims checked on :func:`ablation_frame`, in order (a)–(f); each
+    ``{"id", "claim", "evidence", "verdict"}`` with verdict "confirmed", "not confirmed" (reversed beyond
+    the spread), "not confirmed (within seed spread)" or "not testable" (a variant or number missing).
+    A multi-metric claim is confirmed only if the reference wins every metric beyond the spread."""
+    return [
+        _pairwise(frame, "a", "bottleneck noise makes tokens easier to model (lower PPL@1024 than without noise)",
+                  reference, NOISE_OFF, ["ppl_1024"]),
+        _pairwise(frame, "b", "replacement noise beats additive noise (PPL@1024 and AP)",
+                  reference, NOISE_ADDITIVE, ["ppl_1024", "ap"]),
+        _pairwise(frame, "c", "hard dual routing beats one shared codebook (lower PPL@1024, lower leakage both "
+                              "ways)", reference, ROUTING_SHARED, ["ppl_1024", "leak_v2a", "leak_a2v"]),
+        _pairwise(frame, "d", "training stage 3 on oracle stems beats separated stems (AP and PPL@1024)",
+                  reference, ROUTING_SEPARATED, ["ap", "ppl_1024"]),
+        _pairwise(frame, "e", "the multi-task heads act as semantic guardrails (higher AP than without heads)",
+                  reference, HEADS_NONE, ["ap"]),
+        _single_heads(frame, reference),
+    ]
+
+
+def claims_markdown(claims: Sequence[Mapping[str, str]]) -> str:
+    """A pipe table ``claim | verdict | evidence`` (verdict in bold), as the results README shows claims."""
+    def cell(text: Any) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| | claim | verdict | evidence |", "|---|---|---|---|"]
+    lines += [f"| {cell(c.get('id', ''))} | {cell(c['claim'])} | **{cell(c['verdict'])}** | {cell(c['evidence'])} |"
+              for c in claims]
+    return "\n".join(lines) + "\n"

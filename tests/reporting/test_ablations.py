@@ -1,0 +1,256 @@
+"""Ablation tables, figures and claim verdicts from hand-made metrics dicts (no training): flattening
+with nulls and missing keys, table order / ± / Δ formatting, the written md + csv, bar and point
+counts of the figures, and every verdict path of the seed-spread rule."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+from matplotlib.collections import PathCollection
+from matplotlib.patches import Rectangle
+
+from duotok.reporting.ablations import (
+    CONFIRMED,
+    DISPLAY_COLUMNS,
+    NOT_CONFIRMED,
+    NOT_TESTABLE,
+    WITHIN_SPREAD,
+    ablation_claims,
+    ablation_frame,
+    claims_markdown,
+    family_csv_frame,
+    family_table,
+    plot_family,
+    plot_pareto_variants,
+    write_ablation_figures,
+    write_family_tables,
+)
+
+FAMILY = {"reference": "reference", "noise_off": "noise", "noise_additive": "noise", "routing_shared": "routing",
+          "routing_separated": "routing", "heads_none": "heads", "heads_no_lyrics": "heads",
+          "heads_no_mel": "heads", "heads_no_chroma": "heads"}
+
+
+def _metrics(name: str, ppl: float | None = 5.0, ppl_std: float | None = 0.1, ap: float | None = 0.40,
+             ap_std: float | None = 0.01, leak: tuple[float | None, float | None] = (0.2, 0.3),
+             leak_std: float | None = 0.02, seeds: int = 3, heads: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A metrics dict shaped like duotok/ablations/evaluate.py's output (already json_safe'd)."""
+    per_seed = [{"seed": s, "ppl_1024": ppl, "bits_per_second": 300.0, "ce_mean": 1.0} for s in range(seeds)]
+    summary = {}
+    for key, value in zip(("vocal_in_accompaniment", "accompaniment_in_vocal"), leak, strict=True):
+        summary[key] = {"mean": value, "std": None if value is None else leak_std,
+                        "n_seeds_defined": 0 if value is None else seeds,
+                        "reason": "own-stream AP 0.1 does not exceed chance 0.1" if value is None else None}
+    leak_seeds = {"leakage": {"per_seed": [{"seed": s} for s in range(seeds)]}}
+    return {
+        "variant": {"name": name, "family": FAMILY.get(name, "noise"), "description": f"what {name} changes",
+                    "routing": "dual", "finetune": {}, "quantize": {}, "overrides": {}},
+        "profile": "smoke", "bits_per_second": 500.0, "fingerprint": "abc",
+        "lm": {"per_seed": per_seed, "ppl_1024": {"mean": ppl, "std": ppl_std, "n": 0 if ppl is None else seeds},
+               "bits_per_second": {"mean": 300.0, "std": 4.0, "n": seeds}, "steps": 4},
+        "probe": {"per_seed": [{"seed": s, "ap": ap} for s in range(seeds)], "ap_mean": ap, "ap_std": ap_std,
+                  "auc_mean": 0.8, "auc_std": 0.01},
+        "heads": {"vocal/cer": 0.5, "vocal/chroma_accuracy": 0.6, "accompaniment/chroma_accuracy": 0.7,
+                  "vocal/mel_l1": 1.1, "accompaniment/mel_l1": 1.2, "vocal/usage": 0.9,
+                  "accompaniment/usage": 0.8, "vocal/perplexity": 700.0, "accompaniment/perplexity": 600.0}
+        if heads is None else heads,
+        "leakage": {"summary": summary, "vocal_attributes": leak_seeds, "accompaniment_attributes": leak_seeds},
+        "eval_seconds": 12.0,
+    }
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _frame(**variants: dict[str, Any]) -> pd.DataFrame:
+    return ablation_frame({name: _metrics(name, **kw) for name, kw in variants.items()})
+
+
+# ------------------------------------------------------------------------------------------- frame
+
+
+def test_frame_flattens_nulls_and_missing_keys():
+    heads = {"vocal/chroma_accuracy": 0.6, "vocal/usage": None}  # no lyrics head: no vocal/cer at all
+    metrics = {"reference": _metrics("reference"),
+               "heads_no_lyrics": _metrics("heads_no_lyrics", ppl=None, leak=(None, 0.3), heads=heads)}
+    del metrics["heads_no_lyrics"]["probe"]
+    frame = ablation_frame(metrics)
+    assert list(frame.index) == ["reference", "heads_no_lyrics"]
+    ref, var = frame.loc["reference"], frame.loc["heads_no_lyrics"]
+    assert ref["ppl_1024"] == 5.0 and ref["ppl_1024_std"] == 0.1 and ref["ap"] == 0.40 and ref["auc"] == 0.8
+    assert ref["leak_v2a"] == 0.2 and ref["leak_a2v"] == 0.3 and ref["cer"] == 0.5
+    assert ref["accomp_code_ppl"] == 600.0 and ref["lm_bits_per_second_std"] == 4.0
+    assert (ref["n_lm_seeds"], ref["n_probe_seeds"], ref["n_leak_seeds"]) == (3, 3, 3)
+    assert ref["family"] == "reference" and ref["description"] == "what reference changes"
+    assert math.isnan(var["ppl_1024"]) and var["n_lm_seeds"] == 0
+    assert math.isnan(var["ap"]) and math.isnan(var["ap_std"]) and var["n_probe_seeds"] == 0
+    assert math.isnan(var["cer"]) and math.isnan(var["vocal_usage"]) and var["vocal_chroma"] == 0.6
+    assert math.isnan(var["leak_v2a"]) and var["leak_v2a_n"] == 0 and "chance" in var["leak_v2a_reason"]
+    assert var["leak_a2v"] == 0.3 and pd.isna(ref["leak_v2a_reason"])
+    assert frame["ppl_1024"].dtype == float and frame["n_probe_seeds"].dtype.kind == "i"
+
+
+def test_frame_rejects_mislabelled_metrics():
+    with pytest.raises(ValueError, match="noise_off"):
+        ablation_frame({"reference": _metrics("noise_off")})
+
+
+# ------------------------------------------------------------------------------------------- tables
+
+
+def test_family_table_order_spread_and_delta():
+    frame = _frame(noise_off={"ppl": 5.31, "ap": 0.37}, routing_shared={}, reference={"ppl": 5.0, "ppl_std": 0.12},
+                   noise_additive={"ppl": 4.9, "ap": None, "seeds": 1})
+    table = family_table(frame, "noise")
+    assert list(table.index) == ["reference", "noise_off", "noise_additive"]
+    assert list(table.columns) == list(DISPLAY_COLUMNS)
+    assert table.at["reference", "PPL@1024"] == "5.00 ± 0.12"
+    assert table.at["reference", "Δ PPL"] == "ref"
+    assert table.at["noise_off", "Δ PPL"] == "+0.31*"  # 0.31 > 0.12 + 0.10
+    assert table.at["noise_off", "Δ AP"] == "-0.030*"
+    assert table.at["noise_additive", "PPL@1024"] == "4.90"  # one seed: no spread shown
+    assert table.at["noise_additive", "Δ PPL"] == "-0.10"  # within 0.12 + 0.10: no marker
+    assert table.at["noise_additive", "AP"] == "n/a" and table.at["noise_additive", "Δ AP"] == "n/a"
+    assert table.at["reference", "Mel L1 (V / A)"] == "1.100 / 1.200"
+    assert table.at["reference", "Leak V→A"] == "0.20 ± 0.02"
+
+    csv = family_csv_frame(frame, "noise")
+    assert list(csv.index) == ["reference", "noise_off", "noise_additive"]
+    assert csv.at["noise_off", "delta_ppl_1024"] == pytest.approx(0.31)
+    assert bool(csv.at["noise_off", "delta_ppl_1024_beyond_spread"])
+    assert csv.at["reference", "delta_ap"] == 0.0 and math.isnan(csv.at["noise_additive", "delta_ap"])
+
+
+def test_family_table_errors():
+    frame = _frame(noise_off={})
+    with pytest.raises(KeyError, match="reference"):
+        family_table(frame, "noise")
+    with pytest.raises(ValueError, match="unknown ablation family"):
+        family_table(_frame(reference={}), "nosie")
+
+
+def test_write_family_tables(tmp_path):
+    frame = _frame(reference={}, noise_off={"ppl": 6.0, "leak": (None, 0.1)}, routing_shared={})
+    paths = write_family_tables(frame, tmp_path, families=("noise", "heads"))
+    assert [p.name for p in paths] == ["ablation_noise.md", "ablation_noise.csv", "ablation_heads.md",
+                                       "ablation_heads.csv"]
+    md = (tmp_path / "ablation_noise.md").read_text()
+    assert md.startswith("# Ablation — bottleneck noise")
+    assert "- **noise_off** (noise): what noise_off changes" in md
+    assert "| Variant | PPL@1024 | Δ PPL |" in md and "| noise_off | 6.00 ± 0.10 | +1.00* |" in md
+    assert "lower is better" in md and "higher is better" in md and "CER" in md
+    assert "LM: 3 seeds; probe: 3 seeds; leakage: 3 seeds" in md
+    assert "noise_off, Leak V→A: own-stream AP" in md and "routing_shared" not in md
+    csv = pd.read_csv(tmp_path / "ablation_noise.csv", index_col="variant")
+    assert list(csv.index) == ["reference", "noise_off"] and csv.at["noise_off", "ppl_1024"] == 6.0
+    assert math.isnan(csv.at["noise_off", "leak_v2a"])
+    heads_md = (tmp_path / "ablation_heads.md").read_text()
+    assert "only the reference is shown" in heads_md
+    assert list(pd.read_csv(tmp_path / "ablation_heads.csv")["variant"]) == ["reference"]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+# ------------------------------------------------------------------------------------------- figures
+
+
+def _bar_count(ax: plt.Axes) -> int:
+    return sum(isinstance(p, Rectangle) for p in ax.patches)
+
+
+def _na_count(ax: plt.Axes) -> int:
+    return sum(t.get_text() == "n/a" for t in ax.texts)
+
+
+def test_plot_family_bars_and_missing():
+    frame = _frame(reference={}, noise_off={"ap": None, "leak": (None, 0.1)}, noise_additive={})
+    fig = plot_family(frame, "noise")
+    ppl_ax, ap_ax, leak_ax = fig.axes[:3]
+    assert (_bar_count(ppl_ax), _na_count(ppl_ax)) == (3, 0)
+    assert (_bar_count(ap_ax), _na_count(ap_ax)) == (2, 1)
+    assert (_bar_count(leak_ax), _na_count(leak_ax)) == (5, 1)
+    assert [t.get_text() for t in ppl_ax.get_xticklabels()] == ["reference", "noise_off", "noise_additive"]
+    assert ppl_ax.get_xticklabels()[0].get_fontweight() == "bold"
+    assert ppl_ax.patches[0].get_linewidth() > ppl_ax.patches[1].get_linewidth()  # reference highlighted
+
+
+def test_plot_pareto_points_and_write(tmp_path):
+    frame = _frame(reference={}, noise_off={"ppl": 6.0}, routing_shared={"ppl": 7.0, "ap": 0.3},
+                   heads_none={"ap": None})
+    fig = plot_pareto_variants(frame)
+    ax = fig.axes[0]
+    points = sum(len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection))
+    assert points == 3 and ax.get_xscale() == "log"
+    labels = {t.get_text() for t in ax.texts}
+    assert {"reference", "noise_off", "routing_shared"} <= labels
+    assert any("heads_none" in t and "not plotted" in t for t in labels)
+    written = write_ablation_figures(frame, tmp_path, families=("noise",), formats=("png",))
+    assert [p.name for p in written] == ["ablation_noise.png", "ablation_pareto.png"]
+    assert all(p.stat().st_size > 0 for p in written)
+
+
+# ------------------------------------------------------------------------------------------- claims
+
+
+def _verdicts(frame: pd.DataFrame) -> dict[str, str]:
+    return {c["id"]: c["verdict"] for c in ablation_claims(frame)}
+
+
+def test_claims_clear_win():
+    frame = _frame(reference={"ppl": 4.0, "ap": 0.5, "leak": (0.1, 0.1)}, noise_off={"ppl": 5.0},
+                   noise_additive={"ppl": 5.0, "ap": 0.4}, routing_shared={"ppl": 5.0, "leak": (0.5, 0.6)},
+                   routing_separated={"ppl": 5.0, "ap": 0.4}, heads_none={"ap": 0.3},
+                   heads_no_lyrics={"ap": 0.5, "ppl": 4.0, "leak": (0.1, 0.1)}, heads_no_mel={"ap": 0.45, "ppl": 4.0})
+    claims = ablation_claims(frame)
+    assert [c["id"] for c in claims] == list("abcdef")
+    assert all(c["verdict"] == CONFIRMED for c in claims), claims
+    assert "beyond the combined spread" in claims[0]["evidence"] and "std_a + std_b" in claims[0]["evidence"]
+    assert "Δ noise_off − reference +1 " in claims[0]["evidence"]  # same sign convention as the tables
+    assert "heads_no_mel: AP hurt" in claims[5]["evidence"]
+    assert "heads_no_lyrics: no metric moved beyond the seed spread" in claims[5]["evidence"]
+
+
+def test_claims_within_spread():
+    # Δ PPL 0.15 < 0.1 + 0.1; Δ AP 0.015 < 0.01 + 0.01; leakage Δ 0.03 < 0.02 + 0.02.
+    frame = _frame(reference={"ppl": 5.0}, noise_off={"ppl": 5.15}, noise_additive={"ppl": 5.1, "ap": 0.39},
+                   routing_shared={"ppl": 5.1, "leak": (0.23, 0.33)}, routing_separated={"ap": 0.385},
+                   heads_none={"ap": 0.385}, heads_no_mel={"ap": 0.39})
+    verdicts = _verdicts(frame)
+    assert verdicts == dict.fromkeys("abcdef", WITHIN_SPREAD)
+    assert "within the combined spread" in ablation_claims(frame)[0]["evidence"]
+
+
+def test_claims_reversed():
+    frame = _frame(reference={"ppl": 5.0, "ap": 0.4}, noise_off={"ppl": 4.0},
+                   noise_additive={"ppl": 4.0, "ap": 0.3},  # PPL reversed, AP won: reversal wins
+                   routing_shared={"ppl": 6.0, "leak": (0.05, 0.6)},  # v→a leakage reversed
+                   routing_separated={"ap": 0.5}, heads_none={"ap": 0.5}, heads_no_chroma={"ppl": 4.0})
+    assert _verdicts(frame) == dict.fromkeys("abcdef", NOT_CONFIRMED)
+
+
+def test_claims_missing_variants_and_values():
+    frame = _frame(reference={"leak": (None, 0.1)}, routing_shared={"ppl": 6.0}, noise_additive={"ap": None})
+    claims = {c["id"]: c for c in ablation_claims(frame)}
+    assert claims["a"]["verdict"] == NOT_TESTABLE and "noise_off" in claims["a"]["evidence"]
+    assert claims["b"]["verdict"] == NOT_TESTABLE and "AP: n/a for noise_additive" in claims["b"]["evidence"]
+    assert claims["c"]["verdict"] == NOT_TESTABLE  # PPL won, but v→a leakage undefined for the reference
+    assert {claims[k]["verdict"] for k in "def"} == {NOT_TESTABLE}
+    no_ref = _frame(noise_off={})
+    assert set(_verdicts(no_ref).values()) == {NOT_TESTABLE}
+
+
+def test_single_seed_caveat_and_markdown():
+    frame = _frame(reference={"ppl": 5.0, "seeds": 1, "ppl_std": 0.0}, noise_off={"ppl": 5.01, "seeds": 1,
+                                                                                   "ppl_std": 0.0})
+    claim = ablation_claims(frame)[0]
+    assert claim["verdict"] == WITHIN_SPREAD and "one seed on a side" in claim["evidence"]  # never counted
+    md = claims_markdown(ablation_claims(frame))
+    lines = md.strip().splitlines()
+    assert lines[0] == "| | claim | verdict | evidence |" and len(lines) == 2 + 6
+    assert f"**{WITHIN_SPREAD}**" in lines[2] and "**not testable**" in lines[3]
