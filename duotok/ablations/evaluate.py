@@ -18,17 +18,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from duotok.ablations.variants import load_variants, overrides_for
+from duotok.codecs.base import fixed_bitrate
 from duotok.codecs.duotok import DuoTokCodec
 from duotok.config import active_profile, deep_merge, stage_params
 from duotok.data import StemCropDataset
 from duotok.errors import CheckpointError
 from duotok.eval.corpus_tokens import encode_corpus, load_corpus_tokens, save_corpus_tokens
 from duotok.eval.heads import dualtrack_metrics
-from duotok.eval.leakage import leakage_probe
+from duotok.eval.leakage import leakage_probe, seed_spread
 from duotok.eval.lm_protocols import unconditional
 from duotok.eval.probe_codecs import probe_codec
 from duotok.paths import resolve
@@ -38,16 +38,6 @@ from duotok.tokenizer import DuoTok
 HEAD_KEYS = ("vocal/cer", "vocal/chroma_accuracy", "accompaniment/chroma_accuracy", "vocal/mel_l1",
              "accompaniment/mel_l1", "vocal/usage", "accompaniment/usage", "vocal/perplexity",
              "accompaniment/perplexity")
-
-
-def mean_std(values: list[float]) -> dict[str, float]:
-    """Mean and population spread (ddof=0, as the probe reports) of per-seed values; NaNs are left out
-    and counted, so one undefined seed does not turn the whole cell into NaN."""
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    if not finite:
-        return {"mean": float("nan"), "std": float("nan"), "n": 0}
-    arr = np.asarray(finite, dtype=np.float64)
-    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=0)), "n": len(finite)}
 
 
 def variant_dir(name: str, profile: str | None = None) -> Path:
@@ -85,8 +75,8 @@ def lm_runs(tokens: dict[str, Any], name: str, profile: str | None = None) -> di
         r = unconditional(tokens, params, variant_dir(name, profile) / "lm" / f"seed{seed}")
         per_seed.append({"seed": seed, "ppl_1024": r["ppl_1024"], "bits_per_second": r["bits_per_second"],
                          "ce_mean": r["ce_mean"], "per_stream_bits_per_second": r["per_stream_bits_per_second"]})
-    return {"per_seed": per_seed, "ppl_1024": mean_std([r["ppl_1024"] for r in per_seed]),
-            "bits_per_second": mean_std([r["bits_per_second"] for r in per_seed]), "steps": a["lm"]["steps"]}
+    return {"per_seed": per_seed, "ppl_1024": seed_spread([r["ppl_1024"] for r in per_seed]),
+            "bits_per_second": seed_spread([r["bits_per_second"] for r in per_seed]), "steps": a["lm"]["steps"]}
 
 
 def probe_settings(block: str, profile: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -128,7 +118,7 @@ def evaluate_variant(name: str, profile: str | None = None, data_dir: str | os.P
     return {
         "variant": {**variant.to_dict(), "overrides": overrides_for(variant, profile)},
         "profile": profile,
-        "bits_per_second": float(tokens["frame_rate"]) * sum(math.log2(v) for v in tokens["codebook_sizes"]),
+        "bits_per_second": fixed_bitrate(float(tokens["frame_rate"]), tokens["codebook_sizes"]),
         "fingerprint": codec.fingerprint(),
         "lm": lm_runs(tokens, name, profile),
         "probe": probe_codec(codec, tokens, probe_model, probe_train),

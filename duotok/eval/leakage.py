@@ -257,6 +257,16 @@ def _song_splits(tokens: Mapping[str, Any]) -> dict[str, list[Mapping[str, Any]]
     return splits
 
 
+def seed_spread(values: Sequence[float | None]) -> dict[str, float]:
+    """Mean and population spread (ddof=0, as :func:`~duotok.eval.probe.run_probe` reports) of per-seed
+    values; undefined ones (None, NaN, inf) are left out and the rest counted in ``n``, so one undefined
+    seed does not turn the whole cell into NaN. ``n == 0`` gives NaN mean and std."""
+    finite = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    if not finite.size:
+        return {"mean": math.nan, "std": math.nan, "n": 0}
+    return {"mean": float(finite.mean()), "std": float(finite.std(ddof=0)), "n": int(finite.size)}
+
+
 def _seed_leakage(own: Mapping[str, Any], cross: Mapping[str, Any], chance: float,
                   min_gap: float = 0.0) -> dict[str, Any]:
     """Leakage per seed (the same seed's own and cross probes), then mean and population std over the
@@ -267,13 +277,10 @@ def _seed_leakage(own: Mapping[str, Any], cross: Mapping[str, Any], chance: floa
         ratio = leakage_ratio(cross_by_seed[r["seed"]]["ap"], r["ap"], chance, min_gap)
         per_seed.append({"seed": r["seed"], "ap_own": r["ap"], "ap_cross": cross_by_seed[r["seed"]]["ap"],
                          "leakage": ratio.value, "reason": ratio.reason})
-    defined = np.array([p["leakage"] for p in per_seed if p["reason"] is None], dtype=np.float64)
+    spread = seed_spread([p["leakage"] for p in per_seed if p["reason"] is None])
     reasons = [p["reason"] for p in per_seed if p["reason"] is not None]
-    return {"per_seed": per_seed,
-            "mean": float(defined.mean()) if defined.size else math.nan,
-            "std": float(defined.std(ddof=0)) if defined.size else math.nan,
-            "n_seeds_defined": int(defined.size),
-            "reason": None if defined.size else (reasons[0] if reasons else "no seeds")}
+    return {"per_seed": per_seed, "mean": spread["mean"], "std": spread["std"], "n_seeds_defined": spread["n"],
+            "reason": None if spread["n"] else (reasons[0] if reasons else "no seeds")}
 
 
 def leakage_probe_from_metas(codec: Codec, tokens: Mapping[str, Any], metas: Mapping[str, Mapping[str, Any]],

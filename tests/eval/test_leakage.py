@@ -21,6 +21,7 @@ from duotok.eval.leakage import (
     leakage_probe,
     leakage_probe_from_metas,
     leakage_ratio,
+    seed_spread,
     window_labels,
     window_seconds_exact,
 )
@@ -258,3 +259,10 @@ def test_min_gap_marks_a_barely_informative_own_stream():
     result = leakage_probe_from_metas(FakeDualCodec(), tokens, metas, MODEL, train, ("accompaniment",), min_gap=0.5)
     leakage = result["accompaniment_attributes"]["leakage"]
     assert leakage["n_seeds_defined"] == 0 and math.isnan(leakage["mean"]) and "chance" in leakage["reason"]
+
+
+def test_seed_spread_is_the_population_spread_and_skips_undefined_seeds():
+    r = seed_spread([1.0, 3.0, float("nan"), None])
+    assert r == {"mean": 2.0, "std": 1.0, "n": 2}
+    empty = seed_spread([float("nan")])
+    assert empty["n"] == 0 and math.isnan(empty["mean"])
