@@ -127,6 +127,13 @@ def render_results_readme(rows: Sequence[Mapping[str, Any]], lm_protocols: pd.Da
         "",
         markdown_table(lm_protocols),
         "",
+        "## Ablations",
+        "",
+        "The noise, routing and multi-task-head ablations are a separate stage family (`ablation_reference`, "
+        "`ablation@<variant>`, `ablations`; `dvc repro ablations`), so that Table 2 does not wait for them: "
+        "[`tables/ablation_claims.md`](tables/ablation_claims.md) checks the paper's ablation claims and "
+        "`tables/ablation_{noise,routing,heads}.md` hold the numbers, once that stage has run.",
+        "",
         "## How to regenerate",
         "",
         "```bash",

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -133,3 +136,22 @@ def test_variant_without_mask_head_borrows_the_reference_separator(env):
     assert summary["stage2_dir"] == str(env["out"] / "heads_no_mask" / "finetune" / "model")
     assert not MultiTaskModel.read_config(summary["stage2_dir"]).heads.mask
     assert (env["out"] / "heads_no_mask" / "tokenizer" / "config.json").is_file()
+
+
+def _torchrun(env: dict[str, Path], variant: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "duotok.ablations.train", "--variant", variant, "--profile", "smoke",
+           "--out", str(env["out"]), "--data-dir", str(env["data"]), "--device", "cpu"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_variants_train_under_torchrun_with_two_processes(env):
+    """DDP's risks here: heads switched off (no parameter may go unused in a step) and the tied
+    codebook of ``routing_shared`` (one parameter reached through both branches)."""
+    for variant in ("reference", "heads_none", "routing_shared"):
+        proc = _torchrun(env, variant)
+        assert proc.returncode == 0, f"{variant}:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+        summary = json.loads((env["out"] / variant / "result.json").read_text())
+        assert summary["stage3"]["world_size"] == 2, variant
+        assert (env["out"] / variant / "tokenizer" / "model.safetensors").is_file(), variant

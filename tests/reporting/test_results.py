@@ -2,8 +2,10 @@ import json
 
 import pandas as pd
 import pytest
+import yaml
 
 from duotok.codecs.base import fixed_bitrate, sizes_label
+from duotok.paths import project_root
 from duotok.reporting.lm import lm_codebook_table, lm_protocol_table
 from duotok.reporting.results import collect_rows, markdown_table, render_results_readme
 
@@ -48,6 +50,11 @@ def test_rows_and_readme(metrics_dir):
     text = render_results_readme(rows, protocols, profile="smoke", source="oracle", mel_tolerance=0.15)
     assert "| best tagging AP" in text.lower() or "AP" in text
     assert "confirmed" in text and "(3.00, 1.50)" in text and "12.5" in text
+    # The ablation study is linked (its own stage), not summarised with numbers it does not depend on.
+    link = "(tables/ablation_claims.md)"
+    assert link in text
+    ablations_outs = yaml.safe_load((project_root() / "dvc.yaml").read_text())["stages"]["ablations"]["outs"]
+    assert any("reports/tables/ablation_claims.md" in out for out in ablations_outs)
 
 
 def test_missing_metric_file_names_the_stage(metrics_dir):
