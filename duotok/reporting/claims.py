@@ -42,6 +42,18 @@ def _split(rows: Sequence[Mapping[str, Any]], subject: str) -> tuple[Mapping[str
     return (matches[0] if matches else None), [row for row in rows if row["codec"] != subject]
 
 
+def tie_margin(a: Mapping[str, Any], b: Mapping[str, Any], metric: str) -> float:
+    """How far apart two rows' ``metric`` may be and still tie: the combined seed spread
+    sqrt(std_a² + std_b²) where rows carry ``<metric>_std`` (the probe's AP), else :data:`TIE_TOLERANCE`.
+    A difference smaller than the spread between seeds of the same codec is not a win."""
+    spread = 0.0
+    for row in (a, b):
+        std = row.get(f"{metric}_std")
+        if std is not None and not math.isnan(float(std)):
+            spread += float(std) ** 2
+    return max(math.sqrt(spread), TIE_TOLERANCE)
+
+
 def _num(value: float) -> str:
     return f"{value:.4g}"
 
@@ -52,17 +64,20 @@ def _best_claim(claim: str, rows: Sequence[Mapping[str, Any]], subject: str, met
     label, higher = LABELS[metric], HIGHER_IS_BETTER[metric]
     own, others = _split(rows, subject)
     mine = None if own is None else metric_value(own, metric)
-    rivals = [(str(r["codec"]), v) for r in others if (v := metric_value(r, metric)) is not None]
+    rivals = [(r, v) for r in others if (v := metric_value(r, metric)) is not None]
     if mine is None or not rivals:
         who = (f"no row named {subject!r}" if own is None else f"{subject} has no {label}" if mine is None
                else f"no other codec has {label}")
         return {"claim": claim, "verdict": NOT_TESTABLE, "evidence": who}
     pick: Callable[..., tuple[str, float]] = max if higher else min
-    best_name, best = pick(rivals, key=lambda item: item[1])
+    best_row, best = pick(rivals, key=lambda item: item[1])
+    assert own is not None
+    margin = tie_margin(own, best_row, metric)
     diff = (mine - best) if higher else (best - mine)  # > 0: subject better
-    verdict = CONFIRMED if diff >= -TIE_TOLERANCE else NOT_CONFIRMED
-    relation = "tied with" if abs(diff) <= TIE_TOLERANCE else ("better than" if diff > 0 else "worse than")
-    evidence = (f"{subject} {label} {_num(mine)} {relation} best other {best_name} {_num(best)} "
+    verdict = CONFIRMED if diff >= -margin else NOT_CONFIRMED
+    relation = "tied with" if abs(diff) <= margin else ("better than" if diff > 0 else "worse than")
+    spread = f", within the seed spread {_num(margin)}" if relation == "tied with" and margin > TIE_TOLERANCE else ""
+    evidence = (f"{subject} {label} {_num(mine)} {relation} best other {best_row['codec']} {_num(best)}{spread} "
                 f"({len(rivals)} other codec(s) with {label}; {'higher' if higher else 'lower'} is better)")
     return {"claim": claim, "verdict": verdict, "evidence": evidence}
 
@@ -110,7 +125,7 @@ def head_to_head(rows: Sequence[Mapping[str, Any]], subject: str = "Duo-Tok",
                  metrics: str | Sequence[str] = tuple(HIGHER_IS_BETTER)) -> pd.DataFrame:
     """Subject against each other codec: index = codec (input order), one column per metric key
     (``ap``, ``ppl_1024``, ``bits_per_second``, ``mel_l1``), cells "beat" / "lost" / "tie" (equal
-    within :data:`TIE_TOLERANCE`) / "n/a" (either side lacks the metric, or no subject row)."""
+    within :func:`tie_margin`: the seed spread where the rows carry one) / "n/a" (either side lacks the metric, or no subject row)."""
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     unknown = set(metrics) - set(HIGHER_IS_BETTER)
     if unknown:
@@ -126,7 +141,8 @@ def head_to_head(rows: Sequence[Mapping[str, Any]], subject: str = "Duo-Tok",
                 cells[metric] = "n/a"
                 continue
             diff = (mine - theirs) if HIGHER_IS_BETTER[metric] else (theirs - mine)
-            cells[metric] = "tie" if abs(diff) <= TIE_TOLERANCE else ("beat" if diff > 0 else "lost")
+            tie = abs(diff) <= tie_margin(own, row, metric)  # type: ignore[arg-type]
+            cells[metric] = "tie" if tie else ("beat" if diff > 0 else "lost")
         table[str(row["codec"])] = cells
     frame = pd.DataFrame.from_dict(table, orient="index", columns=metrics)
     frame.index.name = "codec"
