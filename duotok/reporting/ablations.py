@@ -36,6 +36,7 @@ from matplotlib.patches import Patch
 
 from duotok.ablations.variants import FAMILIES
 from duotok.io.files import atomic_write
+from duotok.reporting.claims import combined_spread
 from duotok.reporting.figures import save_figure
 from duotok.reporting.table2 import to_markdown
 
@@ -229,7 +230,7 @@ def _delta(record: pd.Series, ref: pd.Series, metric: str) -> tuple[float, bool]
     if _isnan(a) or _isnan(b):
         return math.nan, False
     diff = float(a) - float(b)
-    return diff, abs(diff) > _spread(record, metric) + _spread(ref, metric)
+    return diff, abs(diff) > combined_spread(_spread(record, metric), _spread(ref, metric))
 
 
 def _fmt_delta(record: pd.Series, ref: pd.Series, metric: str, decimals: int, is_ref: bool) -> str:

@@ -42,16 +42,19 @@ def _split(rows: Sequence[Mapping[str, Any]], subject: str) -> tuple[Mapping[str
     return (matches[0] if matches else None), [row for row in rows if row["codec"] != subject]
 
 
+def combined_spread(*stds: Any) -> float:
+    """How far apart two means measured over seeds may be and still not differ: ``std_a + std_b``
+    (population std over seeds, as the probe and the LM report it). A side without a spread (one seed,
+    or none reported: ``None`` / NaN) adds 0. The one rule behind Table 2's head-to-head and the
+    ablation tables (:mod:`duotok.reporting.ablations`)."""
+    return sum(0.0 if s is None or math.isnan(float(s)) else float(s) for s in stds)
+
+
 def tie_margin(a: Mapping[str, Any], b: Mapping[str, Any], metric: str) -> float:
-    """How far apart two rows' ``metric`` may be and still tie: the combined seed spread
-    sqrt(std_a² + std_b²) where rows carry ``<metric>_std`` (the probe's AP), else :data:`TIE_TOLERANCE`.
-    A difference smaller than the spread between seeds of the same codec is not a win."""
-    spread = 0.0
-    for row in (a, b):
-        std = row.get(f"{metric}_std")
-        if std is not None and not math.isnan(float(std)):
-            spread += float(std) ** 2
-    return max(math.sqrt(spread), TIE_TOLERANCE)
+    """How far apart two rows' ``metric`` may be and still tie: their :func:`combined_spread` where the
+    rows carry ``<metric>_std`` (the probe's AP), else :data:`TIE_TOLERANCE`. A difference smaller than
+    the spread between seeds of the same codec is not a win."""
+    return max(combined_spread(a.get(f"{metric}_std"), b.get(f"{metric}_std")), TIE_TOLERANCE)
 
 
 def _num(value: float) -> str:
@@ -69,10 +72,9 @@ def _best_claim(claim: str, rows: Sequence[Mapping[str, Any]], subject: str, met
         who = (f"no row named {subject!r}" if own is None else f"{subject} has no {label}" if mine is None
                else f"no other codec has {label}")
         return {"claim": claim, "verdict": NOT_TESTABLE, "evidence": who}
-    pick: Callable[..., tuple[str, float]] = max if higher else min
+    pick: Callable[..., tuple[Mapping[str, Any], float]] = max if higher else min
     best_row, best = pick(rivals, key=lambda item: item[1])
-    assert own is not None
-    margin = tie_margin(own, best_row, metric)
+    margin = tie_margin(own, best_row, metric)  # type: ignore[arg-type]  # own is set: mine is not None
     diff = (mine - best) if higher else (best - mine)  # > 0: subject better
     verdict = CONFIRMED if diff >= -margin else NOT_CONFIRMED
     relation = "tied with" if abs(diff) <= margin else ("better than" if diff > 0 else "worse than")

@@ -216,14 +216,14 @@ def test_head_to_head() -> None:
 
 def test_differences_within_the_seed_spread_tie() -> None:
     rows = _rows()
-    rows[0] = {**rows[0], "ap": 0.505, "ap_std": 0.003}
-    rows[2] = {**rows[2], "ap": 0.500, "ap_std": 0.003}      # 0.005 apart, combined spread 0.0042
+    rows[0] = {**rows[0], "ap": 0.505, "ap_std": 0.002}
+    rows[2] = {**rows[2], "ap": 0.500, "ap_std": 0.002}      # 0.005 apart, combined spread 0.004
     assert head_to_head(rows, "Duo-Tok", "ap").loc["X&Codec", "ap"] == "beat"
     rows[2] = {**rows[2], "ap": 0.500, "ap_std": 0.02}       # the rival's seeds disagree by more
     assert head_to_head(rows, "Duo-Tok", "ap").loc["X&Codec", "ap"] == "tie"
-    rows[1] = {**rows[1], "ap": 0.507}                        # best other, without a spread: 0.002 better
+    rows[1] = {**rows[1], "ap": 0.5065}                       # best other, without a spread: 0.0015 better
     rows[1].pop("ap_std", None)
     verdict = claim_verdicts(rows)[0]
-    assert verdict["verdict"] == "confirmed" and "within the seed spread 0.003" in verdict["evidence"]
+    assert verdict["verdict"] == "confirmed" and "within the seed spread 0.002" in verdict["evidence"]
     rows[1] = {**rows[1], "ap": 0.52}
     assert claim_verdicts(rows)[0]["verdict"] == "not confirmed"
