@@ -44,6 +44,7 @@ MISSING = "n/a"
 CONFIRMED, NOT_CONFIRMED, NOT_TESTABLE = "confirmed", "not confirmed", "not testable"
 #: Verdict of a comparison whose difference does not exceed the combined seed spread.
 WITHIN_SPREAD = "not confirmed (within seed spread)"
+MIXED = "mixed (a removal hurt one of AP / PPL@1024 and improved the other, or heads disagree)"
 
 #: Numeric columns of :func:`ablation_frame`, in order (means, then their spreads beside them).
 NUMERIC_COLUMNS: tuple[str, ...] = (
@@ -545,8 +546,10 @@ def _pairwise(frame: pd.DataFrame, ident: str, claim: str, better: str, worse: s
 
 
 def _single_heads(frame: pd.DataFrame, reference: str) -> dict[str, str]:
-    """(f): each single-head removal against the reference on PPL@1024, AP and both leakages; the claim
-    (heads help) holds if removing any one head hurts AP or PPL beyond the spread."""
+    """(f): each single-head removal against the reference on PPL@1024, AP and both leakages. The claim
+    (heads help) is confirmed only if some removal hurts AP or PPL beyond the spread and none improves
+    either; hurt *and* improved is "mixed" — a lower PPL bought with a lower AP is a trade-off, not a win,
+    and calling it "confirmed" would hide exactly what an ablation is meant to show."""
     claim = "removing a single head hurts the tokens (AP or PPL@1024 beyond seed spread)"
     removals = [n for n in frame.index if frame.at[n, "family"] == "heads" and n not in (HEADS_NONE, reference)]
     if reference not in frame.index or not removals:
@@ -570,7 +573,9 @@ def _single_heads(frame: pd.DataFrame, reference: str) -> dict[str, str]:
                 missing = True
                 moved.append(c["text"])
         parts.append(f"{name}: " + ("; ".join(moved) if moved else "no metric moved beyond the seed spread"))
-    if hurt:
+    if hurt and helped:
+        verdict = MIXED
+    elif hurt:
         verdict = CONFIRMED
     elif missing:
         verdict = NOT_TESTABLE

@@ -16,6 +16,7 @@ from matplotlib.patches import Rectangle
 from duotok.reporting.ablations import (
     CONFIRMED,
     DISPLAY_COLUMNS,
+    MIXED,
     NOT_CONFIRMED,
     NOT_TESTABLE,
     WITHIN_SPREAD,
@@ -224,6 +225,19 @@ def test_claims_within_spread():
     verdicts = _verdicts(frame)
     assert verdicts == dict.fromkeys("abcdef", WITHIN_SPREAD)
     assert "within the combined spread" in ablation_claims(frame)[0]["evidence"]
+
+
+def test_single_head_claim_mixed_when_a_removal_trades_ap_for_ppl():
+    # One removal lowers PPL but costs AP: a trade-off, so (f) is "mixed", not "confirmed".
+    frame = _frame(reference={"ppl": 5.0, "ap": 0.4}, heads_no_mel={"ppl": 4.0, "ap": 0.3})
+    claim = ablation_claims(frame)[5]
+    assert claim["verdict"] == MIXED, claim
+    assert "PPL@1024 improved" in claim["evidence"] and "AP hurt" in claim["evidence"]
+    # Two removals disagreeing (one hurts, one helps) is mixed too; the hurt one alone is confirmed.
+    two = _frame(reference={"ppl": 5.0, "ap": 0.4}, heads_no_mel={"ap": 0.3}, heads_no_chroma={"ap": 0.5})
+    assert ablation_claims(two)[5]["verdict"] == MIXED
+    one = _frame(reference={"ppl": 5.0, "ap": 0.4}, heads_no_mel={"ap": 0.3})
+    assert ablation_claims(one)[5]["verdict"] == CONFIRMED
 
 
 def test_claims_reversed():
