@@ -493,16 +493,15 @@ def _value(frame: pd.DataFrame, name: str, column: str) -> float:
 def _compare(frame: pd.DataFrame, better: str, worse: str, metric: str) -> dict[str, Any]:
     """Is ``better`` better than ``worse`` on ``metric``? ``outcome``: "better" / "worse" (beyond the
     combined spread), "within", or "missing"; ``text`` is the evidence, numbers included."""
-    label, higher, std_col, n_col = METRICS[metric]
+    label, higher, _, n_col = METRICS[metric]
     a, b = _value(frame, better, metric), _value(frame, worse, metric)
     if math.isnan(a) or math.isnan(b):
         lacking = [n for n, v in ((better, a), (worse, b)) if math.isnan(v)]
         return {"outcome": "missing", "text": f"{label}: {MISSING} for {', '.join(lacking)}"}
-    sa, sb = (_value(frame, n, std_col) if std_col else math.nan for n in (better, worse))
-    sa, sb = (0.0 if math.isnan(s) else s for s in (sa, sb))
+    sa, sb = (_spread(frame.loc[n], metric) for n in (better, worse))
     na, nb = (int(_value(frame, n, n_col)) if n_col else 1 for n in (better, worse))
     diff = a - b
-    spread = sa + sb
+    spread = combined_spread(sa, sb)
     gain = diff if higher else -diff  # > 0: ``better`` is better
     outcome = "within" if abs(diff) <= spread else ("better" if gain > 0 else "worse")
     where = {"within": "within", "better": "beyond", "worse": "beyond"}[outcome]
