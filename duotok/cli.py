@@ -249,6 +249,18 @@ def cmd_bench_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_train(args: argparse.Namespace) -> int:
+    from duotok.train.bench import bench_train, format_report
+
+    if args.threads:
+        torch_threads(args.threads)
+    result = bench_train(args.stage, args.profile or active_profile(), precisions=args.precisions,
+                         steps=args.steps, warmup=args.warmup, batch_size=args.batch_size, device=args.device)
+    print(format_report(result))
+    print(json.dumps(result))
+    return 0
+
+
 def torch_threads(n: int) -> None:
     import torch
 
@@ -351,6 +363,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.set_defaults(func=cmd_bench_decode)
+
+    p = bench.add_parser("train", help="seconds per training step in fp32 and bf16 here, and what "
+                                       "train.precision: auto picks (and why)")
+    p.add_argument("--stage", default="pretrain", choices=("pretrain", "lm"),
+                   help="whose model to time (default: pretrain, the encoder of stages 1-3)")
+    p.add_argument("--profile", choices=PROFILES, help="model and batch size (default: params.yaml's profile)")
+    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=("fp32", "bf16"))
+    p.add_argument("--steps", type=int, default=5, help="timed steps per precision (the median is reported)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    p.add_argument("--batch-size", type=int, help="default: the stage's train.batch_size")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    p.set_defaults(func=cmd_bench_train)
 
     p = sub.add_parser("profile", help="show or set params.yaml's active profile")
     p.add_argument("name", nargs="?", choices=PROFILES)

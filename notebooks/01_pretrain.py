@@ -121,6 +121,7 @@ metrics = {
     "profile": profile,
     "steps": result.step,
     "train_seconds": result.seconds,
+    "precision": result.precision,
     "eval_split": eval_split,
     "eval_items": len(held_out),
     "masked_accuracy": mp["accuracy"],

@@ -138,7 +138,8 @@ if "mask" in out:
         display(Markdown(f"*{name} (estimated)*"), Audio(x.numpy(), rate=sr, normalize=False))
 
 # %%
-metrics = {"profile": profile, "steps": result.step, "train_seconds": result.seconds, "eval_split": eval_split,
+metrics = {"profile": profile, "steps": result.step, "train_seconds": result.seconds,
+           "precision": result.precision, "eval_split": eval_split,
            "eval_items": len(held_out), **scores, "final_train": result.train, "final_valid": result.valid}
 write_json_atomic(resolve(metrics_path), metrics)
 summary

@@ -134,7 +134,8 @@ for x in (mixture[: 10 * sr], vocals_est, accompaniment_est):
     display(Audio(x.numpy(), rate=sr, normalize=False))
 
 # %%
-metrics = {"profile": profile, "steps": result.step, "train_seconds": result.seconds, "eval_split": eval_split,
+metrics = {"profile": profile, "steps": result.step, "train_seconds": result.seconds,
+           "precision": result.precision, "eval_split": eval_split,
            "eval_items": len(held_out), **scores, "example_song": record.id,
            "token_agreement_separated_vs_oracle": agreement, "fingerprints": tokenizer.fingerprints(),
            "skipped_steps": result.skipped_steps, "final_train": result.train, "final_valid": result.valid}

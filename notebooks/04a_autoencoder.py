@@ -110,6 +110,7 @@ for track in TRACK_NAMES:
 
 # %%
 metrics = {"profile": profile, "steps": result.step, "train_seconds": result.seconds,
+           "precision": result.precision,
            "parameters": sum(q.numel() for q in model.parameters()), "latent_dim": model.config.latent_dim,
            "latent_rate": model.latent_rate, "eval_split": ev["split"], "eval_items": len(excerpts),
            "eval_seconds": ev["seconds"], "ceiling": summary_dict(scores),

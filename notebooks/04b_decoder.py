@@ -131,6 +131,7 @@ for track in TRACK_NAMES:
 
 # %%
 metrics = {"profile": profile, "steps": result.step, "train_seconds": result.seconds,
+           "precision": result.precision,
            "parameters": sum(q.numel() for q in codec.decoder.dit.parameters()),
            "sampling": p["sampling"], "decode_speed": speed, "bench_items": len(excerpts),
            "quality_vs_steps": sweep_means(steps_scores, "steps"),

@@ -108,6 +108,8 @@ record = {
     "reconstruction": {s: track_means(scores[scores["source"] == s], metrics_list) for s in sources},
     "train_seconds": None if result is None else result["seconds"],
     "valid_usage": None if result is None else result.get("valid_usage"),
+    # the precision each trained part ran in (train.precision: auto = bf16 only where native)
+    "precision": None if result is None else {k: result[k] for k in ("precision", "decoder_precision") if k in result},
 }
 write_json_atomic(resolve(metrics_dir) / f"{codec}.json", record)
 display(Markdown(f"**{model.name}**: {record['kbps']:.2f} kbps"

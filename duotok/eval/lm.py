@@ -30,7 +30,7 @@ from torch import nn
 
 from duotok.data.stems import EpochCropDataset, crop_offset
 from duotok.models.token_lm import TokenLM, TokenLMConfig
-from duotok.train.loop import TrainConfig, Trainer
+from duotok.train.loop import TrainConfig, Trainer, TrainResult
 
 __all__ = [
     "TokenCropDataset",
@@ -237,9 +237,10 @@ def train_token_lm(
     cond_valid: Sequence[Any] | None = None,
     score_from: int = 0,
     resume: bool = True,
-) -> TokenLM:
+) -> tuple[TokenLM, TrainResult]:
     """Train a :class:`TokenLM` on random crops with the shared :class:`~duotok.train.loop.Trainer`
-    (bf16, resume, csv logs in ``out_dir``) and return it in eval mode on the CPU.
+    (``train.precision``, resume, csv logs in ``out_dir``); return it in eval mode on the CPU with the
+    trainer's result (steps, seconds, the precision it ran in).
 
     Each song gives ``ceil(T / crop_frames)`` crops per epoch; validation uses evenly spaced crops."""
     if config.conditional != (cond_train is not None):
@@ -256,8 +257,8 @@ def train_token_lm(
                                       seed=train_cfg.seed, random=False, crops_per_song=None,
                                       score_from_frames=score_from)
     trainer = Trainer(model, lm_loss, train_data, train_cfg, out_dir, valid_data=valid_data, collate_fn=collate)
-    trainer.fit(resume=resume)
-    return model.cpu().eval()
+    result = trainer.fit(resume=resume)
+    return model.cpu().eval(), result
 
 
 # --------------------------------------------------------------------------- evaluation

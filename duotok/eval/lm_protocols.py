@@ -42,14 +42,15 @@ def unconditional(tokens: dict[str, Any], params: dict[str, Any], out_dir: Path,
     rate = float(tokens["frame_rate"])
     crop = crop_frames(float(params["crop_seconds"]), rate)
     sizes = list(tokens["codebook_sizes"])
-    model = train_token_lm(_lm_config(params["model"], sizes, max_frames=crop), TrainConfig.from_dict(params["train"]),
-                           _rows(tokens, "train"), _rows(tokens, "valid"), out_dir, crop, resume=resume)
+    model, trained = train_token_lm(_lm_config(params["model"], sizes, max_frames=crop),
+                                    TrainConfig.from_dict(params["train"]), _rows(tokens, "train"),
+                                    _rows(tokens, "valid"), out_dir, crop, resume=resume)
     scores = evaluate_lm(model, _rows(tokens, "test"), crop)
     report = lm_report(scores["ce"], sizes, rate)
     per_codebook = report["bits_per_second_per_codebook"]
     return {"codec": tokens["codec"], "frame_rate": rate, "codebook_sizes": sizes, "codebooks": sizes_label(sizes),
             "kbps": fixed_bitrate(rate, sizes) / 1000.0, "test_frames": scores["frames"],
-            "scored_tokens": scores["tokens"], **report,
+            "scored_tokens": scores["tokens"], "precision": trained.precision, **report,
             "per_stream_bits_per_second": {stream: sum(per_codebook[k] for k in ks)
                                            for stream, ks in tokens["streams"].items()}}
 
@@ -70,14 +71,15 @@ def vocal_conditioned(tokens: dict[str, Any], params: dict[str, Any], out_dir: P
     results = {}
     for name, cond in (("accompaniment only", None), ("given vocals", voc)):
         cfg = _lm_config(params["model"], sizes, cond_sizes if cond else None, max_frames=crop)
-        model = train_token_lm(cfg, train_cfg, _rows(tokens, "train", acc), _rows(tokens, "valid", acc),
-                               out_dir / ("acc_given_vocals" if cond else "acc_only"), crop,
-                               cond_train=_rows(tokens, "train", cond) if cond else None,
-                               cond_valid=_rows(tokens, "valid", cond) if cond else None,
-                               score_from=prefix, resume=resume)
+        model, trained = train_token_lm(cfg, train_cfg, _rows(tokens, "train", acc), _rows(tokens, "valid", acc),
+                                        out_dir / ("acc_given_vocals" if cond else "acc_only"), crop,
+                                        cond_train=_rows(tokens, "train", cond) if cond else None,
+                                        cond_valid=_rows(tokens, "valid", cond) if cond else None,
+                                        score_from=prefix, resume=resume)
         scores = evaluate_lm(model, _rows(tokens, "test", acc), crop,
                              cond_sequences=_rows(tokens, "test", cond) if cond else None, score_from=prefix)
-        results[name] = {**lm_report(scores["ce"], sizes, rate), "scored_tokens": scores["tokens"]}
+        results[name] = {**lm_report(scores["ce"], sizes, rate), "scored_tokens": scores["tokens"],
+                         "precision": trained.precision}
     base = results["accompaniment only"]["bits_per_second"]
     given = results["given vocals"]["bits_per_second"]
     return {"codec": tokens["codec"], "prefix_seconds": prefix / rate, "crop_seconds": crop / rate,

@@ -25,6 +25,7 @@ from duotok.models.autoencoder import AutoencoderConfig, WaveAutoencoder
 from duotok.paths import resolve
 from duotok.train.common import crop_datasets, print_result, runner_parser, write_result
 from duotok.train.loop import TrainConfig, Trainer, TrainResult
+from duotok.train.precision import check_setting
 
 #: The signals a crop can contribute: a stem, the accompaniment (drums + bass + other) or the mixture.
 TRACK_CHOICES = ("mixture", "accompaniment", *SOURCES)
@@ -66,10 +67,13 @@ def make_loss(tracks: tuple[str, ...] | list[str]):
 
 
 def run(profile: str | None = None, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
-        steps: int | None = None, resume: bool = True, device: str | None = None) -> TrainResult:
+        steps: int | None = None, resume: bool = True, device: str | None = None,
+        precision: str | None = None) -> TrainResult:
     model_cfg, train_cfg, data_cfg = build_config(profile)
     if steps is not None:
         train_cfg.steps = steps
+    if precision is not None:
+        train_cfg.precision = check_setting(precision)
     out = resolve(out_dir or data_cfg["out_dir"])
     root = resolve(data_dir or data_cfg["root"])
     train, valid = crop_datasets(root, data_cfg, model_cfg.sample_rate, train_cfg.seed)
@@ -87,7 +91,8 @@ def run(profile: str | None = None, out_dir: str | Path | None = None, data_dir:
 def main(argv: list[str] | None = None) -> int:
     parser = runner_parser("autoencoder", __doc__)
     args = parser.parse_args(argv)
-    result = run(args.profile, args.out, args.data_dir, args.steps, resume=not args.no_resume, device=args.device)
+    result = run(args.profile, args.out, args.data_dir, args.steps, resume=not args.no_resume, device=args.device,
+                 precision=args.precision)
     print_result("autoencoder", result)
     return 0
 

@@ -71,7 +71,8 @@ def train_rvq(profile: str | None, out: Path, root: Path, resume: bool = True, d
                       collate_fn=collate_stems, device=device)
     result = trainer.fit(resume=resume)
     codec = trainer.model.cpu().eval()
-    return codec, {"steps": result.step, "seconds": result.seconds, "train": result.train, "valid": result.valid}
+    return codec, {"steps": result.step, "seconds": result.seconds, "precision": result.precision,
+                   "train": result.train, "valid": result.valid}
 
 
 # --------------------------------------------------------------------------- frozen-feature tokenizers
@@ -246,7 +247,8 @@ def train_token_decoder(codec: FeatureTokenizer, profile: str | None, out: Path,
     decoder = TokenDecoder.from_parts(autoencoder, trainer.model.cpu(), steps=int(s["steps"]),
                                       cfg_scale=float(s["cfg_scale"]), seed=int(s["seed"]))
     return decoder, {"decoder_steps": result.step, "decoder_seconds": result.seconds,
-                     "decoder_train": result.train, "decoder_valid": result.valid}
+                     "decoder_precision": result.precision, "decoder_train": result.train,
+                     "decoder_valid": result.valid}
 
 
 # --------------------------------------------------------------------------- entry point

@@ -12,6 +12,7 @@ from duotok.config import PROFILES, stage_params
 from duotok.data import StemCropDataset
 from duotok.io import write_json_atomic
 from duotok.train.loop import TrainConfig, Trainer, TrainResult
+from duotok.train.precision import PRECISIONS
 
 MEL_KEYS = ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels", "f_min", "f_max", "log_floor")
 
@@ -39,7 +40,7 @@ def write_result(stage: str, profile: str | None, out: Path, trainer: Trainer, r
     write_json_atomic(out / "result.json", {
         "stage": stage, "profile": profile, "steps": result.step, "seconds": result.seconds,
         "resumed_from": result.resumed_from, "skipped_steps": result.skipped_steps,
-        "world_size": trainer.info.world_size, "train": result.train, "valid": result.valid,
+        "world_size": trainer.info.world_size, "precision": result.precision, "train": result.train, "valid": result.valid,
         "model": asdict(model_config), "train_config": asdict(train_cfg), **extra,
     })
 
@@ -56,6 +57,8 @@ def runner_parser(stage: str, description: str | None, init_from: str | None = N
     parser.add_argument("--data-dir", help=f"corpus folder (default: {stage}.data.root)")
     parser.add_argument("--steps", type=int, help="override train.steps")
     parser.add_argument("--device", choices=("cpu", "cuda"))
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="override train.precision (auto: bf16 only where the hardware computes it natively)")
     parser.add_argument("--no-resume", action="store_true", help="start from scratch even if <out>/last exists")
     return parser
 

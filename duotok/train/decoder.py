@@ -31,6 +31,7 @@ from duotok.tokenizer.decoder import TokenDecoder
 from duotok.tokenizer.model import DuoTok
 from duotok.train.common import print_result, runner_parser, write_result
 from duotok.train.loop import TrainConfig, Trainer, TrainResult
+from duotok.train.precision import check_setting
 
 
 def frame_mask(batch: dict[str, Any]) -> torch.Tensor:
@@ -73,12 +74,15 @@ def _load(cls: type, directory: Path, what: str, stage: str) -> Any:
 def run(profile: str | None = None, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
         tokenizer_dir: str | Path | None = None, autoencoder_dir: str | Path | None = None,
         codec_dir: str | Path | None = None, steps: int | None = None, resume: bool = True,
-        device: str | None = None) -> TrainResult:
+        device: str | None = None,
+        precision: str | None = None) -> TrainResult:
     p = stage_params("decoder", profile)
     data_cfg = p["data"]
     train_cfg = TrainConfig.from_dict(p["train"])
     if steps is not None:
         train_cfg.steps = steps
+    if precision is not None:
+        train_cfg.precision = check_setting(precision)
     out = resolve(out_dir or data_cfg["out_dir"])
     root = resolve(data_dir or data_cfg["root"])
     tokenizer = _load(DuoTok, resolve(tokenizer_dir or data_cfg["tokenizer"]), "tokenizer", "quantize")
@@ -117,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--codec", help="where to write the complete codec (default: decoder.data.codec_dir)")
     args = parser.parse_args(argv)
     result = run(args.profile, args.out, args.data_dir, args.tokenizer, args.autoencoder, args.codec, args.steps,
-                 resume=not args.no_resume, device=args.device)
+                 resume=not args.no_resume, device=args.device,
+                 precision=args.precision)
     print_result("decoder", result)
     return 0
 

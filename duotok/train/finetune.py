@@ -26,6 +26,7 @@ from duotok.paths import resolve
 from duotok.text import CharVocab
 from duotok.train.common import crop_datasets, mel_settings, print_result, runner_parser, write_result
 from duotok.train.loop import TrainConfig, Trainer, TrainResult
+from duotok.train.precision import check_setting
 
 BATCH_KEYS = ("mixture", "length", "stems", "chroma", "lyrics", "lyrics_lengths", "has_lyrics")
 
@@ -47,10 +48,13 @@ def finetune_loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.
 
 def run(profile: str | None = None, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
         init: str | Path | None = None, steps: int | None = None, resume: bool = True,
-        from_scratch: bool = False, device: str | None = None) -> TrainResult:
+        from_scratch: bool = False, device: str | None = None,
+        precision: str | None = None) -> TrainResult:
     model_cfg, train_cfg, data_cfg = build_config(profile)
     if steps is not None:
         train_cfg.steps = steps
+    if precision is not None:
+        train_cfg.precision = check_setting(precision)
     out = resolve(out_dir or data_cfg["out_dir"])
     root = resolve(data_dir or data_cfg["root"])
     train, valid = crop_datasets(root, data_cfg, model_cfg.mel.sample_rate, train_cfg.seed)
@@ -77,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-scratch", action="store_true", help="no stage-1 initialisation (ablation)")
     args = parser.parse_args(argv)
     result = run(args.profile, args.out, args.data_dir, args.init, args.steps, resume=not args.no_resume,
-                 from_scratch=args.from_scratch, device=args.device)
+                 from_scratch=args.from_scratch, device=args.device,
+                 precision=args.precision)
     print_result("finetune", result)
     return 0
 

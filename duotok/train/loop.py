@@ -4,9 +4,10 @@ What it takes care of, so stage runners only define "model + loss of a batch":
 
 * **scale** — runs unchanged as one process or under ``torchrun`` (DDP; gloo on CPU, NCCL on GPU);
   each process sees its own shard of the data (``DistributedSampler``); metrics are averaged;
-* **numerics** — bf16 autocast (where it helps), AdamW with linear warm-up then cosine decay,
-  gradient clipping, and a NaN guard that skips a non-finite step and stops with a clear error
-  after several in a row (SimVQ is known to NaN without warm-up and clipping);
+* **numerics** — bf16 autocast where the hardware computes it natively (``train.precision: auto``,
+  :mod:`duotok.train.precision`; float32 elsewhere, since emulated bf16 is 10-20x slower), AdamW
+  with linear warm-up then cosine decay, gradient clipping, and a NaN guard that skips a non-finite
+  step and stops with a clear error after several in a row (SimVQ is known to NaN without warm-up and clipping);
 * **resumability** — ``<out>/last/`` holds ``config.json`` + ``model.safetensors`` (the model's
   ``save_pretrained``) and ``training_state.pt`` (optimizer, scheduler, step, RNG; loadable with
   ``weights_only=True``); a rerun with the same ``<out>`` continues from there;
@@ -36,6 +37,7 @@ from tqdm.auto import tqdm
 from duotok.errors import CheckpointError
 from duotok.io.checkpoint import load_training_state, save_training_state
 from duotok.train.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
+from duotok.train.precision import check_setting, resolve_precision
 
 LossFn = Callable[[nn.Module, Mapping[str, Any]], tuple[torch.Tensor, dict[str, float]]]
 
@@ -61,12 +63,15 @@ class TrainConfig:
     save_every: int = 200
     seed: int = 0
     num_workers: int = 0
-    bf16: bool = True
+    precision: str = "auto"    # auto | bf16 | fp32 (duotok.train.precision): bf16 only where native
     threads: int = 0           # torch intra-op threads per process; 0 = torch's default
     max_eval_batches: int = 50
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        if "bf16" in data:
+            raise ValueError("train.bf16 was replaced by train.precision: auto | bf16 | fp32 (auto = bf16 only "
+                             "where the hardware computes it natively)")
         known = set(cls.__dataclass_fields__)
         unknown = set(data) - known
         if unknown:
@@ -74,7 +79,9 @@ class TrainConfig:
         values = dict(data)
         if "betas" in values:
             values["betas"] = tuple(values["betas"])
-        return cls(**values)
+        cfg = cls(**values)
+        check_setting(cfg.precision)
+        return cfg
 
 
 def lr_lambda(step: int, cfg: TrainConfig) -> float:
@@ -125,6 +132,7 @@ class TrainResult:
     seconds: float = 0.0
     resumed_from: int | None = None
     skipped_steps: int = 0
+    precision: dict[str, str] = field(default_factory=dict)   # Precision.as_dict(): setting, used, device, reason
 
 
 class Trainer:
@@ -146,6 +154,7 @@ class Trainer:
         self.cfg = cfg
         self.out_dir = Path(out_dir)
         self.info = dist_info or init_distributed(device)
+        self.precision = resolve_precision(cfg.precision, self.info.device)
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed + self.info.rank)
@@ -199,8 +208,8 @@ class Trainer:
     def _to_device(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         return {k: v.to(self.info.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
-    def _autocast(self):
-        return torch.autocast(device_type=self.info.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16)
+    def _autocast(self) -> torch.autocast:
+        return self.precision.autocast(self.info.device.type)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -275,6 +284,8 @@ class Trainer:
             valid_log.truncate_after(start)
         self.model.train()
         interactive = sys.stderr.isatty() and info.is_main
+        if info.is_main:
+            print(f"[{self.out_dir.name}] {self.precision.describe()}", flush=True)
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"training {self.out_dir.name}", disable=not interactive)
         t0 = time.time()
         last_train: dict[str, float] = {}
@@ -336,7 +347,8 @@ class Trainer:
                 shutil.rmtree(final)
             tmp.rename(final)
         barrier(info)
-        return TrainResult(self.step, last_train, last_valid, round(time.time() - t0, 2), resumed, skipped)
+        return TrainResult(self.step, last_train, last_valid, round(time.time() - t0, 2), resumed, skipped,
+                           self.precision.as_dict())
 
 
 def _plain(obj: Any) -> Any:

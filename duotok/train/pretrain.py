@@ -22,6 +22,7 @@ from duotok.models.encoder import mel_statistics
 from duotok.paths import resolve
 from duotok.train.common import crop_datasets, mel_settings, print_result, runner_parser, write_result
 from duotok.train.loop import TrainConfig, Trainer, TrainResult
+from duotok.train.precision import check_setting
 
 
 def build_config(profile: str | None = None) -> tuple[BestRQConfig, TrainConfig, dict[str, Any]]:
@@ -51,10 +52,13 @@ def fit_normalization(model: BestRQModel, data: StemCropDataset, max_items: int)
 
 
 def run(profile: str | None = None, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
-        steps: int | None = None, resume: bool = True, device: str | None = None) -> TrainResult:
+        steps: int | None = None, resume: bool = True, device: str | None = None,
+        precision: str | None = None) -> TrainResult:
     model_cfg, train_cfg, data_cfg = build_config(profile)
     if steps is not None:
         train_cfg.steps = steps
+    if precision is not None:
+        train_cfg.precision = check_setting(precision)
     out = resolve(out_dir or data_cfg["out_dir"])
     root = resolve(data_dir or data_cfg["root"])
     sr = model_cfg.mel.sample_rate
@@ -75,7 +79,8 @@ def run(profile: str | None = None, out_dir: str | Path | None = None, data_dir:
 def main(argv: list[str] | None = None) -> int:
     parser = runner_parser("pretrain", __doc__)
     args = parser.parse_args(argv)
-    result = run(args.profile, args.out, args.data_dir, args.steps, resume=not args.no_resume, device=args.device)
+    result = run(args.profile, args.out, args.data_dir, args.steps, resume=not args.no_resume, device=args.device,
+                 precision=args.precision)
     print_result("pretrain", result)
     return 0
 

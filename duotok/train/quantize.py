@@ -25,6 +25,7 @@ from duotok.paths import resolve
 from duotok.text import CharVocab
 from duotok.train.common import crop_datasets, mel_settings, print_result, runner_parser, write_result
 from duotok.train.loop import TrainConfig, Trainer, TrainResult
+from duotok.train.precision import check_setting
 
 
 def build_config(profile: str | None = None) -> tuple[DualTrackConfig, TrainConfig, dict[str, Any]]:
@@ -45,10 +46,13 @@ def quantize_loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.
 
 def run(profile: str | None = None, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
         init: str | Path | None = None, steps: int | None = None, resume: bool = True,
-        device: str | None = None) -> TrainResult:
+        device: str | None = None,
+        precision: str | None = None) -> TrainResult:
     model_cfg, train_cfg, data_cfg = build_config(profile)
     if steps is not None:
         train_cfg.steps = steps
+    if precision is not None:
+        train_cfg.precision = check_setting(precision)
     out = resolve(out_dir or data_cfg["out_dir"])
     root = resolve(data_dir or data_cfg["root"])
     init_dir = resolve(init or data_cfg["init"])
@@ -71,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = runner_parser("quantize", __doc__, "stage-2")
     args = parser.parse_args(argv)
     result = run(args.profile, args.out, args.data_dir, args.init, args.steps, resume=not args.no_resume,
-                 device=args.device)
+                 device=args.device,
+                 precision=args.precision)
     print_result("quantize", result)
     return 0
 

@@ -124,9 +124,10 @@ def test_train_token_lm_runs_the_trainer_and_resumes(tmp_path):
     songs = _songs([40, 30, 35, 20])
     cfg = TokenLMConfig((8, 8), dim=32, n_layers=1, n_heads=2)
     train_cfg = TrainConfig(steps=3, batch_size=4, warmup_steps=1, log_every=1, eval_every=3, save_every=3,
-                            bf16=True)
-    model = train_token_lm(cfg, train_cfg, songs, songs[:2], tmp_path / "lm", crop_frames=10)
+                            precision="bf16")
+    model, result = train_token_lm(cfg, train_cfg, songs, songs[:2], tmp_path / "lm", crop_frames=10)
     assert not model.training and next(model.parameters()).device.type == "cpu"
+    assert result.step == 3 and result.precision["used"] == "bf16"
     assert (tmp_path / "lm" / "model" / "config.json").is_file()
     assert (tmp_path / "lm" / "valid_log.csv").is_file()
     reloaded = TokenLM.from_pretrained(tmp_path / "lm" / "model")

@@ -54,7 +54,7 @@ def loss_fn(model, batch):
 
 def cfg(**kw):
     base = {"steps": 60, "batch_size": 8, "lr": 0.3, "warmup_steps": 5, "log_every": 10, "save_every": 20,
-            "eval_every": 30, "bf16": False}
+            "eval_every": 30, "precision": "fp32"}
     return TrainConfig(**{**base, **kw})
 
 
