@@ -267,6 +267,22 @@ def torch_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
+def cmd_deps(args: argparse.Namespace) -> int:
+    from duotok import stage_deps
+
+    if args.deps_command == "sync":
+        changed = stage_deps.sync()
+        print(f"dvc.yaml: rewrote the code deps of {len(changed)} stage(s)" + (f": {', '.join(changed)}"
+                                                                              if changed else ""))
+        return 0
+    drifts = stage_deps.check()
+    for drift in drifts:
+        print(drift.describe())
+    print(f"dvc.yaml: {len(drifts)} stage(s) whose code deps differ from what their notebooks import"
+          + ("; run `duotok deps sync`" if drifts else ""))
+    return 1 if drifts else 0
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from duotok.config import set_active_profile
 
@@ -376,6 +392,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.set_defaults(func=cmd_bench_train)
+
+    deps = sub.add_parser("deps", help="dvc.yaml's code deps, generated from what each stage's notebook imports")
+    deps_sub = deps.add_subparsers(dest="deps_command", required=True)
+    deps_sub.add_parser("check", help="list stages whose duotok deps differ from their imports (exit 1 if any)"
+                        ).set_defaults(func=cmd_deps)
+    deps_sub.add_parser("sync", help="rewrite the duotok deps of every notebook stage in dvc.yaml"
+                        ).set_defaults(func=cmd_deps)
 
     p = sub.add_parser("profile", help="show or set params.yaml's active profile")
     p.add_argument("name", nargs="?", choices=PROFILES)
