@@ -12,6 +12,10 @@ Layout (one section per pipeline stage, as iterative/example-get-started scopes 
 A stage's effective parameters are ``deep_merge(section.base, section[profile])``. DVC stages
 depend on exactly ``<section>.base`` and ``<section>.${profile}``, so editing the paper profile
 never re-runs the default pipeline.
+
+:class:`Params` is the file resolved once for one profile: a runner is handed one and passes it down
+(as audiocraft hands one config to its solver), and an ablation variant is ``params.with_overrides(...)``
+— a modified config, not a hidden global.
 """
 
 from __future__ import annotations
@@ -19,9 +23,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +34,6 @@ from duotok.errors import ConfigError
 from duotok.paths import project_root
 
 PROFILES = ("smoke", "default", "paper")
-
-#: Active :func:`param_overrides` layers, outermost first. A ContextVar rather than a global so that
-#: threads and async tasks started elsewhere never see another caller's overrides.
-_OVERRIDES: ContextVar[tuple[Mapping[str, Mapping[str, Any]], ...]] = ContextVar("duotok_param_overrides",
-                                                                                  default=())
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -86,32 +84,53 @@ def stage_params(
     unknown = set(block) - {"base", *PROFILES}
     if unknown:
         raise ConfigError(f"params.yaml section {section!r} has unknown keys {sorted(unknown)}")
-    merged = deep_merge(block["base"], block.get(profile))
-    for layer in _OVERRIDES.get():
-        merged = deep_merge(merged, layer.get(section))
-    return merged
+    return deep_merge(block["base"], block.get(profile))
 
 
-@contextmanager
-def param_overrides(overrides: Mapping[str, Mapping[str, Any]]) -> Iterator[None]:
-    """Within the block, :func:`stage_params` deep-merges ``overrides[section]`` on top of its usual result.
-
-    Why: the ablations retrain stages 2-3 with a few changed parameters through the unchanged stage
-    runners, which read params.yaml themselves; editing the file would invalidate the main pipeline.
-    Blocks nest (inner overrides merge on top of outer ones) and are undone on exit, errors included."""
+def _check_overrides(overrides: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     if not isinstance(overrides, Mapping):
-        raise ConfigError("param_overrides expects a mapping section -> overrides, "
-                          f"got {type(overrides).__name__}")
+        raise ConfigError(f"overrides must map section -> overrides, got {type(overrides).__name__}")
     for section, value in overrides.items():
         if value is not None and not isinstance(value, Mapping):
-            raise ConfigError(f"param_overrides: the override of section {section!r} must be a mapping, "
-                              f"got {type(value).__name__}")
-    layer = copy.deepcopy({k: v for k, v in overrides.items() if v is not None})
-    token = _OVERRIDES.set((*_OVERRIDES.get(), layer))
-    try:
-        yield
-    finally:
-        _OVERRIDES.reset(token)
+            raise ConfigError(f"the override of section {section!r} must be a mapping, got {type(value).__name__}")
+    return copy.deepcopy({k: dict(v) for k, v in overrides.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class Params:
+    """``params.yaml`` resolved for one profile, with optional overrides on top; what runners are handed.
+
+    ``section(name)`` = ``deep_merge(base, profile)`` of that section, then each override layer in turn.
+    Immutable: :meth:`with_overrides` returns a new one, so a variant never leaks into its caller."""
+
+    profile: str
+    raw: Mapping[str, Any] = field(repr=False)
+    overrides: tuple[Mapping[str, Mapping[str, Any]], ...] = ()
+
+    @classmethod
+    def load(cls, profile: str | None = None, path: str | Path | None = None) -> Params:
+        """Read params.yaml once; ``profile`` ``None`` → the file's ``profile:`` key."""
+        raw = load_params(path)
+        profile = profile or active_profile(raw)
+        if profile not in PROFILES:
+            raise ConfigError(f"unknown profile {profile!r}; expected one of {PROFILES}")
+        return cls(profile, raw)
+
+    def section(self, name: str) -> dict[str, Any]:
+        merged = stage_params(name, self.profile, self.raw)
+        for layer in self.overrides:
+            merged = deep_merge(merged, layer.get(name))
+        return merged
+
+    def with_overrides(self, overrides: Mapping[str, Mapping[str, Any]]) -> Params:
+        """A copy whose ``section(s)`` is deep-merged with ``overrides[s]`` (the caller's mapping is copied)."""
+        return Params(self.profile, self.raw, (*self.overrides, _check_overrides(overrides)))
+
+
+def as_params(params: Params | str | None) -> Params:
+    """A :class:`Params` from a Params, a profile name or ``None`` (the active profile): the runners'
+    entry points accept all three, and resolve the file exactly once."""
+    return params if isinstance(params, Params) else Params.load(params)
 
 
 def fingerprint(obj: Any) -> str:

@@ -28,8 +28,9 @@
 # VQ-VAE. The upper blocks and the chroma / mel / lyrics heads start from stage 2 and keep the
 # tokens meaningful; each track is supervised with its own targets (lyrics on the vocal track only).
 #
-# At the end the notebook bundles stage 2 (the separator) and stage 3 (the quantizer) into one
-# `DuoTok` checkpoint and tokenizes a held-out song from its **mixture**.
+# After training, the runner bundles stage 2 (the separator) and stage 3 (the quantizer) into one
+# `DuoTok` checkpoint (`tokenizer_dir`); the notebook loads it and tokenizes a held-out song from its
+# **mixture**.
 
 # %% tags=["parameters"]
 profile: str = "default"
@@ -71,7 +72,7 @@ display(Markdown(f"Profile **{profile}**: codebooks {p['model']['codebook_sizes'
 # them); a non-finite step is skipped, five in a row stop the run with an error.
 
 # %%
-result = quantize.run(profile, out_dir=out_dir, data_dir=data_dir, init=init_dir)
+result = quantize.run(profile, out_dir=out_dir, data_dir=data_dir, init=init_dir, tokenizer_dir=tokenizer_dir)
 print(f"{result.step} steps in {result.seconds:.0f} s")
 
 # %%
@@ -112,9 +113,7 @@ save_figure(fig, resolve(figures_dir) / "code_usage")
 # `encode_stems` takes the true stems (oracle). How often do the two agree on a held-out song?
 
 # %%
-tokenizer = DuoTok.from_stages(resolve(init_dir), resolve(out_dir) / "model",
-                               chunk_seconds=p["data"]["segment_seconds"])
-tokenizer.save_pretrained(resolve(tokenizer_dir))
+tokenizer = DuoTok.from_pretrained(resolve(tokenizer_dir))  # bundled by quantize.run after training
 record = next(r for r in discover_songs(resolve(data_dir)) if r.split == eval_split)
 song = load_song(record, sr)
 mixture = torch.from_numpy(song["mixture"])

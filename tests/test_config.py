@@ -52,44 +52,44 @@ def test_set_active_profile_keeps_comments(tmp_path):
         set_active_profile("bogus", path)
 
 
-# --------------------------------------------------------------------------- param_overrides
+# --------------------------------------------------------------------------- Params: resolved once, overrides
 
 PARAMS = {"profile": "smoke",
           "stage": {"base": {"model": {"dim": 8, "noise": {"prob": 0.5, "std": 1.0}}, "train": {"steps": 10}},
                     "smoke": {"train": {"steps": 2}}, "default": {}, "paper": {}}}
 
 
-def test_param_overrides_deep_merge_on_top_of_the_profile():
-    from duotok.config import param_overrides
+def test_params_resolve_the_profile_and_overrides_deep_merge_on_top():
+    from duotok.config import Params
 
-    with param_overrides({"stage": {"model": {"noise": {"prob": 0.25}}}}):
-        p = stage_params("stage", "smoke", PARAMS)
-    assert p == {"model": {"dim": 8, "noise": {"prob": 0.25, "std": 1.0}}, "train": {"steps": 2}}
-    assert stage_params("stage", "smoke", PARAMS)["model"]["noise"]["prob"] == 0.5, "restored on exit"
-
-
-def test_param_overrides_nest_and_are_restored_after_an_error():
-    from duotok.config import param_overrides
-
-    with param_overrides({"stage": {"train": {"steps": 5}, "model": {"dim": 4}}}):
-        with param_overrides({"stage": {"train": {"steps": 7}}, "other": {}}):
-            assert stage_params("stage", "smoke", PARAMS)["train"] == {"steps": 7}
-            assert stage_params("stage", "smoke", PARAMS)["model"]["dim"] == 4, "outer layer still applies"
-        assert stage_params("stage", "smoke", PARAMS)["train"] == {"steps": 5}
-        with pytest.raises(RuntimeError), param_overrides({"stage": {"train": {"steps": 9}}}):
-            raise RuntimeError("boom")
-        assert stage_params("stage", "smoke", PARAMS)["train"] == {"steps": 5}
-    plain = deep_merge(PARAMS["stage"]["base"], PARAMS["stage"]["smoke"])
-    assert stage_params("stage", "smoke", PARAMS) == plain
+    base = Params("smoke", PARAMS)
+    assert base.section("stage") == stage_params("stage", "smoke", PARAMS)
+    variant = base.with_overrides({"stage": {"model": {"noise": {"prob": 0.25}}}})
+    assert variant.section("stage") == {"model": {"dim": 8, "noise": {"prob": 0.25, "std": 1.0}}, "train": {"steps": 2}}
+    assert base.section("stage")["model"]["noise"]["prob"] == 0.5, "the original is untouched"
+    nested = variant.with_overrides({"stage": {"train": {"steps": 7}}, "other": {}})
+    assert nested.section("stage")["train"] == {"steps": 7} and nested.section("stage")["model"]["noise"]["prob"] == 0.25
+    assert variant.section("stage")["train"] == {"steps": 2}
 
 
-def test_param_overrides_do_not_alias_the_caller_mapping():
-    from duotok.config import param_overrides
+def test_params_overrides_do_not_alias_the_caller_mapping():
+    from duotok.config import Params
 
     override = {"stage": {"model": {"noise": {"prob": 0.1}}}}
-    with param_overrides(override):
-        stage_params("stage", "smoke", PARAMS)["model"]["noise"]["prob"] = 99.0   # mutate a result
-        override["stage"]["model"]["noise"]["prob"] = 0.9                          # and the input
-        assert stage_params("stage", "smoke", PARAMS)["model"]["noise"]["prob"] == 0.1
-    with pytest.raises(ConfigError, match="must be a mapping"), param_overrides({"stage": 3}):
-        pass
+    params = Params("smoke", PARAMS).with_overrides(override)
+    params.section("stage")["model"]["noise"]["prob"] = 99.0   # mutate a result
+    override["stage"]["model"]["noise"]["prob"] = 0.9           # and the input
+    assert params.section("stage")["model"]["noise"]["prob"] == 0.1
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        Params("smoke", PARAMS).with_overrides({"stage": 3})
+
+
+def test_runners_take_a_profile_name_or_resolved_params():
+    from duotok.config import Params, as_params
+    from duotok.train import finetune
+
+    params = Params.load("smoke")
+    assert as_params(params) is params and as_params("smoke").profile == "smoke"
+    changed = params.with_overrides({"finetune": {"model": {"noise": {"prob": 0.123}}}})
+    assert finetune.build_config(changed)[0].noise.prob == 0.123
+    assert finetune.build_config("smoke")[0] == finetune.build_config(params)[0]

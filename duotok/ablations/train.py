@@ -16,72 +16,41 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from duotok.ablations.routing import separated_stems_loss, tie_codebooks
 from duotok.ablations.variants import Variant, load_variants, overrides_for
-from duotok.config import PROFILES, load_params, param_overrides, stage_params
-from duotok.data.targets import MultiTaskCollate
+from duotok.config import PROFILES, Params, as_params
 from duotok.errors import CheckpointError, ConfigError
 from duotok.io import write_json_atomic
-from duotok.models.dualtrack import DualTrackModel
 from duotok.models.multitask import MultiTaskConfig, MultiTaskModel
 from duotok.paths import resolve
-from duotok.text import CharVocab
 from duotok.tokenizer.model import DuoTok
 from duotok.train import finetune, quantize
-from duotok.train.common import crop_datasets, write_result
 from duotok.train.distributed import barrier, init_distributed
-from duotok.train.loop import LossFn, Trainer, TrainResult
+from duotok.train.loop import TrainResult
 
 MODEL_DIR = "model"
 
 
-def run_quantize(profile: str | None, out_dir: Path, data_dir: str | Path | None, init: Path,
-                 resume: bool = True, device: str | None = None,
-                 model_hook: Callable[[DualTrackModel], DualTrackModel] | None = None,
-                 loss_fn: LossFn = quantize.quantize_loss, **extra: Any) -> TrainResult:
-    """``quantize.run`` with a hook on the built model and a replaceable loss (the shared and separated
-    routings). It exists because ``duotok/train/quantize.py`` is a hashed dependency of the main DVC
-    pipeline: giving it these parameters would retrain stages 3-4 there. Only the two seams differ."""
-    model_cfg, train_cfg, data_cfg = quantize.build_config(profile)
-    root = resolve(data_dir or data_cfg["root"])
-    train, valid = crop_datasets(root, data_cfg, model_cfg.mel.sample_rate, train_cfg.seed)
-    torch.manual_seed(train_cfg.seed)
-    model = DualTrackModel.from_finetune(MultiTaskModel.from_pretrained(init), model_cfg)
-    if model_hook is not None:
-        model = model_hook(model)
-    mel = model_cfg.mel
-    collate = MultiTaskCollate(CharVocab(), mel.sample_rate, mel.hop_length, per_track=True)
-    trainer = Trainer(model, loss_fn, train, train_cfg, out_dir, valid_data=valid, collate_fn=collate,
-                      device=device)
-    result = trainer.fit(resume=resume)
-    write_result("quantize", profile, out_dir, trainer, result, model_cfg, train_cfg, init=str(init),
-                 bits_per_second=model.quantizer.bits_per_second(),
-                 fingerprints=model.quantizer.codebook_fingerprints(), **extra)
-    return result
-
-
-def _train_stage3(variant: Variant, profile: str | None, out_dir: Path, data_dir: str | Path | None,
-                  stage2: Path, resume: bool, device: str | None) -> TrainResult:
-    """Stage 3 of ``variant`` from the stage-2 checkpoint ``stage2`` (param overrides already active)."""
+def _train_stage3(variant: Variant, params: Params, out: Path, data_dir: str | Path | None, stage2: Path,
+                  separator: Path, resume: bool, device: str | None) -> TrainResult:
+    """Stage 3 of ``variant`` (its overrides already in ``params``) from the stage-2 checkpoint ``stage2``,
+    then its tokenizer in ``<out>/tokenizer``: the main runner with the routing's seam filled in."""
+    common = {"init": stage2, "resume": resume, "device": device, "tokenizer_dir": out / "tokenizer",
+              "separator": separator, "routing": variant.routing}
     if variant.routing == "dual":
-        return quantize.run(profile, out_dir, data_dir, init=stage2, resume=resume, device=device)
+        return quantize.run(params, out / "quantize", data_dir, **common)
     if variant.routing == "shared":
-        return run_quantize(profile, out_dir, data_dir, stage2, resume, device, model_hook=tie_codebooks,
-                            routing="shared")
+        return quantize.run(params, out / "quantize", data_dir, model_hook=tie_codebooks, **common)
     if variant.routing == "separated":
         loss = separated_stems_loss(MultiTaskModel.from_pretrained(stage2))
-        return run_quantize(profile, out_dir, data_dir, stage2, resume, device, loss_fn=loss,
-                            routing="separated", separator=str(stage2))
+        return quantize.run(params, out / "quantize", data_dir, loss_fn=loss, stems_from=str(stage2), **common)
     raise ConfigError(f"variant {variant.name!r}: unknown routing {variant.routing!r}")
 
 
-def _reference_stage2(root: Path, reference: str, variant: str, profile: str | None) -> Path:
+def _reference_stage2(root: Path, reference: str, variant: str, params: Params) -> Path:
     """The reference's stage-2 model, checked to exist and to be what this variant's config would train."""
     stage2 = root / reference / "finetune" / MODEL_DIR
     if not (stage2 / "config.json").is_file():
@@ -89,7 +58,7 @@ def _reference_stage2(root: Path, reference: str, variant: str, profile: str | N
                                       f"trained yet: train the reference first (`python -m "
                                       f"duotok.ablations.train --variant {reference}` or "
                                       f"`dvc repro ablation@{reference}`)")
-    expected = finetune.build_config(profile)[0]
+    expected = finetune.build_config(params)[0]
     if MultiTaskModel.read_config(stage2) != expected:
         raise CheckpointError(stage2, f"the reference's stage 2 was trained with another model configuration "
                                       f"than variant {variant!r} expects (another profile or budget?); "
@@ -105,32 +74,31 @@ def train_variant(name: str, profile: str | None = None, out_dir: str | Path | N
                   data_dir: str | Path | None = None, device: str | None = None, resume: bool = True,
                   ) -> dict[str, Any]:
     """Train variant ``name`` into ``<out_dir or ablation.out_dir>/<name>/`` and return its result.json."""
-    params = load_params()
-    variants = load_variants(profile, params)
+    params = as_params(profile)
+    variants = load_variants(params.profile, params.raw)
     if name not in variants:
         raise ConfigError(f"params.yaml: no ablation variant {name!r}; known: {', '.join(variants)}")
     variant = variants[name]
-    cfg = stage_params("ablation", profile, params)
+    cfg = params.section("ablation")
     reference = str(cfg["reference"])
     root = resolve(out_dir or cfg["out_dir"])
     out = root / name
-    overrides = overrides_for(variant, profile, params)
-    with param_overrides(overrides):
-        if variant.retrains_stage2:
-            stage2 = out / "finetune" / MODEL_DIR
-            # Checked before any training: a missing separator should not cost a whole variant's run.
-            separator = _separator(root, reference, name, stage2, finetune.build_config(profile)[0])
-            pretrain = resolve(cfg["pretrain"])
-            finetune.run(profile, out / "finetune", data_dir, init=pretrain, resume=resume, device=device)
-        else:
-            stage2 = _reference_stage2(root, reference, name, profile)
-            separator = _separator(root, reference, name, stage2, MultiTaskModel.read_config(stage2))
-        _train_stage3(variant, profile, out / "quantize", data_dir, stage2, resume, device)
-        chunk_seconds = float(stage_params("quantize", profile)["data"]["segment_seconds"])
+    overrides = overrides_for(variant, params.profile, params.raw)
+    variant_params = params.with_overrides(overrides)   # the budget and the variant's own changes
+    if variant.retrains_stage2:
+        stage2 = out / "finetune" / MODEL_DIR
+        # Checked before any training: a missing separator should not cost a whole variant's run.
+        separator = _separator(root, reference, name, stage2, finetune.build_config(variant_params)[0])
+        pretrain = resolve(cfg["pretrain"])
+        finetune.run(variant_params, out / "finetune", data_dir, init=pretrain, resume=resume, device=device)
+    else:
+        stage2 = _reference_stage2(root, reference, name, variant_params)
+        separator = _separator(root, reference, name, stage2, MultiTaskModel.read_config(stage2))
+    _train_stage3(variant, variant_params, out, data_dir, stage2, separator, resume, device)
     info = init_distributed(device)
-    summary: dict[str, Any] = {"variant": variant.to_dict(), "profile": profile}
+    summary: dict[str, Any] = {"variant": variant.to_dict(), "profile": params.profile}
     if info.is_main:
-        summary = _finish(variant, out, stage2, separator, overrides, profile, chunk_seconds)
+        summary = _finish(variant, out, stage2, separator, overrides, params.profile)
     barrier(info)
     return summary
 
@@ -151,10 +119,9 @@ def _separator(root: Path, reference: str, variant: str, stage2: Path,
 
 
 def _finish(variant: Variant, out: Path, stage2: Path, separator: Path, overrides: dict[str, Any],
-            profile: str | None, chunk_seconds: float) -> dict[str, Any]:
-    """The tokenizer and result.json (main process)."""
-    tokenizer = DuoTok.from_stages(separator, out / "quantize" / MODEL_DIR, chunk_seconds=chunk_seconds)
-    tokenizer.save_pretrained(out / "tokenizer")
+            profile: str) -> dict[str, Any]:
+    """result.json (main process), from the tokenizer stage 3 bundled into ``<out>/tokenizer``."""
+    tokenizer = DuoTok.from_pretrained(out / "tokenizer")
     fingerprints = tokenizer.fingerprints()
     summary = {
         "variant": variant.to_dict(),

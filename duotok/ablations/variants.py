@@ -177,7 +177,7 @@ def reference_name(profile: str | None = None, params: Mapping[str, Any] | None 
 def overrides_for(variant: Variant, profile: str | None = None,
                   params: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """``{section: budget[section] deep-merged with the variant's own overrides}`` for finetune and
-    quantize: what :func:`duotok.config.param_overrides` applies while the variant trains."""
+    quantize: what :meth:`duotok.config.Params.with_overrides` applies to the variant's config."""
     cfg, _ = _ablation(profile, params)
     budget = _budget(cfg)
     return {section: deep_merge(budget[section], getattr(variant, section)) for section in SECTIONS}

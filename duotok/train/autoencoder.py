@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from duotok.config import stage_params
+from duotok.config import Params, as_params
 from duotok.data import collate_stems
 from duotok.data.stems import SOURCES
 from duotok.io.checkpoint import config_with_defaults
@@ -31,9 +31,10 @@ from duotok.train.precision import check_setting
 TRACK_CHOICES = ("mixture", "accompaniment", *SOURCES)
 
 
-def build_config(profile: str | None = None) -> tuple[AutoencoderConfig, TrainConfig, dict[str, Any]]:
-    p = stage_params("autoencoder", profile)
-    sample_rate = stage_params("audio", profile)["sample_rate"]
+def build_config(params: Params | str | None = None) -> tuple[AutoencoderConfig, TrainConfig, dict[str, Any]]:
+    params = as_params(params)
+    p = params.section("autoencoder")
+    sample_rate = params.section("audio")["sample_rate"]
     model = config_with_defaults(AutoencoderConfig, {"sample_rate": sample_rate, **p["model"]}, "autoencoder.model")
     unknown = set(p["data"]["tracks"]) - set(TRACK_CHOICES)
     if unknown:
@@ -66,10 +67,11 @@ def make_loss(tracks: tuple[str, ...] | list[str]):
     return autoencoder_loss
 
 
-def run(profile: str | None = None, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
+def run(params: Params | str | None = None, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
         steps: int | None = None, resume: bool = True, device: str | None = None,
         precision: str | None = None) -> TrainResult:
-    model_cfg, train_cfg, data_cfg = build_config(profile)
+    params = as_params(params)
+    model_cfg, train_cfg, data_cfg = build_config(params)
     if steps is not None:
         train_cfg.steps = steps
     if precision is not None:
@@ -83,7 +85,7 @@ def run(profile: str | None = None, out_dir: str | Path | None = None, data_dir:
                       collate_fn=collate_stems, device=device)
     result = trainer.fit(resume=resume)
     n_params = sum(p.numel() for p in model.parameters())
-    write_result("autoencoder", profile, out, trainer, result, model_cfg, train_cfg, parameters=n_params,
+    write_result("autoencoder", params, out, trainer, result, model_cfg, train_cfg, parameters=n_params,
                  latent_rate=model.latent_rate)
     return result
 

@@ -27,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from duotok.codecs.base import Codec, stream_ids
-from duotok.config import PROFILES, stage_params
+from duotok.config import PROFILES, Params, as_params
 from duotok.data import collate_stems
 from duotok.data.latents import TokenLatentDataset, TrackFeatures, latent_stats, stem_tracks
 from duotok.data.stems import discover_songs, load_song
@@ -55,9 +55,9 @@ FEATURE_BASELINES = ("mixture_vq", "mucodec", "kmeans")
 # --------------------------------------------------------------------------- the acoustic RVQ codec
 
 
-def train_rvq(profile: str | None, out: Path, root: Path, resume: bool = True, device: str | None = None,
+def train_rvq(params: Params, out: Path, root: Path, resume: bool = True, device: str | None = None,
               steps: int | None = None) -> tuple[RVQCodecModel, dict[str, Any]]:
-    p = stage_params("baselines", profile)
+    p = params.section("baselines")
     cfg = p["rvq"]
     train_cfg = TrainConfig.from_dict(cfg["train"])
     if steps is not None:
@@ -78,21 +78,21 @@ def train_rvq(profile: str | None, out: Path, root: Path, resume: bool = True, d
 # --------------------------------------------------------------------------- frozen-feature tokenizers
 
 
-def feature_config(codec: str, profile: str | None) -> tuple[FeatureTokenizerConfig, str]:
+def feature_config(codec: str, params: Params) -> tuple[FeatureTokenizerConfig, str]:
     """The tokenizer's config and which stage's encoder it freezes (``"pretrain"`` or ``"finetune"``)."""
-    p = stage_params("baselines", profile)
+    p = params.section("baselines")
     spec = dict(p["tokenizers"][codec])
     source = spec.pop("features_from")
-    encoder = {"n_mels": mel_settings(profile)["n_mels"], **stage_params("pretrain", profile)["model"]}
-    bottleneck = stage_params("finetune", profile)["model"]["bottleneck_dim"] if "bottleneck" in spec["layers"] else None
+    encoder = {"n_mels": mel_settings(params)["n_mels"], **params.section("pretrain")["model"]}
+    bottleneck = params.section("finetune")["model"]["bottleneck_dim"] if "bottleneck" in spec["layers"] else None
     cfg = config_with_defaults(FeatureTokenizerConfig, {
-        "mel": mel_settings(profile), "encoder": encoder, "bottleneck_dim": bottleneck,
+        "mel": mel_settings(params), "encoder": encoder, "bottleneck_dim": bottleneck,
         "codebook_size": int(p["codebook_size"]), **spec}, f"baselines.tokenizers.{codec}")
     return cfg, source
 
 
-def frozen_tokenizer(cfg: FeatureTokenizerConfig, source: str, profile: str | None) -> FeatureTokenizer:
-    p = stage_params("baselines", profile)["data"]
+def frozen_tokenizer(cfg: FeatureTokenizerConfig, source: str, params: Params) -> FeatureTokenizer:
+    p = params.section("baselines")["data"]
     if source == "pretrain":
         stage1 = _load(BestRQModel, resolve(p["pretrain"]), "stage-1 encoder", "pretrain")
         return FeatureTokenizer.from_encoder(cfg, stage1.encoder)
@@ -170,11 +170,11 @@ def code_usage(tokenizer: FeatureTokenizer, features: list[torch.Tensor]) -> dic
     return out
 
 
-def train_feature_tokenizer(codec: str, profile: str | None, root: Path) -> tuple[FeatureTokenizer, dict[str, Any]]:
-    p = stage_params("baselines", profile)
+def train_feature_tokenizer(codec: str, params: Params, root: Path) -> tuple[FeatureTokenizer, dict[str, Any]]:
+    p = params.section("baselines")
     fit = p["fit"]
-    cfg, source = feature_config(codec, profile)
-    tokenizer = frozen_tokenizer(cfg, source, profile)
+    cfg, source = feature_config(codec, params)
+    tokenizer = frozen_tokenizer(cfg, source, params)
     t0 = time.time()
     raw = collect_features(tokenizer, root, "train", int(fit["max_frames"]), int(fit["seed"]))
     for i, x in enumerate(raw):
@@ -219,11 +219,11 @@ def codec_track_features(codec: Codec, autoencoder: WaveAutoencoder, root: Path,
     return out
 
 
-def train_token_decoder(codec: FeatureTokenizer, profile: str | None, out: Path, root: Path, resume: bool = True,
+def train_token_decoder(codec: FeatureTokenizer, params: Params, out: Path, root: Path, resume: bool = True,
                         device: str | None = None) -> tuple[TokenDecoder, dict[str, Any]]:
     """Duo-Tok's decoder recipe (``params.yaml: decoder``) on this codec's embeddings: equal budget."""
-    d = stage_params("decoder", profile)
-    autoencoder = _load(WaveAutoencoder, resolve(stage_params("baselines", profile)["data"]["autoencoder"]),
+    d = params.section("decoder")
+    autoencoder = _load(WaveAutoencoder, resolve(params.section("baselines")["data"]["autoencoder"]),
                         "autoencoder", "autoencoder")
     train_cfg = TrainConfig.from_dict(d["train"])
     per_token = codec.samples_per_token
@@ -254,25 +254,27 @@ def train_token_decoder(codec: FeatureTokenizer, profile: str | None, out: Path,
 # --------------------------------------------------------------------------- entry point
 
 
-def run(codec: str, profile: str | None = None, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
-        resume: bool = True, device: str | None = None, steps: int | None = None) -> Path:
+def run(codec: str, params: Params | str | None = None, out_dir: str | Path | None = None,
+        data_dir: str | Path | None = None, resume: bool = True, device: str | None = None,
+        steps: int | None = None) -> Path:
     """Train one baseline; returns the folder of its final model."""
     if codec not in TOKEN_BASELINES:
         raise ValueError(f"unknown baseline {codec!r}; trainable baselines are {TOKEN_BASELINES} (opus needs none)")
-    p = stage_params("baselines", profile)
+    params = as_params(params)
+    p = params.section("baselines")
     out = resolve(out_dir or p["data"]["out_dir"]) / codec
     root = resolve(data_dir or p["data"]["root"])
     t0 = time.time()
     if codec == "rvq":
-        model, info = train_rvq(profile, out, root, resume, device, steps)
+        model, info = train_rvq(params, out, root, resume, device, steps)
     else:
-        model, info = train_feature_tokenizer(codec, profile, root)
-        decoder, dec_info = train_token_decoder(model, profile, out, root, resume, device)
+        model, info = train_feature_tokenizer(codec, params, root)
+        decoder, dec_info = train_token_decoder(model, params, out, root, resume, device)
         model = model.with_decoder(decoder)
         info.update(dec_info)
     model.save_pretrained(out / "model")
     write_json_atomic(out / "result.json", {
-        "codec": codec, "name": model.name, "profile": profile, "seconds": time.time() - t0,
+        "codec": codec, "name": model.name, "profile": params.profile, "seconds": time.time() - t0,
         "frame_rate": model.frame_rate, "codebook_sizes": list(model.codebook_sizes),
         "streams": {k: list(v) for k, v in model.streams.items()}, "fingerprint": model.fingerprint(), **info})
     return out / "model"

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from duotok.config import PROFILES, stage_params
+from duotok.config import PROFILES, Params, as_params
 from duotok.data import StemCropDataset
 from duotok.io import write_json_atomic
 from duotok.train.loop import TrainConfig, Trainer, TrainResult
@@ -17,8 +17,8 @@ from duotok.train.precision import PRECISIONS
 MEL_KEYS = ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels", "f_min", "f_max", "log_floor")
 
 
-def mel_settings(profile: str | None) -> dict[str, Any]:
-    audio = stage_params("audio", profile)
+def mel_settings(params: Params | str | None) -> dict[str, Any]:
+    audio = as_params(params).section("audio")
     return {k: audio[k] for k in MEL_KEYS}
 
 
@@ -32,13 +32,14 @@ def crop_datasets(root: Path, data_cfg: dict[str, Any], sample_rate: int,
     return train, valid
 
 
-def write_result(stage: str, profile: str | None, out: Path, trainer: Trainer, result: TrainResult,
+def write_result(stage: str, params: Params, out: Path, trainer: Trainer, result: TrainResult,
                  model_config: Any, train_cfg: TrainConfig, **extra: Any) -> None:
-    """``<out>/result.json``: what was trained, for how long, and the last metrics (main process)."""
+    """``<out>/result.json``: what was trained (profile and any overrides), for how long, and the last
+    metrics (main process)."""
     if not trainer.info.is_main:
         return
     write_json_atomic(out / "result.json", {
-        "stage": stage, "profile": profile, "steps": result.step, "seconds": result.seconds,
+        "stage": stage, "profile": params.profile, "overrides": list(params.overrides), "steps": result.step, "seconds": result.seconds,
         "resumed_from": result.resumed_from, "skipped_steps": result.skipped_steps,
         "world_size": trainer.info.world_size, "precision": result.precision, "train": result.train, "valid": result.valid,
         "model": asdict(model_config), "train_config": asdict(train_cfg), **extra,

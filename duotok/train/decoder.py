@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from duotok.config import stage_params
+from duotok.config import Params, as_params
 from duotok.data import collate_stems
 from duotok.data.latents import TokenLatentDataset, extract_features, latent_stats
 from duotok.errors import CheckpointError
@@ -52,13 +52,13 @@ def decoder_loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.T
                  generator=generator)
 
 
-def build_dit_config(profile: str | None, tokenizer: DuoTok, autoencoder: WaveAutoencoder) -> DiTConfig:
+def build_dit_config(params: Params | str | None, tokenizer: DuoTok, autoencoder: WaveAutoencoder) -> DiTConfig:
     """The DiT's sizes from params; its interfaces from the two frozen models it sits between."""
     per_token = tokenizer.samples_per_token
     if per_token % autoencoder.samples_per_latent:
         raise ValueError(f"tokens cover {per_token} samples, not a whole number of autoencoder frames "
                          f"({autoencoder.samples_per_latent} samples)")
-    p = stage_params("decoder", profile)["model"]
+    p = as_params(params).section("decoder")["model"]
     return config_with_defaults(DiTConfig, {**p, "latent_dim": autoencoder.config.latent_dim,
                                             "cond_dim": tokenizer.config.quantizer.encoder.dim,
                                             "cond_upsample": per_token // autoencoder.samples_per_latent},
@@ -71,12 +71,13 @@ def _load(cls: type, directory: Path, what: str, stage: str) -> Any:
     return cls.from_pretrained(directory).eval()
 
 
-def run(profile: str | None = None, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
+def run(params: Params | str | None = None, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
         tokenizer_dir: str | Path | None = None, autoencoder_dir: str | Path | None = None,
         codec_dir: str | Path | None = None, steps: int | None = None, resume: bool = True,
         device: str | None = None,
         precision: str | None = None) -> TrainResult:
-    p = stage_params("decoder", profile)
+    params = as_params(params)
+    p = params.section("decoder")
     data_cfg = p["data"]
     train_cfg = TrainConfig.from_dict(p["train"])
     if steps is not None:
@@ -91,7 +92,7 @@ def run(profile: str | None = None, out_dir: str | Path | None = None, data_dir:
     if autoencoder.config.sample_rate != tokenizer.sample_rate:
         raise ValueError(f"autoencoder is at {autoencoder.config.sample_rate} Hz, tokenizer at "
                          f"{tokenizer.sample_rate} Hz")
-    model_cfg = build_dit_config(profile, tokenizer, autoencoder)
+    model_cfg = build_dit_config(params, tokenizer, autoencoder)
     train_features = extract_features(tokenizer, autoencoder, root, "train")
     valid_features = extract_features(tokenizer, autoencoder, root, "valid")
     segment = tokenizer.samples_per_chunk // tokenizer.samples_per_token
@@ -108,7 +109,7 @@ def run(profile: str | None = None, out_dir: str | Path | None = None, data_dir:
         decoder = TokenDecoder.from_parts(autoencoder, trainer.model.cpu(), steps=int(sampling["steps"]),
                                           cfg_scale=float(sampling["cfg_scale"]), seed=int(sampling["seed"]))
         tokenizer.with_decoder(decoder).save_pretrained(resolve(codec_dir or data_cfg["codec_dir"]))
-    write_result("decoder", profile, out, trainer, result, model_cfg, train_cfg,
+    write_result("decoder", params, out, trainer, result, model_cfg, train_cfg,
                  parameters=sum(q.numel() for q in model.parameters()), train_tracks=len(train_features),
                  fingerprints=tokenizer.fingerprints())
     return result

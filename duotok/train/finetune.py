@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from duotok.config import stage_params
+from duotok.config import Params, as_params
 from duotok.data import SOURCES
 from duotok.data.targets import MultiTaskCollate
 from duotok.errors import CheckpointError
@@ -31,11 +31,12 @@ from duotok.train.precision import check_setting
 BATCH_KEYS = ("mixture", "length", "stems", "chroma", "lyrics", "lyrics_lengths", "has_lyrics")
 
 
-def build_config(profile: str | None = None) -> tuple[MultiTaskConfig, TrainConfig, dict[str, Any]]:
+def build_config(params: Params | str | None = None) -> tuple[MultiTaskConfig, TrainConfig, dict[str, Any]]:
     """(model config, train config, data settings). The encoder sizes are stage 1's (``pretrain.model``)."""
-    mel = mel_settings(profile)
-    encoder = {"n_mels": mel["n_mels"], **stage_params("pretrain", profile)["model"]}
-    p = stage_params("finetune", profile)
+    params = as_params(params)
+    mel = mel_settings(params)
+    encoder = {"n_mels": mel["n_mels"], **params.section("pretrain")["model"]}
+    p = params.section("finetune")
     model = config_from_dict(MultiTaskConfig, {"mel": mel, "encoder": encoder, "vocab_size": len(CharVocab()),
                                                "n_sources": len(SOURCES),
                                                **p["model"]})
@@ -46,11 +47,12 @@ def finetune_loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.
     return model(**{k: batch[k] for k in BATCH_KEYS})
 
 
-def run(profile: str | None = None, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
+def run(params: Params | str | None = None, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
         init: str | Path | None = None, steps: int | None = None, resume: bool = True,
         from_scratch: bool = False, device: str | None = None,
         precision: str | None = None) -> TrainResult:
-    model_cfg, train_cfg, data_cfg = build_config(profile)
+    params = as_params(params)
+    model_cfg, train_cfg, data_cfg = build_config(params)
     if steps is not None:
         train_cfg.steps = steps
     if precision is not None:
@@ -71,7 +73,7 @@ def run(profile: str | None = None, out_dir: str | Path | None = None, data_dir:
     trainer = Trainer(model, finetune_loss, train, train_cfg, out, valid_data=valid, collate_fn=collate,
                       device=device)
     result = trainer.fit(resume=resume)
-    write_result("finetune", profile, out, trainer, result, model_cfg, train_cfg,
+    write_result("finetune", params, out, trainer, result, model_cfg, train_cfg,
                  init=None if from_scratch else str(init or data_cfg["init"]))
     return result
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from duotok.config import stage_params
+from duotok.config import Params, as_params
 from duotok.data import StemCropDataset, collate_stems
 from duotok.io.checkpoint import config_from_dict
 from duotok.models.bestrq import BestRQConfig, BestRQModel
@@ -25,10 +25,11 @@ from duotok.train.loop import TrainConfig, Trainer, TrainResult
 from duotok.train.precision import check_setting
 
 
-def build_config(profile: str | None = None) -> tuple[BestRQConfig, TrainConfig, dict[str, Any]]:
-    """(model config, train config, data settings) from params.yaml."""
-    mel = mel_settings(profile)
-    p = stage_params("pretrain", profile)
+def build_config(params: Params | str | None = None) -> tuple[BestRQConfig, TrainConfig, dict[str, Any]]:
+    """(model config, train config, data settings) from the resolved params (or a profile name)."""
+    params = as_params(params)
+    mel = mel_settings(params)
+    p = params.section("pretrain")
     model = config_from_dict(BestRQConfig, {"mel": mel, "encoder": {"n_mels": mel["n_mels"], **p["model"]},
                                             **p["bestrq"]})
     return model, TrainConfig.from_dict(p["train"]), p["data"]
@@ -51,10 +52,11 @@ def fit_normalization(model: BestRQModel, data: StemCropDataset, max_items: int)
     model.encoder.set_normalization(mean, std)
 
 
-def run(profile: str | None = None, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
+def run(params: Params | str | None = None, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
         steps: int | None = None, resume: bool = True, device: str | None = None,
         precision: str | None = None) -> TrainResult:
-    model_cfg, train_cfg, data_cfg = build_config(profile)
+    params = as_params(params)
+    model_cfg, train_cfg, data_cfg = build_config(params)
     if steps is not None:
         train_cfg.steps = steps
     if precision is not None:
@@ -72,7 +74,7 @@ def run(profile: str | None = None, out_dir: str | Path | None = None, data_dir:
     trainer = Trainer(model, pretrain_loss, train, train_cfg, out, valid_data=valid, collate_fn=collate_stems,
                       device=device)
     result = trainer.fit(resume=resume)
-    write_result("pretrain", profile, out, trainer, result, model_cfg, train_cfg)
+    write_result("pretrain", params, out, trainer, result, model_cfg, train_cfg)
     return result
 
 

@@ -34,3 +34,20 @@ def test_quantize_needs_a_stage2_checkpoint(tmp_path, make_duosynth):
     root = make_duosynth(tmp_path / "data", SONGS)
     with pytest.raises(CheckpointError, match="duotok train finetune"):
         quantize.run("smoke", out_dir=tmp_path / "q", data_dir=root, init=tmp_path / "none", steps=1)
+
+
+def test_the_runner_bundles_the_tokenizer(tmp_path, make_duosynth):
+    """`duotok train quantize` alone gives a tokenizer that `duotok train decoder` / `duotok encode` load."""
+    from duotok.tokenizer import DuoTok
+
+    root = make_duosynth(tmp_path / "data", SONGS)
+    finetune.run("smoke", out_dir=tmp_path / "ft", data_dir=root, steps=1, from_scratch=True)
+    quantize.run("smoke", out_dir=tmp_path / "q", data_dir=root, init=tmp_path / "ft" / "model", steps=2)
+    tokenizer = DuoTok.from_pretrained(tmp_path / "q" / "tokenizer")   # beside the run when --out is given
+    stage3 = DualTrackModel.from_pretrained(tmp_path / "q" / "model")
+    assert tokenizer.quantizer.quantizer.codebook_fingerprints() == stage3.quantizer.codebook_fingerprints()
+    summary = json.loads((tmp_path / "q" / "result.json").read_text())
+    assert summary["tokenizer"] == str(tmp_path / "q" / "tokenizer")
+    quantize.run("smoke", out_dir=tmp_path / "q", data_dir=root, init=tmp_path / "ft" / "model", steps=2,
+                 tokenizer_dir=tmp_path / "named")                     # or where --tokenizer says
+    assert (tmp_path / "named" / "model.safetensors").is_file()
