@@ -12,11 +12,11 @@ from pathlib import Path
 
 from duotok.codecs.base import Codec, Reconstructor
 from duotok.codecs.duotok import DuoTokCodec
+from duotok.codecs.feature_tokenizer import FeatureTokenizer
 from duotok.codecs.opus import OpusCodec
+from duotok.codecs.rvq import RVQCodecModel
 from duotok.config import stage_params
 from duotok.errors import CheckpointError
-from duotok.models.feature_tokenizer import FeatureTokenizer
-from duotok.models.rvq_codec import RVQCodecModel
 from duotok.paths import resolve
 from duotok.tokenizer.model import DuoTok
 

@@ -46,7 +46,7 @@ from duotok.codecs.base import STEM_STREAMS, Codec, stream_ids
 from duotok.data.stems import _load_meta, discover_songs
 from duotok.data.targets import window_notes
 from duotok.eval.probe import ProbeItem, ProbeTrainConfig, check_disjoint, run_probe, window_frames
-from duotok.models.probe import ProbeConfig
+from duotok.eval.probe_net import ProbeConfig
 
 # ------------------------------------------------------------------------------------------- labels
 

@@ -1,6 +1,6 @@
 """Token language-model evaluation (SPEC, "PPL@1024"): how predictable a tokenizer's tokens are.
 
-A small :class:`~duotok.models.token_lm.TokenLM` is trained on each codec's token sequences and scored
+A small :class:`~duotok.eval.token_lm.TokenLM` is trained on each codec's token sequences and scored
 on held-out songs. Two figures come out of the per-codebook token-mean cross-entropies ``L_k`` (nats):
 
 * **PPL@1024** = ``exp(mean_k L_k) / (Vbar / 1024)``: perplexity normalised to a 1024-entry codebook,
@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from duotok.data.stems import EpochCropDataset, crop_offset
-from duotok.models.token_lm import TokenLM, TokenLMConfig
+from duotok.eval.token_lm import TokenLM, TokenLMConfig
 from duotok.train.loop import TrainConfig, Trainer, TrainResult
 
 __all__ = [

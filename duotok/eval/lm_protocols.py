@@ -18,7 +18,7 @@ from typing import Any
 from duotok.codecs.base import fixed_bitrate, sizes_label
 from duotok.eval.corpus_tokens import split_ids
 from duotok.eval.lm import evaluate_lm, lm_report, train_token_lm
-from duotok.models.token_lm import TokenLMConfig
+from duotok.eval.token_lm import TokenLMConfig
 from duotok.train.loop import TrainConfig
 
 

@@ -1,5 +1,5 @@
 """Tagging probe on a frozen codec's quantized embeddings: cut songs into 5 s windows, train a small
-:class:`~duotok.models.probe.TaggingProbe` on them (every window labelled with its song's tags), and
+:class:`~duotok.eval.probe_net.TaggingProbe` on them (every window labelled with its song's tags), and
 report macro average precision and ROC-AUC on held-out songs, over several seeds.
 
 Why the care about splits: the reference toolkit's training split read the test folder, so its numbers
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from sklearn.metrics import average_precision_score, roc_auc_score
 from tqdm.auto import tqdm
 
-from duotok.models.probe import ProbeConfig, TaggingProbe
+from duotok.eval.probe_net import ProbeConfig, TaggingProbe
 
 EVAL_BATCH = 128  # windows per forward pass at evaluation (memory only; results do not depend on it)
 

@@ -11,7 +11,7 @@ import torch
 from duotok.codecs.base import Codec
 from duotok.data.synth.tags import TAG_VOCABULARY
 from duotok.eval.probe import ProbeItem, ProbeTrainConfig, run_probe
-from duotok.models.probe import ProbeConfig
+from duotok.eval.probe_net import ProbeConfig
 
 
 def multi_hot(tags: Sequence[str], vocabulary: Sequence[str] = TAG_VOCABULARY) -> torch.Tensor:

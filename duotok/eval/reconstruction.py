@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -30,59 +29,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from duotok.audio.features import mel_filterbank, stft
+from duotok.losses import multiscale_mel_l1
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; visqol is imported lazily (slow import)
     from visqol import VisqolApi
-
-#: The toolkit's (DAC's) seven scales: window length in samples and number of mel bands.
-MEL_WINDOW_LENGTHS: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048)
-MEL_N_MELS: tuple[int, ...] = (5, 10, 20, 40, 80, 160, 320)
-MEL_CLAMP = 1e-5
-
-
-@functools.lru_cache(maxsize=64)
-def _mel_basis(sample_rate: int, n_fft: int, n_mels: int) -> torch.Tensor:
-    """Slaney mel filterbank up to Nyquist. At the smallest windows some bands get no FFT bin
-    ("empty filters", as in DAC); those bands are 0 in both signals and contribute 0 distance."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Empty filters detected")
-        return torch.from_numpy(mel_filterbank(sample_rate, n_fft, n_mels, 0.0, sample_rate / 2))
-
-
-def log_mel_power(audio: torch.Tensor, sample_rate: int, window_length: int, n_mels: int,
-                  clamp: float = MEL_CLAMP) -> torch.Tensor:
-    """``(..., T)`` → ``(..., n_mels, frames)`` natural-log mel power at one scale (float32)."""
-    spec = stft(audio, window_length, window_length // 4, window_length)
-    with torch.autocast(device_type=audio.device.type, enabled=False):
-        power = spec.real.square() + spec.imag.square()
-        basis = _mel_basis(int(sample_rate), int(window_length), int(n_mels)).to(audio.device)
-        return torch.log(torch.clamp(torch.matmul(basis, power), min=clamp))
-
-
-def multiscale_mel_l1(reference: torch.Tensor, estimate: torch.Tensor, sample_rate: int,
-                      window_lengths: tuple[int, ...] = MEL_WINDOW_LENGTHS,
-                      n_mels: tuple[int, ...] = MEL_N_MELS, clamp: float = MEL_CLAMP,
-                      reduce: bool = True) -> torch.Tensor:
-    """Multi-scale log-mel L1 between ``(..., T)`` signals.
-
-    Returns a scalar (mean over everything) with ``reduce=True``, else one value per leading index
-    ``(...)`` — the per-item numbers the reports aggregate. Differentiable in ``estimate``."""
-    if reference.shape != estimate.shape:
-        raise ValueError(f"reference {tuple(reference.shape)} and estimate {tuple(estimate.shape)} differ in shape")
-    if len(window_lengths) != len(n_mels) or not window_lengths:
-        raise ValueError("window_lengths and n_mels must be non-empty and of equal length")
-    if reference.shape[-1] <= max(window_lengths) // 2:
-        raise ValueError(f"signals of {reference.shape[-1]} samples are too short for a {max(window_lengths)}-sample "
-                         "window")
-    per_scale = []
-    for win, mels in zip(window_lengths, n_mels, strict=True):
-        ref = log_mel_power(reference, sample_rate, win, mels, clamp)
-        est = log_mel_power(estimate, sample_rate, win, mels, clamp)
-        per_scale.append((ref - est).abs().mean(dim=(-2, -1)))
-    distance = torch.stack(per_scale).mean(dim=0)
-    return distance.mean() if reduce else distance
-
 
 # --------------------------------------------------------------------------------------------------
 # Perceptual metrics (numpy, not differentiable)

@@ -38,11 +38,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from duotok.audio.features import istft, stft
-from duotok.eval.reconstruction import MEL_WINDOW_LENGTHS, multiscale_mel_l1
 from duotok.io.checkpoint import PretrainedMixin
+from duotok.losses import LOG_EPS, MEL_WINDOW_LENGTHS, spectral_reconstruction_loss
 
 BOTTLENECKS = ("vae", "ae")  # "rvq" will join when the codec baseline lands (see build_bottleneck)
-LOG_EPS = 1e-5
 LOGVAR_RANGE = (-10.0, 5.0)
 
 __all__ = [
@@ -56,7 +55,6 @@ __all__ = [
     "WaveDecoder",
     "WaveEncoder",
     "build_bottleneck",
-    "multiresolution_stft_loss",
 ]
 
 
@@ -314,29 +312,6 @@ def build_bottleneck(config: AutoencoderConfig) -> Bottleneck:
 # --------------------------------------------------------------------------- losses
 
 
-def _magnitude(audio: torch.Tensor, window: int) -> torch.Tensor:
-    spec = stft(audio, window, window // 4, window)
-    with torch.autocast(device_type=audio.device.type, enabled=False):
-        # sqrt of a floored power: |S| has an infinite gradient at exactly 0 (e.g. masked padding).
-        return torch.sqrt((spec.real.square() + spec.imag.square()).clamp_min(1e-12))
-
-
-def multiresolution_stft_loss(reference: torch.Tensor, estimate: torch.Tensor,
-                              windows: tuple[int, ...]) -> torch.Tensor:
-    """Mean over ``windows`` (Hann, hop = window / 4) of spectral convergence ``‖|S| − |Ŝ|‖_F / ‖|S|‖_F``
-    (over the whole batch, so one silent item cannot divide by zero) plus the mean absolute difference of
-    ``log(|S| + 1e-5)``. Float32 throughout."""
-    with torch.autocast(device_type=reference.device.type, enabled=False):
-        reference, estimate = reference.float(), estimate.float()
-        total = reference.new_zeros(())
-        for win in windows:
-            ref, est = _magnitude(reference, win), _magnitude(estimate, win)
-            convergence = torch.linalg.vector_norm(ref - est) / torch.linalg.vector_norm(ref).clamp_min(1e-7)
-            log_l1 = (torch.log(ref + LOG_EPS) - torch.log(est + LOG_EPS)).abs().mean()
-            total = total + convergence + log_l1
-        return total / len(windows)
-
-
 # --------------------------------------------------------------------------- the model
 
 
@@ -433,14 +408,11 @@ class WaveAutoencoder(nn.Module, PretrainedMixin):
         recon = self.decoder(out.latent)[..., :n]
         if sample_mask is not None:
             recon = recon * sample_mask
-        with torch.autocast(device_type=audio.device.type, enabled=False):
-            reference, recon = audio.float(), recon.float()
-            mel = multiscale_mel_l1(reference, recon, c.sample_rate)
-            spectral = multiresolution_stft_loss(reference, recon, c.stft_windows)
-            loss = c.mel_weight * mel + c.stft_weight * spectral
-            if "kl" in out.losses:
-                loss = loss + c.kl_weight * out.losses["kl"]
-        metrics = {"mel_l1": mel.item(), "stft": spectral.item()}
+        loss, terms = spectral_reconstruction_loss(audio, recon, c.sample_rate, c.stft_windows, c.mel_weight,
+                                                   c.stft_weight)
+        if "kl" in out.losses:
+            loss = loss + c.kl_weight * out.losses["kl"].float()
+        metrics = {name: value.item() for name, value in terms.items()}
         metrics.update({name: value.item() for name, value in out.losses.items()})
         mean = out.mean if latent_mask is None else out.mean.transpose(1, 2)[latent_mask]
         metrics["latent_std"] = mean.detach().float().std().item() if mean.numel() > 1 else 0.0

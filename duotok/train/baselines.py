@@ -2,10 +2,10 @@
 
     duotok train baselines --codec rvq|mixture_vq|mucodec|kmeans [--profile P] [--out DIR]
 
-* ``rvq`` — :class:`~duotok.models.rvq_codec.RVQCodecModel`: the stage-4 autoencoder with a residual
+* ``rvq`` — :class:`~duotok.codecs.rvq.RVQCodecModel`: the stage-4 autoencoder with a residual
   VQ bottleneck, warm-started from ``models/autoencoder``, trained on mixture crops with the
   autoencoder's losses. It decodes by itself.
-* ``mixture_vq`` / ``mucodec`` / ``kmeans`` — :class:`~duotok.models.feature_tokenizer.FeatureTokenizer`:
+* ``mixture_vq`` / ``mucodec`` / ``kmeans`` — :class:`~duotok.codecs.feature_tokenizer.FeatureTokenizer`:
   codebooks fitted to a frozen encoder's features of the train split, then a token decoder trained
   by **the same recipe and budget as Duo-Tok's** (``params.yaml: decoder``: DiT size, steps, batch,
   sampling) on the same autoencoder's latents.
@@ -27,6 +27,8 @@ import torch
 from tqdm.auto import tqdm
 
 from duotok.codecs.base import Codec, stream_ids
+from duotok.codecs.feature_tokenizer import FeatureTokenizer, FeatureTokenizerConfig
+from duotok.codecs.rvq import RVQCodecModel, RVQConfig
 from duotok.config import PROFILES, Params, as_params
 from duotok.data import collate_stems
 from duotok.data.latents import TokenLatentDataset, TrackFeatures, latent_stats, stem_tracks
@@ -37,9 +39,7 @@ from duotok.io.files import write_json_atomic
 from duotok.models.autoencoder import WaveAutoencoder
 from duotok.models.bestrq import BestRQModel
 from duotok.models.dit import DiTConfig, LatentDiT
-from duotok.models.feature_tokenizer import FeatureTokenizer, FeatureTokenizerConfig
 from duotok.models.multitask import MultiTaskModel
-from duotok.models.rvq_codec import RVQCodecModel, RVQConfig
 from duotok.paths import resolve
 from duotok.quantization.simvq import usage_statistics
 from duotok.tokenizer.decoder import TokenDecoder

@@ -65,7 +65,7 @@ def lm_workload(profile: str, batch_size: int | None = None, seed: int = 0) -> W
     """The evaluation's token LM at ``profile``'s size on ``crop_seconds`` of two 1024-entry codebooks at 25 Hz
     (Duo-Tok's layout in the default profile)."""
     from duotok.eval.lm import lm_loss
-    from duotok.models.token_lm import TokenLM, TokenLMConfig
+    from duotok.eval.token_lm import TokenLM, TokenLMConfig
 
     p = stage_params("lm", profile)
     train_cfg = TrainConfig.from_dict(p["train"])

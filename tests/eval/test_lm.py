@@ -18,7 +18,7 @@ from duotok.eval.lm import (
     raw_perplexity,
     train_token_lm,
 )
-from duotok.models.token_lm import TokenLM, TokenLMConfig
+from duotok.eval.token_lm import TokenLM, TokenLMConfig
 from duotok.train.loop import TrainConfig
 
 

@@ -18,7 +18,7 @@ from duotok.eval.probe import (
     run_probe,
     train_probe,
 )
-from duotok.models.probe import ProbeConfig, TaggingProbe
+from duotok.eval.probe_net import ProbeConfig, TaggingProbe
 
 RATE = 10.0  # Hz; 1 s windows of 10 frames keep everything tiny
 DIM, TAGS = 8, 3

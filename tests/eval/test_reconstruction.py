@@ -16,8 +16,6 @@ import torch
 
 from duotok.eval.reconstruction import (
     HIGHER_IS_BETTER,
-    MEL_N_MELS,
-    MEL_WINDOW_LENGTHS,
     METRICS,
     PESQ_WB_MIN,
     VISQOL_MIN,
@@ -28,6 +26,7 @@ from duotok.eval.reconstruction import (
     summarize_metrics,
     visqol_audio,
 )
+from duotok.losses import MEL_N_MELS, MEL_WINDOW_LENGTHS
 
 SR = 16000
 #: Metrics of (x, x) and of (x, noisy x).

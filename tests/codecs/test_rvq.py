@@ -1,8 +1,8 @@
 import torch
 
 from duotok.codecs.base import Codec, bitrate, codebook_label
+from duotok.codecs.rvq import RVQCodecModel, RVQConfig
 from duotok.models.autoencoder import AutoencoderConfig, WaveAutoencoder
-from duotok.models.rvq_codec import RVQCodecModel, RVQConfig
 
 AE = dict(dim=16, n_blocks=1, latent_dim=4, n_fft=512)
 

@@ -27,9 +27,9 @@ import torch
 from torch import nn
 from vector_quantize_pytorch import ResidualVQ
 
-from duotok.eval.reconstruction import multiscale_mel_l1
 from duotok.io.checkpoint import PretrainedMixin
-from duotok.models.autoencoder import AutoencoderConfig, WaveAutoencoder, multiresolution_stft_loss
+from duotok.losses import spectral_reconstruction_loss
+from duotok.models.autoencoder import AutoencoderConfig, WaveAutoencoder
 
 
 @dataclass
@@ -171,13 +171,11 @@ class RVQCodecModel(nn.Module, PretrainedMixin):
         recon = ae.decoder(quantized.transpose(1, 2))[..., :n]
         if sample_mask is not None:
             recon = recon * sample_mask
-        with torch.autocast(device_type=audio.device.type, enabled=False):
-            reference, recon = audio.float(), recon.float()
-            mel = multiscale_mel_l1(reference, recon, c.sample_rate)
-            spectral = multiresolution_stft_loss(reference, recon, c.stft_windows)
-            commit = commit.sum()
-            loss = c.mel_weight * mel + c.stft_weight * spectral + self.config.commit_weight * commit
+        spectral_loss, terms = spectral_reconstruction_loss(audio, recon, c.sample_rate, c.stft_windows,
+                                                            c.mel_weight, c.stft_weight)
+        commit = commit.float().sum()
+        loss = spectral_loss + self.config.commit_weight * commit
         valid = indices if latent_mask is None else indices[latent_mask]
         used = [valid[..., q].unique().numel() / self.config.rvq.codebook_size for q in range(valid.shape[-1])]
-        return loss, {"mel_l1": mel.item(), "stft": spectral.item(), "commitment": commit.item(),
+        return loss, {"mel_l1": terms["mel_l1"].item(), "stft": terms["stft"].item(), "commitment": commit.item(),
                       "usage_first": used[0], "usage_mean": sum(used) / len(used)}

@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from duotok.codecs.base import Codec, stream_ids
+from duotok.codecs.feature_tokenizer import FeatureTokenizer, FeatureTokenizerConfig
 from duotok.models.bestrq import MelConfig
 from duotok.models.encoder import DuoEncoder, EncoderConfig
-from duotok.models.feature_tokenizer import FeatureTokenizer, FeatureTokenizerConfig
 from duotok.train.baselines import fit_kmeans, fit_simvq
 
 ENC = EncoderConfig(n_mels=32, dim=16, n_lower=1, n_upper=1, n_heads=2)

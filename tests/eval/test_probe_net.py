@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from duotok.models.probe import MaskedGroupNorm, ProbeConfig, TaggingProbe
+from duotok.eval.probe_net import MaskedGroupNorm, ProbeConfig, TaggingProbe
 
 
 @pytest.fixture(autouse=True)

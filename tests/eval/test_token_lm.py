@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from duotok.models.token_lm import IGNORE_INDEX, TokenLM, TokenLMConfig, build_lm_inputs
+from duotok.eval.token_lm import IGNORE_INDEX, TokenLM, TokenLMConfig, build_lm_inputs
 
 
 def _model(sizes=(7, 13), cond=(), seed=0, layers=1) -> TokenLM:
