@@ -1,7 +1,8 @@
 # duotok — the two commands a newcomer needs:
 #   make repro   set up, generate data/ if needed, run the DVC pipeline (profile from params.yaml)
 #   make test    set up, lint, run the test suite
-# Switch profile for one run:  make repro PROFILE=smoke   (rewrites `profile:` in params.yaml)
+# Another profile:  make repro PROFILE=smoke   runs it in a copy, .explore/smoke/ (duotok explore), so this
+#                   checkout's committed default results (reports/, dvc.lock, data/) are never overwritten
 SHELL := /bin/bash
 BIN := .venv/bin
 PROFILE ?=
@@ -16,14 +17,16 @@ setup:
 	@bash scripts/bootstrap.sh
 
 data: setup
-ifneq ($(PROFILE),)
-	@$(BIN)/duotok profile $(PROFILE)
-endif
 	@$(BIN)/duotok data ensure
 
+ifneq ($(PROFILE),)
+repro: setup
+	@$(BIN)/duotok explore $(PROFILE)
+else
 repro: data
 	@$(BIN)/dvc repro
 	@echo "metrics: dvc metrics show; figures: reports/figures/; executed notebooks: reports/notebooks/"
+endif
 
 test:
 	@bash scripts/test.sh

@@ -5,7 +5,10 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -138,49 +141,102 @@ def cmd_train(args: argparse.Namespace) -> int:
     return importlib.import_module(module).main(args.args)
 
 
-def _load_tokenizer(path: str):
+#: Where ``--model`` points when it is not given: resolved against the project root (``$DUOTOK_ROOT``),
+#: so the trained models are found from any folder. A path the user types is relative to the current folder.
+DEFAULT_TOKENIZER = "models/duotok"
+DEFAULT_CODEC = "models/codec"
+
+
+def _model_dir(given: str | None, default: str) -> Path:
+    return Path(given).expanduser() if given is not None else resolve(default)
+
+
+def _load_tokenizer(given: str | None, default: str = DEFAULT_TOKENIZER):
     from duotok.tokenizer import DuoTok
 
-    directory = resolve(path)
+    directory = _model_dir(given, default)
     if not (directory / "config.json").is_file():
-        raise FileNotFoundError(f"{directory}: no tokenizer here; `make repro` trains one into models/duotok "
-                                "(or pass --model DIR)")
+        where = os.path.abspath(directory)
+        what = "no such folder" if not directory.exists() else "not a folder" if not directory.is_dir() else \
+            "no tokenizer here (no config.json)"
+        hint = (f"`make repro` trains one into {default}" if given is None else
+                f"--model is relative to the current folder {os.getcwd()}; `make repro` trains one into "
+                f"{resolve(default)}")
+        raise FileNotFoundError(f"{where}: {what}; {hint} (or pass --model DIR)")
     return DuoTok.from_pretrained(directory)
 
 
+def _user_errors(func):
+    """An OS error of a tokenizer command (a read-only folder, a full disk, ...) is reported as
+    ``duotok: error: <file>: <reason>``, not a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError) and not exc.filename:
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise RuntimeError(f"{where}{exc.strerror or exc}") from exc
+
+    return wrapper
+
+
+def _report_batch(report, kind: str, n_jobs: int) -> int:
+    """Print what a folder / file job did; exit code 1 if any input failed."""
+    for path in report.written:
+        print(f"wrote {path}" if kind == "encode" else f"wrote {path}/{{vocal,accompaniment,mixture}}.wav")
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} existing output(s) (--overwrite to redo)")
+    for problem in report.failed.values():
+        print(f"duotok: error: {problem}", file=sys.stderr)
+    if report.failed:
+        print(f"duotok: error: {len(report.failed)} of {n_jobs} file(s) failed (listed above); the other "
+              f"{n_jobs - len(report.failed)} were {kind}d or kept", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _prepare(plan, overwrite: bool) -> None:
+    """Report renamed outputs, delete stale temp files and check the output folder (before the model loads)."""
+    from duotok.tokenizer.batch import prepare_output
+
+    for src, dst in plan.renamed.items():
+        print(f"renamed: {src} -> {dst} (another input in {src.parent} has the same stem {src.stem!r})")
+    removed = prepare_output(plan, overwrite)
+    if removed:
+        print(f"removed {len(removed)} stale temporary file(s) of an interrupted run from {plan.output_dir}")
+
+
+@_user_errors
 def cmd_encode(args: argparse.Namespace) -> int:
-    from duotok.tokenizer.batch import encode_paths
+    from duotok.tokenizer.batch import plan_encode, run_encode
 
+    plan = plan_encode(args.input, args.output)
+    _prepare(plan, args.overwrite)
     if args.threads:
         torch_threads(args.threads)
-    model = _load_tokenizer(args.model)
-    report = encode_paths(model, args.input, args.output, overwrite=args.overwrite, progress=sys.stderr.isatty())
-    for path in report.written:
-        print(f"wrote {path}")
-    if report.skipped:
-        print(f"skipped {len(report.skipped)} existing output(s) (--overwrite to redo)")
-    for path, problem in report.failed.items():
-        print(f"failed {path}: {problem}", file=sys.stderr)
-    return 1 if report.failed else 0
+    model = _load_tokenizer(args.model, DEFAULT_TOKENIZER)
+    report = run_encode(model, plan, overwrite=args.overwrite, progress=sys.stderr.isatty())
+    return _report_batch(report, "encode", len(plan.jobs))
 
 
+@_user_errors
 def cmd_decode(args: argparse.Namespace) -> int:
-    from duotok.tokenizer.batch import decode_paths
+    from duotok.tokenizer.batch import plan_decode, run_decode
 
+    plan = plan_decode(args.input, args.output)
+    _prepare(plan, args.overwrite)
     if args.threads:
         torch_threads(args.threads)
-    model = _load_tokenizer(args.model)
-    report = decode_paths(model, args.input, args.output, overwrite=args.overwrite, progress=sys.stderr.isatty(),
-                          steps=args.steps, cfg_scale=args.cfg_scale, seed=args.seed)
-    for path in report.written:
-        print(f"wrote {path}/{{vocal,accompaniment,mixture}}.wav")
-    if report.skipped:
-        print(f"skipped {len(report.skipped)} existing output(s) (--overwrite to redo)")
-    for path, problem in report.failed.items():
-        print(f"failed {path}: {problem}", file=sys.stderr)
-    return 1 if report.failed else 0
+    model = _load_tokenizer(args.model, DEFAULT_CODEC)
+    report = run_decode(model, plan, overwrite=args.overwrite, progress=sys.stderr.isatty(),
+                        steps=args.steps, cfg_scale=args.cfg_scale, seed=args.seed)
+    return _report_batch(report, "decode", len(plan.jobs))
 
 
+@_user_errors
 def cmd_info(args: argparse.Namespace) -> int:
     from duotok.tokenizer.tokens import load_tokens
 
@@ -200,7 +256,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         else:
             print("  no decoder (encode only)")
         return 0
-    tokens = load_tokens(path)
+    tokens = load_tokens(path)      # validates the header exactly as `duotok decode` does
     header = tokens.header()
     print(f"{path}: {tokens.n_frames} frames per track ({tokens.seconds:.2f} s at {tokens.frame_rate:g} Hz), "
           f"mode {tokens.mode}, source {tokens.source or '?'}")
@@ -212,13 +268,14 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+@_user_errors
 def cmd_bench_encode(args: argparse.Namespace) -> int:
     from duotok.audio.io import load_audio
     from duotok.tokenizer.bench import bench_encode, stand_in_signal
 
     if args.threads:
         torch_threads(args.threads)
-    model = _load_tokenizer(args.model)
+    model = _load_tokenizer(args.model, DEFAULT_TOKENIZER)
     if args.input:
         import torch
 
@@ -234,13 +291,14 @@ def cmd_bench_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+@_user_errors
 def cmd_bench_decode(args: argparse.Namespace) -> int:
     from duotok.tokenizer.bench import bench_decode
 
     if args.threads:
         torch_threads(args.threads)
-    model = _load_tokenizer(args.model)
-    n_tokens = int(round(args.seconds * model.frame_rate))
+    model = _load_tokenizer(args.model, DEFAULT_CODEC)
+    n_tokens = max(1, int(round(args.seconds * model.frame_rate)))
     result = bench_decode(model, n_tokens, steps=args.steps, cfg_scale=args.cfg_scale, repeats=args.repeats)
     print(f"decode: {result['audio_seconds']:.1f} s of audio (2 tracks) in {result['best_seconds']:.2f} s (best of "
           f"{result['repeats']}; {result['steps']} steps, cfg {result['cfg_scale']}) -> real-time factor "
@@ -283,6 +341,20 @@ def cmd_deps(args: argparse.Namespace) -> int:
     return 1 if drifts else 0
 
 
+def cmd_explore(args: argparse.Namespace) -> int:
+    from duotok.workspace import prepare, run_pipeline
+
+    workspace = prepare(args.profile, Path(args.dir).expanduser() if args.dir else None)
+    print(f"exploration workspace for profile {args.profile}: {workspace} (this checkout's params.yaml, "
+          "dvc.lock, data/ and reports/ are not touched)")
+    if args.no_run:
+        print(f"run it with: cd {workspace} && make repro")
+        return 0
+    code = run_pipeline(workspace)
+    print(f"results: {workspace / 'reports'}" if code == 0 else f"the pipeline in {workspace} failed (exit {code})")
+    return code
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from duotok.config import set_active_profile
 
@@ -292,6 +364,29 @@ def cmd_profile(args: argparse.Namespace) -> int:
     changed = set_active_profile(args.name)
     print(f"profile: {args.name}" + ("" if changed else " (unchanged)"))
     return 0
+
+
+def _number_type(kind: type, minimum: float, what: str, exclusive: bool = False):
+    """An argparse ``type=``: a finite ``kind`` (int / float) >= ``minimum`` (> if ``exclusive``); the
+    message argparse prints names the option."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (exclusive and value == minimum):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    parse.__name__ = what           # argparse shows it in "invalid <name> value" messages
+    return parse
+
+
+POSITIVE_INT = _number_type(int, 1, "an integer >= 1")
+NON_NEGATIVE_INT = _number_type(int, 0, "an integer >= 0")
+NON_NEGATIVE_FLOAT = _number_type(float, 0.0, "a finite number >= 0")
+POSITIVE_FLOAT = _number_type(float, 0.0, "a finite number > 0", exclusive=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -339,45 +434,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output file (default: tokens.out_dir/CODEC.pt)")
     p.set_defaults(func=cmd_tokens)
 
+    model_help = ("checkpoint folder; a path you type is relative to the current folder (default: {} "
+                  "of the project, found from anywhere)")
     p = sub.add_parser("encode", help="tokenize a song (or every audio file in a folder) into .tok files")
-    p.add_argument("input", help="audio file (any rate, mono or stereo) or folder")
-    p.add_argument("-o", "--output", help="output .tok file, or folder for folder input (default: input.tok)")
-    p.add_argument("--model", default="models/duotok", help="DuoTok checkpoint folder (default: models/duotok)")
+    p.add_argument("input", help="audio file (any rate, mono or stereo) or folder (hidden files are skipped)")
+    p.add_argument("-o", "--output", help="output .tok file, or folder for folder input (default: input.tok); "
+                                          "inputs of one folder sharing a stem get <stem><ext>.tok")
+    p.add_argument("--model", help=model_help.format(DEFAULT_TOKENIZER))
     p.add_argument("--overwrite", action="store_true", help="re-encode even if the output exists")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--threads", type=POSITIVE_INT, help="torch CPU threads")
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("decode", help="render .tok files back to audio: vocal, accompaniment and mixture WAVs")
-    p.add_argument("input", help=".tok file or folder of them")
+    p.add_argument("input", help=".tok file or folder of them (hidden files are skipped)")
     p.add_argument("-o", "--output", required=True, help="output folder; a song goes to OUT/<name>/{vocal,"
                                                           "accompaniment,mixture}.wav")
-    p.add_argument("--model", default="models/codec", help="complete codec folder (default: models/codec)")
-    p.add_argument("--steps", type=int, help="Euler steps (default: the codec's, params decoder.sampling)")
-    p.add_argument("--cfg-scale", type=float, help="classifier-free guidance scale (default: the codec's)")
-    p.add_argument("--seed", type=int, help="sampling seed (default: the codec's)")
+    p.add_argument("--model", help=model_help.format(DEFAULT_CODEC) + "; must include the decoder")
+    p.add_argument("--steps", type=POSITIVE_INT, help="Euler steps (default: the codec's, params decoder.sampling)")
+    p.add_argument("--cfg-scale", type=NON_NEGATIVE_FLOAT,
+                   help="classifier-free guidance scale, finite and >= 0 (default: the codec's)")
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, help="sampling seed (default: the codec's)")
     p.add_argument("--overwrite", action="store_true", help="re-decode even if the outputs exist")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--threads", type=POSITIVE_INT, help="torch CPU threads")
     p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("info", help="describe a .tok file or a DuoTok checkpoint folder")
-    p.add_argument("path")
+    p.add_argument("path", help=".tok file or checkpoint folder (relative to the current folder)")
     p.set_defaults(func=cmd_info)
 
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench_command", required=True)
     p = bench.add_parser("encode", help="real-time factor and peak memory of `duotok encode` here")
-    p.add_argument("--model", default="models/duotok")
+    p.add_argument("--model", help=model_help.format(DEFAULT_TOKENIZER))
     p.add_argument("--input", help="audio file to encode (default: a synthetic stand-in)")
-    p.add_argument("--seconds", type=float, default=60.0, help="length of the stand-in signal")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    p.add_argument("--seconds", type=POSITIVE_FLOAT, default=60.0, help="length of the stand-in signal")
+    p.add_argument("--repeats", type=POSITIVE_INT, default=3)
+    p.add_argument("--threads", type=POSITIVE_INT, help="torch CPU threads (default: torch's)")
     p.set_defaults(func=cmd_bench_encode)
     p = bench.add_parser("decode", help="real-time factor of `duotok decode` here (both tracks)")
-    p.add_argument("--model", default="models/codec")
-    p.add_argument("--seconds", type=float, default=30.0, help="audio length to decode")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--cfg-scale", type=float)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    p.add_argument("--model", help=model_help.format(DEFAULT_CODEC))
+    p.add_argument("--seconds", type=POSITIVE_FLOAT, default=30.0, help="audio length to decode")
+    p.add_argument("--steps", type=POSITIVE_INT)
+    p.add_argument("--cfg-scale", type=NON_NEGATIVE_FLOAT)
+    p.add_argument("--repeats", type=POSITIVE_INT, default=3)
+    p.add_argument("--threads", type=POSITIVE_INT, help="torch CPU threads (default: torch's)")
     p.set_defaults(func=cmd_bench_decode)
 
     p = bench.add_parser("train", help="seconds per training step in fp32 and bf16 here, and what "
@@ -399,6 +498,13 @@ def build_parser() -> argparse.ArgumentParser:
                         ).set_defaults(func=cmd_deps)
     deps_sub.add_parser("sync", help="rewrite the duotok deps of every notebook stage in dvc.yaml"
                         ).set_defaults(func=cmd_deps)
+
+    p = sub.add_parser("explore", help="run the pipeline on another profile in a copy of the project "
+                                       "(.explore/PROFILE), leaving this checkout's results untouched")
+    p.add_argument("profile", choices=PROFILES)
+    p.add_argument("--dir", help="where the copy goes (default: .explore/PROFILE, git-ignored)")
+    p.add_argument("--no-run", action="store_true", help="only prepare the copy")
+    p.set_defaults(func=cmd_explore)
 
     p = sub.add_parser("profile", help="show or set params.yaml's active profile")
     p.add_argument("name", nargs="?", choices=PROFILES)

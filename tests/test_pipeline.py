@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,25 +14,12 @@ from pathlib import Path
 import pytest
 
 from duotok.data.synth.singing import espeak_available
-from duotok.paths import project_root
+from duotok.workspace import prepare
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed (make setup installs it)"),
 ]
-
-
-def _copy_repository(dst: Path) -> None:
-    """Copy what a clone would contain (tracked + new, non-ignored files)."""
-    root = project_root()
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=root,
-                           capture_output=True, check=True).stdout.decode().split("\0")
-    for rel in filter(None, files):
-        src = root / rel
-        if src.is_file():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / rel)
-    subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
 
 
 def _run(cmd: list[str], cwd: Path, env: dict) -> str:
@@ -43,14 +29,11 @@ def _run(cmd: list[str], cwd: Path, env: dict) -> str:
 
 
 def test_smoke_pipeline_end_to_end(tmp_path):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    _copy_repository(repo)
+    repo = prepare("smoke", tmp_path / "repo")   # what `duotok explore smoke` / `make repro PROFILE=smoke` run in
     bindir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""), "DUOTOK_ROOT": str(repo),
            "DVC_NO_ANALYTICS": "1", "DVC_SITE_CACHE_DIR": str(tmp_path / "dvc-site")}
     duotok = [sys.executable, "-m", "duotok.cli"]
-    _run([*duotok, "profile", "smoke"], repo, env)
     _run([*duotok, "data", "ensure"], repo, env)
     assert (repo / "data" / "manifest.json").is_file()
     _run([sys.executable, "-m", "dvc", "repro"], repo, env)

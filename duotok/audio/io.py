@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -28,6 +27,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from duotok.errors import AudioFileError
+from duotok.io.files import atomic_path
 
 RateMismatchPolicy = Literal["error", "resample"]
 MultichannelPolicy = Literal["error", "downmix"]
@@ -174,9 +174,10 @@ def save_audio(
 ) -> None:
     """Write ``audio`` (``(frames,)`` or ``(frames, channels)``) atomically to a .wav/.flac file.
 
-    The samples are written to a temporary file in the destination directory (same suffix, so the
-    format is the same) and moved into place with :func:`os.replace`, so a crash or a refused write
-    never leaves a truncated file that a later run would trust. NaN/inf samples and empty audio are
+    The samples are written to a temporary file in the destination directory
+    (:func:`duotok.io.files.atomic_path`: ``.<name>.<random>.tmp``, the format given explicitly) and
+    moved into place with :func:`os.replace`, with the permissions a plain ``open`` would give, so a
+    crash or a refused write never leaves a truncated file that a later run would trust. NaN/inf samples and empty audio are
     refused (:class:`AudioFileError`, nothing written); samples outside ``[-1, 1]`` are clipped with
     a warning, since integer PCM would otherwise wrap around.
     """
@@ -200,14 +201,8 @@ def save_audio(
         warnings.warn(f"{p}: clipping samples to [-1, 1] (peak {peak:.3f})", stacklevel=2)
         data = np.clip(data, -1.0, 1.0)
 
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.stem}.", suffix=p.suffix)
-    os.close(fd)
     try:
-        sf.write(tmp_name, data, sample_rate, subtype=subtype, format=fmt)
-        os.replace(tmp_name, p)
-    except BaseException as exc:
-        Path(tmp_name).unlink(missing_ok=True)
-        if isinstance(exc, _DECODE_ERRORS + (ValueError, TypeError)):
-            raise AudioFileError(p, f"could not write audio ({exc})") from exc
-        raise
+        with atomic_path(p) as tmp:
+            sf.write(str(tmp), data, sample_rate, subtype=subtype, format=fmt)
+    except (*_DECODE_ERRORS, ValueError, TypeError) as exc:
+        raise AudioFileError(p, f"could not write audio ({exc})") from exc

@@ -47,15 +47,64 @@ class DuoTokConfig:
     decoder: TokenDecoderConfig | None = None   # stage 4; None = a tokenizer that cannot decode
 
 
+#: How to turn what users typically have into what :meth:`DuoTok.encode` takes.
+_HOW_TO_LOAD = ('for a file use DuoTok.tokenize_file(path), or duotok.audio.io.load_audio(path, tok.sample_rate, '
+                'on_rate_mismatch="resample", on_multichannel="downmix")')
+
+
 def _as_mono_tensor(audio: torch.Tensor | np.ndarray, what: str) -> torch.Tensor:
-    x = torch.as_tensor(audio, dtype=torch.float32)
+    """Float mono samples in [-1, 1] as float32; integer PCM, other dtypes and NaN/inf are refused."""
+    if isinstance(audio, torch.Tensor):
+        dtype, is_float = audio.dtype, audio.is_floating_point()
+        is_int = not is_float and not audio.is_complex() and audio.dtype != torch.bool
+    else:
+        array = np.asarray(audio)
+        dtype, is_float, is_int = array.dtype, array.dtype.kind == "f", array.dtype.kind in "iu"
+        audio = array
+    if is_int:
+        raise ValueError(f"{what}: got integer samples ({dtype}); DuoTok takes float audio in [-1, 1]. Scale PCM "
+                         f"first (int16: x.astype(np.float32) / 32768, int32: / 2**31), or {_HOW_TO_LOAD}")
+    if not is_float:
+        raise ValueError(f"{what}: got {dtype} samples; DuoTok takes float audio in [-1, 1] ({_HOW_TO_LOAD})")
+    x = torch.as_tensor(audio).detach().to(dtype=torch.float32)
     if x.dim() != 1:
         raise ValueError(f"{what}: expected mono audio of shape (samples,), got {tuple(x.shape)}")
     if x.numel() == 0:
         raise ValueError(f"{what}: empty audio")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{what}: audio contains NaN or inf samples")
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        first = int(torch.nonzero(bad)[0, 0])
+        raise ValueError(f"{what}: audio contains {int(bad.sum())} NaN or inf sample(s) (as float32), first at "
+                         f"sample {first}")
     return x
+
+
+def _as_ids(ids: torch.Tensor | np.ndarray, what: str, size: int, device: torch.device) -> torch.Tensor:
+    """Integer token ids in ``[0, size)`` as int64; float, bool or out-of-range ids are refused (a float is
+    never silently truncated to an id)."""
+    if isinstance(ids, torch.Tensor):
+        ok, dtype = not ids.is_floating_point() and not ids.is_complex() and ids.dtype != torch.bool, ids.dtype
+    else:
+        array = np.asarray(ids)
+        ok, dtype = array.dtype.kind in "iu" or array.size == 0, array.dtype
+        ids = array if array.size else array.astype(np.int64)
+    if not ok:
+        raise ValueError(f"{what}: token ids must be integers, got {dtype} (ids are codebook indices; "
+                         "did you pass audio or embeddings?)")
+    out = torch.as_tensor(ids).to(device=device, dtype=torch.long)
+    if out.numel() and (int(out.min()) < 0 or int(out.max()) >= size):
+        raise ValueError(f"{what}: ids outside [0, {size}) (found {int(out.min())}..{int(out.max())})")
+    return out
+
+
+def _track_route(track: str | int) -> int:
+    if isinstance(track, str):
+        if track not in TRACKS:
+            raise ValueError(f"track must be one of {TRACKS} (or 0 / 1), got {track!r}")
+        return TRACKS.index(track)
+    if isinstance(track, (int, np.integer)) and not isinstance(track, bool) and int(track) in (0, 1):
+        return int(track)
+    raise ValueError(f"track must be one of {TRACKS} (or 0 / 1), got {track!r}")
 
 
 class DuoTok(nn.Module, PretrainedMixin):
@@ -158,10 +207,24 @@ class DuoTok(nn.Module, PretrainedMixin):
 
     # ------------------------------------------------------------------ the API
 
+    def _check_rate(self, sample_rate: int | None, what: str) -> None:
+        """``sample_rate`` (the caller's statement of the audio's rate, optional) must be the model's."""
+        if sample_rate is None:
+            return
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+            raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
+        if int(sample_rate) != self.sample_rate:
+            raise ValueError(f"{what} is at {int(sample_rate)} Hz but this model reads {self.sample_rate} Hz audio; "
+                             f"resample it first: duotok.audio.io.load_audio(path, {self.sample_rate}, "
+                             f'on_rate_mismatch="resample") for a file, duotok.audio.io.resample(x, '
+                             f"{int(sample_rate)}, {self.sample_rate}) for an array")
+
     @torch.no_grad()
-    def separate(self, mixture: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def separate(self, mixture: torch.Tensor | np.ndarray, *, sample_rate: int | None = None,
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mono mixture (samples,) → (vocals, accompaniment), each (samples,), by the stage-2 mask head
-        (accompaniment = drums + bass + other estimates)."""
+        (accompaniment = drums + bass + other estimates). ``sample_rate``: see :meth:`encode`."""
+        self._check_rate(sample_rate, "mixture")
         x = _as_mono_tensor(mixture, "mixture").to(self._device)
         chunks, lengths = self._chunks(x.cpu())
         m = self.config.separator.mel
@@ -176,10 +239,11 @@ class DuoTok(nn.Module, PretrainedMixin):
         return torch.cat(vocals).reshape(-1)[:n].cpu(), torch.cat(accompaniment).reshape(-1)[:n].cpu()
 
     @torch.no_grad()
-    def encode_stems(self, vocals: torch.Tensor | np.ndarray, accompaniment: torch.Tensor | np.ndarray,
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Given (oracle) stems, each mono (samples,) → (vocal ids, accompaniment ids), each
-        ``(n_tokens(samples),)`` int64 at 25 Hz."""
+    def encode_stems(self, vocals: torch.Tensor | np.ndarray, accompaniment: torch.Tensor | np.ndarray, *,
+                     sample_rate: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Given (oracle) stems, each mono float (samples,) at :attr:`sample_rate` → (vocal ids,
+        accompaniment ids), each ``(n_tokens(samples),)`` int64 at 25 Hz. ``sample_rate``: see :meth:`encode`."""
+        self._check_rate(sample_rate, "the stems")
         v = _as_mono_tensor(vocals, "vocals")
         a = _as_mono_tensor(accompaniment, "accompaniment")
         if v.shape != a.shape:
@@ -199,23 +263,27 @@ class DuoTok(nn.Module, PretrainedMixin):
         return torch.cat(ids["vocal"]).reshape(-1)[:n], torch.cat(ids["accompaniment"]).reshape(-1)[:n]
 
     @torch.no_grad()
-    def encode(self, mixture: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mono mixture (samples,) at :attr:`sample_rate` → (vocal ids, accompaniment ids) at 25 Hz."""
+    def encode(self, mixture: torch.Tensor | np.ndarray, *, sample_rate: int | None = None,
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mono float mixture (samples,) in [-1, 1] at :attr:`sample_rate` → (vocal ids, accompaniment ids)
+        at 25 Hz.
+
+        Integer PCM is refused (scale it, or load files with :meth:`tokenize_file` /
+        :func:`duotok.audio.io.load_audio`, which also resample and downmix), as are NaN/inf samples.
+        Pass ``sample_rate`` (the audio's rate) to have audio at another rate refused instead of
+        silently tokenized as if it were at the model's."""
+        self._check_rate(sample_rate, "mixture")
         return self.encode_stems(*self.separate(mixture))
 
     @torch.no_grad()
     def embed(self, ids: torch.Tensor, track: str | int) -> torch.Tensor:
         """Token ids ``(T,)`` or ``(B, T)`` of one track → quantized embeddings ``(…, T, dim)``: exactly
-        what the stage-3 upper encoder reads for those tokens (the quantizer's ``proj_out`` output)."""
-        route = TRACKS.index(track) if isinstance(track, str) else int(track)
-        if route not in (0, 1):
-            raise ValueError(f"track must be one of {TRACKS} or 0/1, got {track!r}")
-        ids = torch.as_tensor(ids, dtype=torch.long, device=self._device)
+        what the stage-3 upper encoder reads for those tokens (the quantizer's ``proj_out`` output).
+        ``track``: ``"vocal"`` / ``"accompaniment"`` or 0 / 1; ids must be integers inside the track's codebook."""
+        route = _track_route(track)
+        ids = _as_ids(ids, f"{TRACKS[route]} ids", self.codebook_sizes[route], self._device)
         squeeze = ids.dim() == 1
         ids2 = ids[None] if squeeze else ids
-        size = self.codebook_sizes[route]
-        if ids2.numel() and (ids2.min() < 0 or ids2.max() >= size):
-            raise ValueError(f"{TRACKS[route]} ids outside [0, {size})")
         route_t = torch.full((ids2.shape[0],), route, device=self._device)
         out = self.quantizer.quantizer.decode(ids2, route_t)
         return out[0] if squeeze else out
@@ -233,7 +301,15 @@ class DuoTok(nn.Module, PretrainedMixin):
         if self.decoder is None:
             raise RuntimeError("this DuoTok has no decoder (a stage-3 tokenizer); load the complete codec "
                                "(models/codec, written by the `decoder` stage) to decode")
-        ids = [torch.as_tensor(x, dtype=torch.long).reshape(-1) for x in (vocal_ids, accompaniment_ids)]
+        ids = [_as_ids(x, f"{name} ids", size, torch.device("cpu")).reshape(-1)
+               for x, name, size in zip((vocal_ids, accompaniment_ids), TRACKS, self.codebook_sizes, strict=True)]
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1):
+            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+        if cfg_scale is not None and not (isinstance(cfg_scale, (int, float, np.number)) and math.isfinite(cfg_scale)
+                                          and cfg_scale >= 0):
+            raise ValueError(f"cfg_scale must be a finite number >= 0, got {cfg_scale!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
         if ids[0].numel() != ids[1].numel() or ids[0].numel() == 0:
             raise ValueError(f"vocal ({ids[0].numel()}) and accompaniment ({ids[1].numel()}) token streams must "
                              "be non-empty and of equal length")
@@ -276,7 +352,7 @@ class DuoTok(nn.Module, PretrainedMixin):
     def load_tokens(self, path: str | os.PathLike[str]) -> TokenFile:
         """Read a token file and check it was made by this model's codebooks."""
         tokens = load_tokens(path)
-        tokens.check_compatible(self.fingerprints(), self.codebook_sizes, self.frame_rate, path)
+        tokens.check_compatible(self.fingerprints(), self.codebook_sizes, self.frame_rate, path, self.sample_rate)
         return tokens
 
     @property

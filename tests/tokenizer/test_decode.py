@@ -129,3 +129,36 @@ def test_decode_refuses_tokens_of_another_model(codec, tmp_path):
     save_tokens(tmp_path / "other.tok", other.token_file(*ids, num_samples=16000))
     with pytest.raises(TokenFileError, match="another model"):
         decode_paths(codec, tmp_path / "other.tok", tmp_path / "out", progress=False)
+
+
+def test_decode_refuses_float_ids_and_bad_settings(codec):
+    ids = _ids(codec, 5)
+    with pytest.raises(ValueError, match="vocal ids: token ids must be integers, got torch.float32"):
+        codec.decode(ids[0].float() + 0.4, ids[1])
+    with pytest.raises(ValueError, match="accompaniment ids: ids outside"):
+        codec.decode(ids[0], torch.full((5,), -1))
+    for cfg in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(ValueError, match="cfg_scale must be a finite number >= 0"):
+            codec.decode(*ids, cfg_scale=cfg)
+    for steps in (0, -2, 2.5):
+        with pytest.raises(ValueError, match="steps must be an integer >= 1"):
+            codec.decode(*ids, steps=steps)
+
+
+def test_decode_a_folder_reports_every_bad_file_and_decodes_the_rest(codec, tmp_path):
+    from .test_tokens import write_header
+
+    good = codec.token_file(*_ids(codec, 25), num_samples=16000)
+    for name in ("a", "c", "e"):
+        save_tokens(tmp_path / "in" / f"{name}.tok", good)
+    bad = {"b": {**good.header(), "num_samples": -5}, "d": [1, 2]}
+    for name, header in bad.items():
+        save_tokens(tmp_path / "in" / f"{name}.tok", good)
+        write_header(tmp_path / "in" / f"{name}.tok", header)
+    report = decode_paths(codec, tmp_path / "in", tmp_path / "out", progress=False)
+    assert sorted(p.name for p in report.written) == ["a", "c", "e"]
+    assert sorted(p.name for p in report.failed) == ["b.tok", "d.tok"]
+    for src, problem in report.failed.items():
+        assert problem.startswith(f"{src}: ")
+    assert "num_samples" in report.failed[tmp_path / "in" / "b.tok"]
+    assert "JSON object" in report.failed[tmp_path / "in" / "d.tok"]

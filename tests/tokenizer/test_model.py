@@ -100,3 +100,54 @@ def test_token_file_of_foreign_sizes_is_refused(tiny_duotok, tmp_path):
     path = save_tokens(tmp_path / "x.tok", tokens)
     with pytest.raises(TokenFileError, match="sizes"):
         tiny_duotok.load_tokens(path)
+
+
+@pytest.mark.parametrize("pcm", [(song(0.5).numpy() * 32767).astype(np.int16),
+                                 (song(0.5) * 2**31 / 2).to(torch.int32)])
+def test_integer_pcm_is_refused_with_the_fix(tiny_duotok, pcm):
+    with pytest.raises(ValueError, match=r"integer samples .*32768.*tokenize_file.*load_audio"):
+        tiny_duotok.encode(pcm)
+    with pytest.raises(ValueError, match="integer samples"):
+        tiny_duotok.encode_stems(pcm, pcm)
+    # the documented fix works
+    scaled = (song(0.5).numpy() * 32767).astype(np.int16).astype(np.float32) / 32768
+    assert tiny_duotok.encode(scaled)[0].shape == (13,)
+
+
+def test_encode_refuses_audio_at_another_rate(tiny_duotok):
+    x = song(0.5)
+    with pytest.raises(ValueError, match=r"44100 Hz.*16000 Hz.*on_rate_mismatch=\"resample\""):
+        tiny_duotok.encode(x, sample_rate=44100)
+    with pytest.raises(ValueError, match="44100 Hz.*16000 Hz"):
+        tiny_duotok.encode_stems(x, x, sample_rate=44100)
+    with pytest.raises(ValueError, match="sample_rate must be a positive integer"):
+        tiny_duotok.encode(x, sample_rate=16000.0)
+    same = tiny_duotok.encode(x, sample_rate=16000)
+    assert all(torch.equal(p, q) for p, q in zip(same, tiny_duotok.encode(x), strict=True))
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")])
+def test_non_finite_samples_are_refused(tiny_duotok, bad):
+    x = song(0.2)
+    x[7] = bad
+    with pytest.raises(ValueError, match=r"mixture: audio contains 1 NaN or inf sample\(s\).*sample 7"):
+        tiny_duotok.encode(x)
+    with pytest.raises(ValueError, match="accompaniment: audio contains"):
+        tiny_duotok.encode_stems(song(0.2), x)
+
+
+def test_embed_refuses_unknown_tracks_and_non_integer_ids(tiny_duotok):
+    ids = torch.tensor([0, 1, 2])
+    with pytest.raises(ValueError, match=r"track must be one of \('vocal', 'accompaniment'\).*'drums'"):
+        tiny_duotok.embed(ids, "drums")
+    for track in (2, -1, True, 0.5):
+        with pytest.raises(ValueError, match="track must be one of"):
+            tiny_duotok.embed(ids, track)
+    for floats in (torch.tensor([0.0, 1.7]), np.array([0.0, 1.7]), [0.5, 1.0]):
+        with pytest.raises(ValueError, match="vocal ids: token ids must be integers"):
+            tiny_duotok.embed(floats, "vocal")
+    with pytest.raises(ValueError, match="accompaniment ids: token ids must be integers"):
+        tiny_duotok.embed(torch.tensor([True, False]), 1)
+    with pytest.raises(ValueError, match=r"outside \[0, \d+\) \(found -1"):
+        tiny_duotok.embed(torch.tensor([-1, 0]), "vocal")
+    assert tiny_duotok.embed(np.array([0, 1], dtype=np.int32), 1).shape[0] == 2

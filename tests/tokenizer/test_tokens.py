@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -69,3 +71,67 @@ def test_invalid_tokens_are_refused_before_writing(tmp_path):
     with pytest.raises(TokenFileError, match="differ in length"):
         save_tokens(tmp_path / "x.tok", make_tokens(vocal=np.zeros(9)))
     assert not list(tmp_path.iterdir())
+
+
+def write_header(path, header) -> None:
+    """Replace the JSON header of the token file at ``path`` (the id streams stay)."""
+    with np.load(path) as z:
+        arrays = dict(z)
+    arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def with_field(**changes):
+    header = make_tokens().header()
+    header.update(changes)
+    return header
+
+
+@pytest.mark.parametrize(("header", "fragment"), [
+    (with_field(num_samples=-5), "num_samples"),
+    (with_field(num_samples=0), "num_samples"),
+    (with_field(num_samples=6400.5), "num_samples"),
+    (with_field(num_samples=10**9), "num_samples"),                 # does not fit the 10 frames
+    (with_field(fingerprints="abc"), "fingerprints"),
+    (with_field(fingerprints={"vocal": "aa"}), "fingerprints"),
+    (with_field(sample_rate=0), "sample_rate"),
+    (with_field(sample_rate="16000"), "sample_rate"),
+    (with_field(sample_rate=True), "sample_rate"),
+    (with_field(frame_rate=0), "frame_rate"),
+    (with_field(frame_rate="25"), "frame_rate"),
+    (with_field(codebook_sizes="64,64"), "codebook_sizes"),
+    (with_field(codebook_sizes=[64]), "codebook_sizes"),
+    (with_field(codebook_sizes=[64, "64"]), "codebook_sizes"),
+    (with_field(codebook_sizes=[64, 0]), "codebook_sizes"),
+    (with_field(mode="guessed"), "mode"),
+    (with_field(source=3), "source"),
+    (with_field(extra=[]), "extra"),
+    (with_field(version=True), "version"),
+    ({k: v for k, v in make_tokens().header().items() if k != "num_samples"}, "missing num_samples"),
+    ([1, 2, 3], "JSON object"),
+    ("just a string", "JSON object"),
+])
+def test_malformed_headers_are_refused_naming_file_and_field(tmp_path, header, fragment):
+    path = save_tokens(tmp_path / "bad.tok", make_tokens())
+    write_header(path, header)
+    with pytest.raises(TokenFileError, match=fragment) as exc:
+        load_tokens(path)
+    assert str(exc.value).startswith(f"{path}: ")
+
+
+def test_non_integer_id_streams_are_refused(tmp_path):
+    path = save_tokens(tmp_path / "f.tok", make_tokens())
+    with np.load(path) as z:
+        arrays = dict(z)
+    arrays["vocal"] = arrays["vocal"].astype(np.float32) + 0.5
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    with pytest.raises(TokenFileError, match="f.tok: vocal stream must be a 1-D array of integer ids"):
+        load_tokens(path)
+
+
+def test_check_compatible_refuses_another_sample_rate():
+    tokens = make_tokens()
+    with pytest.raises(TokenFileError, match="16000 Hz audio, the model's is 44100 Hz"):
+        tokens.check_compatible({"vocal": "aa", "accompaniment": "bb"}, (64, 64), 25.0, "x.tok", sample_rate=44100)
