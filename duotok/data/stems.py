@@ -226,7 +226,7 @@ def _check_same_length(folder: Path, arrays: Mapping[Path, np.ndarray], what: st
     return next(iter(lengths.values()))
 
 
-def _load_meta(record: SongRecord) -> dict[str, Any]:
+def load_meta(record: SongRecord) -> dict[str, Any]:
     meta = dict(record.meta)
     meta_file = record.path / "meta.json"
     if record.layout == "duosynth" and meta_file.is_file():
@@ -254,7 +254,7 @@ def load_song(record: SongRecord, sample_rate: int) -> dict[str, Any]:
         _check_same_length(record.path, {files[MIXTURE]: mixture, **stems}, "mixture and stems")
     else:
         mixture = stacked.sum(axis=0, dtype=np.float32)
-    return {"mixture": mixture, "stems": stacked, "meta": _load_meta(record)}
+    return {"mixture": mixture, "stems": stacked, "meta": load_meta(record)}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -4,7 +4,10 @@ Why this format: safetensors holds only tensors (loading it cannot execute code,
 model classes), and the JSON config is readable and diffable, so a checkpoint states exactly which
 architecture it belongs to. A model is rebuilt from its config and the weights are then checked
 against the rebuilt model's ``state_dict`` key by key, so a checkpoint from another config fails with
-a message naming the first mismatching tensor instead of loading half-silently.
+a message naming the first mismatching tensor instead of loading half-silently. Loading also checks
+every ``config.json`` value against the config dataclass's field annotations (a wrong type names the
+file, the key and the expected type) and refuses weights holding NaN or inf (naming the first such
+tensor), so a bad checkpoint fails at load time, not later as odd audio.
 
 Writes are atomic per file: both files are written into a temporary sibling directory and only then
 moved into place with ``os.replace``, so an exception while serialising leaves the previous
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import os
 import random
 import shutil
@@ -32,7 +36,8 @@ import torch
 from torch import nn
 
 import duotok
-from duotok.errors import CheckpointError
+from duotok.errors import CheckpointError, ConfigError
+from duotok.io.files import atomic_path, default_file_mode
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -43,9 +48,11 @@ __all__ = [
     "CONFIG_NAME",
     "WEIGHTS_NAME",
     "PretrainedMixin",
+    "capture_rng_state",
     "config_from_dict",
     "config_with_defaults",
     "load_training_state",
+    "restore_rng_state",
     "save_training_state",
 ]
 
@@ -53,30 +60,120 @@ __all__ = [
 # --------------------------------------------------------------------------- config (de)serialisation
 
 
+def _type_name(hint: Any) -> str:
+    """``int``, ``float``, ``tuple[int, ...]``, ``EncoderConfig | None``: the annotation as a reader writes it."""
+    if hint is type(None):
+        return "None"
+    if isinstance(hint, type) and not typing.get_args(hint):
+        return hint.__name__
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin is not None and args:
+        inner = ", ".join("..." if a is Ellipsis else _type_name(a) for a in args)
+        return f"{getattr(origin, '__name__', str(origin))}[{inner}]"
+    return str(hint).replace("typing.", "")
+
+
+def _wrong_type(where: str, hint: Any, value: Any) -> ConfigError:
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return ConfigError(f"{where}: expected {_type_name(hint)}, got {type(value).__name__} {shown}")
+
+
 def _coerce(hint: Any, value: Any, where: str) -> Any:
-    """Undo what JSON did to a field value: nested dataclasses came back as dicts, tuples as lists."""
-    if dataclasses.is_dataclass(hint) and isinstance(hint, type) and isinstance(value, dict):
+    """Check ``value`` against the field annotation ``hint`` and undo what JSON/YAML did to it (nested
+    dataclasses came back as dicts, tuples as lists). A value of the wrong type raises
+    :class:`ConfigError` naming ``where`` (the key path), the expected and the actual type, instead of
+    failing later inside the model with an unrelated message. An int is accepted where a float is
+    expected (JSON writes ``1.0`` as ``1`` in some tools); a bool is never an int or a float."""
+    if hint is None or hint is Any or isinstance(hint, typing.TypeVar):
+        return value
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        if isinstance(value, hint):  # already built (a caller passing a config object)
+            return value
+        if not isinstance(value, dict):
+            raise _wrong_type(where, hint, value)
         return config_from_dict(hint, value, where)
     origin = typing.get_origin(hint)
-    if origin is tuple and isinstance(value, list):
-        return tuple(value)
+    args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(hint):
-            if dataclasses.is_dataclass(arg) and isinstance(value, dict):
-                return config_from_dict(arg, value, where)
-            if typing.get_origin(arg) is tuple and isinstance(value, list):
-                return tuple(value)
-    return value
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # X | None: X's own error, naming the whole annotation when it is about `where`
+            try:
+                return _coerce(options[0], value, where)
+            except ConfigError as exc:
+                if str(exc).startswith(f"{where}: expected "):
+                    raise _wrong_type(where, hint, value) from None
+                raise
+        for option in options:  # a nested config's own error is more useful than "expected A | B"
+            if dataclasses.is_dataclass(option) and isinstance(value, dict):
+                return _coerce(option, value, where)
+        for option in options:
+            try:
+                return _coerce(option, value, where)
+            except ConfigError:
+                continue
+        raise _wrong_type(where, hint, value)
+    if origin is typing.Literal:
+        if not any(value == a and type(value) is type(a) for a in args):
+            raise _wrong_type(where, hint, value)
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise _wrong_type(where, hint, value)
+        return value
+    if hint is int:  # numbers.Integral: NumPy integers computed by callers pass too
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise _wrong_type(where, hint, value)
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise _wrong_type(where, hint, value)
+        return value
+    if origin is tuple or hint is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise _wrong_type(where, hint, value)
+        if not args:
+            return tuple(value)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{where}: expected {_type_name(hint)} ({len(args)} values), got {len(value)} "
+                              f"values {list(value)!r}")
+        return tuple(_coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+    if origin is list or hint is list:
+        if not isinstance(value, list):
+            raise _wrong_type(where, hint, value)
+        return [_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)] if args else value
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise _wrong_type(where, hint, value)
+        return value
+    if isinstance(hint, type):
+        if not isinstance(value, hint):
+            raise _wrong_type(where, hint, value)
+        return value
+    return value  # an annotation this checker does not know: trust the value
 
 
 def config_from_dict(config_class: type, data: Any, where: str = "config") -> Any:
     """Build ``config_class`` (a dataclass) from ``dataclasses.asdict`` output read back from JSON.
 
     Strict on purpose: an unknown field means the checkpoint comes from other code, a missing one
-    that it predates a field whose default might not be what it was trained with. Raises ``ValueError``
-    naming the fields; :meth:`PretrainedMixin.from_pretrained` turns that into a ``CheckpointError``."""
+    that it predates a field whose default might not be what it was trained with, and a value of the
+    wrong type (``"dim": "sixty-four"``, a list where a float belongs) would only fail later with an
+    unrelated message. Each raises :class:`ConfigError` (a ``ValueError``) naming the key path, e.g.
+    ``config.encoder.dim: expected int, got str 'sixty-four'``, nested dataclass configs included;
+    :meth:`PretrainedMixin.from_pretrained` turns it into a ``CheckpointError`` naming the file."""
     if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        raise ConfigError(f"{where}: expected a JSON object for {config_class.__name__}, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(config_class) if f.init}
     unknown = sorted(set(data) - set(fields))
     missing = sorted(set(fields) - set(data))
@@ -86,8 +183,11 @@ def config_from_dict(config_class: type, data: Any, where: str = "config") -> An
             parts.append(f"unknown field(s) {unknown}")
         if missing:
             parts.append(f"missing field(s) {missing}")
-        raise ValueError(f"{where} does not match {config_class.__name__}: {'; '.join(parts)}")
-    hints = typing.get_type_hints(config_class)
+        raise ConfigError(f"{where} does not match {config_class.__name__}: {'; '.join(parts)}")
+    try:
+        hints = typing.get_type_hints(config_class)
+    except (NameError, TypeError):  # an annotation that cannot be resolved: check what can be
+        hints = {}
     kwargs = {name: _coerce(hints.get(name), data[name], f"{where}.{name}") for name in fields}
     return config_class(**kwargs)
 
@@ -134,9 +234,29 @@ def _check_state(path: Path, expected: dict[str, torch.Tensor], loaded: dict[str
         raise CheckpointError(path, "weights do not match the model: " + "; ".join(parts))
 
 
+def _check_finite(path: Path, expected: dict[str, torch.Tensor], loaded: dict[str, torch.Tensor]) -> None:
+    """Raise ``CheckpointError`` naming the first tensor (in the model's order) holding NaN or inf: such
+    weights come from a corrupted file or a diverged run, and would otherwise surface much later as
+    NaN outputs that look like a problem with the audio."""
+    for key in expected:
+        tensor = loaded.get(key)
+        if tensor is None or not (tensor.is_floating_point() or tensor.is_complex()):
+            continue
+        if not bool(torch.isfinite(tensor).all()):
+            n_nan, n_inf = int(torch.isnan(tensor).sum()), int(torch.isinf(tensor).sum())
+            raise CheckpointError(
+                path,
+                f"tensor {key!r} holds non-finite values ({n_nan} NaN, {n_inf} inf of {tensor.numel()}): "
+                "the file is corrupted or the run diverged; use an earlier checkpoint or retrain",
+            )
+
+
 def _replace_into(tmp_dir: Path, directory: Path, names: tuple[str, ...]) -> None:
+    """Move the files into place with the permissions a plain ``open`` would give them (the writers
+    may create them 0600; a rename keeps that)."""
     directory.mkdir(parents=True, exist_ok=True)
     for name in names:
+        os.chmod(tmp_dir / name, default_file_mode(directory / name))
         os.replace(tmp_dir / name, directory / name)
 
 
@@ -237,7 +357,9 @@ class PretrainedMixin:
             loaded = safetensors.torch.load_file(str(weights_path), device="cpu")
         except Exception as exc:  # safetensors raises its own error types for corrupt files
             raise CheckpointError(weights_path, f"unreadable safetensors file ({exc})") from exc
-        _check_state(weights_path, model.state_dict(), loaded)
+        expected = model.state_dict()
+        _check_state(weights_path, expected, loaded)
+        _check_finite(weights_path, expected, loaded)
         # strict=False only because tied weights are stored once; _check_state already verified keys.
         model.load_state_dict(loaded, strict=False)
         return model.to(map_location).eval()  # type: ignore[return-value]
@@ -246,8 +368,9 @@ class PretrainedMixin:
 # --------------------------------------------------------------------------- training state
 
 
-def _rng_state() -> dict[str, Any]:
-    """Python, NumPy (global) and torch RNG states as weights_only-loadable plain objects."""
+def capture_rng_state() -> dict[str, Any]:
+    """This process's Python, NumPy (global), torch CPU and (when initialised) CUDA RNG states, as
+    plain lists and tensors so a file holding them stays loadable with ``weights_only=True``."""
     py_version, py_internal, py_gauss = random.getstate()
     np_name, np_key, np_pos, np_has_gauss, np_gauss = np.random.get_state(legacy=True)
     state: dict[str, Any] = {
@@ -266,7 +389,8 @@ def _rng_state() -> dict[str, Any]:
     return state
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Set the RNGs back to a :func:`capture_rng_state` result (CUDA only when the device count matches)."""
     py = state["python"]
     random.setstate((py["version"], tuple(py["internal"]), py["gauss_next"]))
     npst = state["numpy"]
@@ -304,16 +428,10 @@ def save_training_state(
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "extra": dict(extra or {}),
-        "rng": _rng_state(),
+        "rng": capture_rng_state(),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -344,5 +462,5 @@ def load_training_state(
             raise CheckpointError(path, "a scheduler was given but the training state holds none")
         scheduler.load_state_dict(payload["scheduler"])
     if restore_rng:
-        _set_rng_state(payload["rng"])
+        restore_rng_state(payload["rng"])
     return {"step": int(payload["step"]), "extra": payload["extra"]}

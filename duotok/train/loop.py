@@ -9,17 +9,35 @@ What it takes care of, so stage runners only define "model + loss of a batch":
   with linear warm-up then cosine decay, gradient clipping, and a NaN guard that skips a non-finite
   step and stops with a clear error after several in a row (SimVQ is known to NaN without warm-up and clipping);
 * **resumability** — ``<out>/last/`` holds ``config.json`` + ``model.safetensors`` (the model's
-  ``save_pretrained``) and ``training_state.pt`` (optimizer, scheduler, step, RNG; loadable with
-  ``weights_only=True``); a rerun with the same ``<out>`` continues from there;
+  ``save_pretrained``) and ``training_state.pt`` (optimizer, scheduler, step, data position, RNG;
+  loadable with ``weights_only=True``); a rerun with the same ``<out>`` continues from there, and a
+  run killed and resumed trains exactly like an uninterrupted one (bit for bit on CPU; see below);
 * **records** — ``train_log.csv`` / ``valid_log.csv`` (one row per logged step; rows past the resumed
   step are dropped so a crash never duplicates them) and ``<out>/model/`` with the final weights;
 * **progress** — a tqdm bar when interactive, a log line every ``log_every`` steps otherwise
   (papermill and CI logs stay readable).
+
+Exact resume
+------------
+``training_state.pt`` records the epoch, how many batches of it were consumed, and — for every
+process, gathered to the main one — the RNG states training draws from (torch CPU, CUDA when
+initialised, NumPy and Python ``random``: masking and noise inside models use the global torch RNG;
+the crop datasets draw from ``(seed, epoch, index)``-seeded generators of their own) plus the
+not-yet-logged metric window. A resume rebuilds that epoch's sampler (seeded by ``seed + epoch``, or
+``DistributedSampler(seed).set_epoch(epoch)``), skips the consumed batches by index (no item is
+loaded and discarded), and restores each process's own RNG states, so every later batch, mask and
+noise draw is the uninterrupted run's. Around that: validation runs under a forked RNG (it never
+shifts the training draws), the DataLoader draws its worker base seed from a generator of its own (not
+the global one), and the next step's learning rate is recomputed from the current ``train.steps``
+(which may grow). Resuming under another number of processes cannot continue the shards exactly: it
+starts the next epoch with seeds derived from ``(seed, rank, step)`` and says so; so do checkpoints
+written before the data position was recorded.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import shutil
 import sys
@@ -30,12 +48,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Sampler
 from tqdm.auto import tqdm
 
 from duotok.errors import CheckpointError
-from duotok.io.checkpoint import load_training_state, save_training_state
+from duotok.io.checkpoint import (
+    capture_rng_state,
+    config_with_defaults,
+    load_training_state,
+    restore_rng_state,
+    save_training_state,
+)
 from duotok.train.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
 from duotok.train.precision import check_setting, resolve_precision
 
@@ -76,10 +101,8 @@ class TrainConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown train settings {sorted(unknown)}; known: {sorted(known)}")
-        values = dict(data)
-        if "betas" in values:
-            values["betas"] = tuple(values["betas"])
-        cfg = cls(**values)
+        # Each value is checked against the field's annotation: `steps: "10"` names train.steps, int expected.
+        cfg = config_with_defaults(cls, dict(data), "train")
         check_setting(cfg.precision)
         return cfg
 
@@ -135,6 +158,27 @@ class TrainResult:
     precision: dict[str, str] = field(default_factory=dict)   # Precision.as_dict(): setting, used, device, reason
 
 
+class _SkipSampler(Sampler[int]):
+    """The indices of ``sampler`` after its first ``start``: a mid-epoch resume skips the consumed
+    batches by index, without loading (and discarding) their items."""
+
+    def __init__(self, sampler: Sampler[int], start: int):
+        super().__init__()
+        self.sampler = sampler
+        self.start = int(start)
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(iter(self.sampler), self.start, None)
+
+    def __len__(self) -> int:
+        return max(0, len(self.sampler) - self.start)  # type: ignore[arg-type]
+
+
+def _derived_seed(*parts: int) -> int:
+    """A 63-bit seed that depends on every part (tuple hashes of ints are the same in every process)."""
+    return hash(tuple(int(p) for p in parts)) & (2**63 - 1)
+
+
 class Trainer:
     """Trains ``model`` (an ``nn.Module`` with ``save_pretrained``/``from_pretrained``) by
     minimising ``loss_fn(model, batch) -> (loss, metrics)`` over ``train_data``."""
@@ -175,35 +219,54 @@ class Trainer:
             )
         self.step = 0
         self.epoch = 0
+        self.batch_in_epoch = 0        # batches of ``epoch`` consumed so far (saved, skipped on resume)
+        self._window: dict[str, float] = {}   # metric sums since the last logged step
+        self._window_n = 0
 
     # ------------------------------------------------------------------ data
 
-    def _loader(self, epoch: int) -> DataLoader:
+    def _sampler(self, epoch: int) -> Sampler[int]:
+        """The order of ``epoch``: a pure function of (seed, epoch[, rank, world size])."""
         data = self.train_data
-        if hasattr(data, "set_epoch"):
-            data.set_epoch(epoch)
         if self.info.distributed:
             sampler = DistributedSampler(data, num_replicas=self.info.world_size, rank=self.info.rank,
                                          shuffle=True, seed=self.cfg.seed, drop_last=True)
             sampler.set_epoch(epoch)
-        else:
-            sampler = RandomSampler(data, generator=torch.Generator().manual_seed(self.cfg.seed + epoch))
+            return sampler
+        return RandomSampler(data, generator=torch.Generator().manual_seed(self.cfg.seed + epoch))
+
+    def _loader(self, epoch: int, sampler: Sampler[int] | None = None, skip: int = 0) -> DataLoader:
+        """``epoch``'s batches after its first ``skip`` ones."""
+        data = self.train_data
+        if hasattr(data, "set_epoch"):
+            data.set_epoch(epoch)
+        sampler = sampler if sampler is not None else self._sampler(epoch)
+        if skip:
+            sampler = _SkipSampler(sampler, skip * self.cfg.batch_size)
+        # Its own generator: a DataLoader otherwise draws the workers' base seed from the global RNG
+        # each time it is iterated, which would make the model's draws depend on where an epoch began.
+        generator = torch.Generator().manual_seed(_derived_seed(self.cfg.seed, self.info.rank, epoch))
         return DataLoader(data, batch_size=self.cfg.batch_size, sampler=sampler, drop_last=True,
                           num_workers=self.cfg.num_workers, collate_fn=self.collate_fn,
-                          persistent_workers=False)
+                          persistent_workers=False, generator=generator)
 
     def _batches(self) -> Iterator[Mapping[str, Any]]:
+        """Batches forever, epoch after epoch, keeping ``epoch``/``batch_in_epoch`` current (after a
+        resume they start mid-epoch)."""
         while True:
-            produced = False
-            for batch in self._loader(self.epoch):
-                produced = True
-                yield batch
-            if not produced:
+            sampler = self._sampler(self.epoch)
+            per_epoch = len(sampler) // self.cfg.batch_size  # type: ignore[arg-type]
+            if per_epoch == 0:
                 raise ValueError(
                     f"the training set has {len(self.train_data)} items, fewer than one batch of "
                     f"{self.cfg.batch_size} per process: lower train.batch_size or add data"
                 )
+            if self.batch_in_epoch < per_epoch:
+                for batch in self._loader(self.epoch, sampler, skip=self.batch_in_epoch):
+                    self.batch_in_epoch += 1
+                    yield batch
             self.epoch += 1
+            self.batch_in_epoch = 0
 
     def _to_device(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         return {k: v.to(self.info.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
@@ -217,14 +280,27 @@ class Trainer:
     def last_dir(self) -> Path:
         return self.out_dir / "last"
 
+    def _process_state(self) -> dict[str, Any]:
+        """What differs between processes and an exact resume needs: RNG states and the metric window."""
+        return {"rng": capture_rng_state(), "log_window": dict(self._window), "log_window_n": self._window_n}
+
     def save(self, directory: Path | None = None) -> None:
-        """Weights + training state (main process only; other processes wait)."""
+        """Weights + training state, written by the main process with every process's RNG states
+        (gathered; all processes must call this)."""
         directory = directory or self.last_dir
+        mine = self._process_state()
+        if self.info.distributed:
+            per_rank: list[Any] | None = [None] * self.info.world_size if self.info.is_main else None
+            dist.gather_object(mine, per_rank, dst=0)
+        else:
+            per_rank = [mine]
         if self.info.is_main:
             self.model.save_pretrained(directory)
+            extra = {"epoch": self.epoch, "batches_in_epoch": self.batch_in_epoch,
+                     "world_size": self.info.world_size, "per_rank": per_rank,
+                     "train_config": _plain(asdict(self.cfg))}
             save_training_state(directory / "training_state.pt", step=self.step, optimizer=self.optimizer,
-                                scheduler=self.scheduler, extra={"epoch": self.epoch,
-                                                                 "train_config": _plain(asdict(self.cfg))})
+                                scheduler=self.scheduler, extra=extra)
         barrier(self.info)
 
     def try_resume(self) -> int | None:
@@ -238,23 +314,63 @@ class Trainer:
                                                  "output folder or start over (--no-resume)")
         self.model.load_state_dict(loaded.state_dict())
         self.model.train()
-        info = load_training_state(state, self.optimizer, self.scheduler)
-        saved = dict(info["extra"].get("train_config", {}))
+        info = load_training_state(state, self.optimizer, self.scheduler, restore_rng=False)
+        extra = info["extra"]
+        saved = dict(extra.get("train_config", {}))
         current = _plain(asdict(self.cfg))
         changed = sorted(k for k in RESUME_MUST_MATCH if k in saved and saved[k] != current[k])
         if changed:
             raise CheckpointError(self.last_dir, f"was trained with other {changed} than now; use another output "
                                                  "folder or start over (--no-resume)")
         self.step = int(info["step"])
-        self.epoch = int(info["extra"].get("epoch", 0)) + 1  # fresh crops after a resume
+        self._reset_lr()
+        per_rank = extra.get("per_rank")
+        exact = (isinstance(per_rank, list) and "batches_in_epoch" in extra
+                 and extra.get("world_size") == self.info.world_size == len(per_rank))
+        if exact:
+            mine = per_rank[self.info.rank]
+            try:
+                restore_rng_state(mine["rng"])
+                self._window = {str(k): float(v) for k, v in mine["log_window"].items()}
+                self._window_n = int(mine["log_window_n"])
+            except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+                raise CheckpointError(state, f"malformed RNG state of process {self.info.rank} ({exc!r})") from exc
+            self.epoch = int(extra["epoch"])
+            self.batch_in_epoch = int(extra["batches_in_epoch"])
+        else:
+            # Written by another number of processes (the shards differ) or before the data position was
+            # recorded: continue with a fresh epoch and per-process seeds derived from the step.
+            self.epoch = int(extra.get("epoch", 0)) + 1
+            self.batch_in_epoch = 0
+            torch.manual_seed(_derived_seed(self.cfg.seed, self.info.rank, self.step))
+            if self.info.is_main:
+                print(f"[{self.out_dir.name}] {self.last_dir} was written by "
+                      f"{extra.get('world_size', 'an unknown number of')} process(es) without a matching data "
+                      f"position for {self.info.world_size}: resuming at step {self.step} with a fresh epoch, "
+                      "not exactly as an uninterrupted run", flush=True)
         return self.step
+
+    def _reset_lr(self) -> None:
+        """The next step's learning rate under the *current* ``train.steps`` (the saved optimizer holds
+        the one computed under the checkpoint's, which differs when a resumed run trains longer)."""
+        lrs = [base * lr_lambda(self.scheduler.last_epoch, self.cfg) for base in self.scheduler.base_lrs]
+        for group, lr in zip(self.optimizer.param_groups, lrs, strict=True):
+            group["lr"] = lr
+        self.scheduler._last_lr = lrs  # what get_last_lr() reports
 
     # ------------------------------------------------------------------ evaluation
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
+        """Mean validation metrics. Runs under a forked RNG: whatever validation draws (masks, noise, a
+        DataLoader's seed), the training draws after it are the same as without it."""
         if self.valid_data is None:
             return {}
+        devices = [self.info.device] if self.info.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices, device_type=self.info.device.type):
+            return self._evaluate()
+
+    def _evaluate(self) -> dict[str, float]:
         self.model.eval()
         loader = DataLoader(self.valid_data, batch_size=self.cfg.batch_size, shuffle=False,
                             collate_fn=self.collate_fn, num_workers=0)
@@ -291,8 +407,6 @@ class Trainer:
         last_train: dict[str, float] = {}
         last_valid: dict[str, float] = {}
         bad_in_a_row = skipped = 0
-        window: dict[str, float] = {}
-        window_n = 0
         batches = self._batches()
         while self.step < cfg.steps:
             batch = self._to_device(next(batches))
@@ -317,11 +431,11 @@ class Trainer:
             self.step += 1
             bar.update()
             for k, v in {"loss": float(loss.detach()), "grad_norm": float(grad_norm), **metrics}.items():
-                window[k] = window.get(k, 0.0) + float(v)
-            window_n += 1
+                self._window[k] = self._window.get(k, 0.0) + float(v)
+            self._window_n += 1
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                last_train = all_reduce_mean({k: v / window_n for k, v in window.items()}, info)
-                window, window_n = {}, 0
+                last_train = all_reduce_mean({k: v / self._window_n for k, v in self._window.items()}, info)
+                self._window, self._window_n = {}, 0
                 if info.is_main:
                     row = {"step": self.step, "lr": self.scheduler.get_last_lr()[0], **last_train,
                            "seconds": round(time.time() - t0, 2)}

@@ -255,6 +255,28 @@ def test_crops_are_reproducible_and_change_with_epoch(duosynth_root):
     assert _offsets(other_seed)[:4] != epoch0[:4]
 
 
+def test_random_crops_leave_the_global_rngs_alone(duosynth_root):
+    """What exact resume relies on (duotok.train.loop): a crop depends on (seed, epoch, index) only and
+    reading one draws nothing from the global torch / NumPy / Python RNGs, so a resumed run can skip
+    consumed batches by index and the model's masks and noise continue from the restored RNG state."""
+    import random
+
+    from duotok.eval.lm import TokenCropDataset
+
+    stems = StemCropDataset(duosynth_root, "train", segment_seconds=0.25, sample_rate=SR, crops_per_song=4, seed=7)
+    tokens = TokenCropDataset([torch.arange(40).reshape(2, 20)] * 3, crop_frames=5, seed=7, crops_per_song=2)
+    for data in (stems, tokens):
+        data.set_epoch(3)
+        before = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+        items = [data[i] for i in range(len(data))]
+        assert torch.equal(torch.get_rng_state(), before[0])
+        assert np.array_equal(np.random.get_state()[1], before[1]) and random.getstate() == before[2]
+        later = data[len(data) - 1]  # read alone, as after skipping the others
+        for key, value in later.items():
+            if torch.is_tensor(value):
+                assert torch.equal(value, items[-1][key])
+
+
 def test_deterministic_crops_are_centred_and_ignore_epoch(duosynth_root):
     ds = StemCropDataset(duosynth_root, "train", segment_seconds=0.5, sample_rate=SR, random=False)
     assert ds[0]["offset"] == pytest.approx((32000 - 8000) / 2 / SR)

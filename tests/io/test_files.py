@@ -134,3 +134,22 @@ def test_check_writable_refuses_a_read_only_folder(tmp_path):
             check_writable(folder)
     finally:
         folder.chmod(0o755)
+
+
+def test_checkpoints_and_training_state_get_the_umask_mode(tmp_path):
+    """save_pretrained and save_training_state write through temp files too: 0o666 & ~umask, not 0600."""
+    import torch
+
+    from duotok.io.checkpoint import save_training_state
+    from duotok.train.bench import pretrain_workload
+
+    old = os.umask(0o022)
+    try:
+        model = pretrain_workload("smoke", batch_size=1).model
+        model.save_pretrained(tmp_path / "ckpt")
+        opt = torch.optim.AdamW(model.parameters())
+        save_training_state(tmp_path / "ckpt" / "training_state.pt", step=1, optimizer=opt)
+    finally:
+        os.umask(old)
+    for name in ("config.json", "model.safetensors", "training_state.pt"):
+        assert stat.S_IMODE((tmp_path / "ckpt" / name).stat().st_mode) == 0o644, name
