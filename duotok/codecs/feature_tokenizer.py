@@ -41,7 +41,7 @@ from duotok.models.bestrq import MelConfig
 from duotok.models.encoder import DuoEncoder, EncoderConfig
 from duotok.quantization.simvq import SimVQ, nearest_codes
 from duotok.tokenizer.decoder import TokenDecoder, TokenDecoderConfig
-from duotok.tokenizer.model import _as_mono_tensor
+from duotok.tokenizer.model import as_mono_tensor
 
 LAYERS = ("lower", "upper", "bottleneck")
 QUANTIZERS = ("simvq", "kmeans")
@@ -227,7 +227,7 @@ class FeatureTokenizer(nn.Module, PretrainedMixin):
     @torch.no_grad()
     def stream_features(self, audio: torch.Tensor, index: int, normalize: bool = True) -> torch.Tensor:
         """One stream's mono audio ``(samples,)`` → its features ``(n_tokens, D)`` (10-s chunks, like DuoTok)."""
-        audio = _as_mono_tensor(audio, self.config.streams[index])
+        audio = as_mono_tensor(audio, self.config.streams[index])
         chunks, lengths = self._chunks(audio)
         per_chunk = self.samples_per_chunk // self.samples_per_token
         out = []
@@ -252,7 +252,7 @@ class FeatureTokenizer(nn.Module, PretrainedMixin):
 
     @torch.no_grad()
     def encode_stems(self, vocal: torch.Tensor, accompaniment: torch.Tensor) -> torch.Tensor:
-        vocal, accompaniment = _as_mono_tensor(vocal, "vocal"), _as_mono_tensor(accompaniment, "accompaniment")
+        vocal, accompaniment = as_mono_tensor(vocal, "vocal"), as_mono_tensor(accompaniment, "accompaniment")
         if vocal.shape != accompaniment.shape:
             raise ValueError(f"vocal ({vocal.numel()} samples) and accompaniment ({accompaniment.numel()}) differ")
         audio = self._stream_audio(vocal, accompaniment)
@@ -261,7 +261,7 @@ class FeatureTokenizer(nn.Module, PretrainedMixin):
 
     @torch.no_grad()
     def encode(self, mixture: torch.Tensor) -> torch.Tensor:
-        mixture = _as_mono_tensor(mixture, "mixture")
+        mixture = as_mono_tensor(mixture, "mixture")
         if self.config.streams == ("mixture",):
             return self.quantize(0, self.stream_features(mixture, 0))[None].cpu()
         if self.separator is None:

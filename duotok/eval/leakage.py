@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from duotok.codecs.base import STEM_STREAMS, Codec, stream_ids
-from duotok.data.stems import _load_meta, discover_songs
+from duotok.data.stems import discover_songs, load_meta
 from duotok.data.targets import window_notes
 from duotok.eval.probe import ProbeItem, ProbeTrainConfig, check_disjoint, run_probe, window_frames
 from duotok.eval.probe_net import ProbeConfig
@@ -163,7 +163,7 @@ def load_metas(root: str | os.PathLike[str], song_ids: Sequence[str]) -> dict[st
     missing = [s for s in song_ids if s not in records]
     if missing:
         raise ValueError(f"{root}: the corpus tokens name songs not found there: {', '.join(missing)}")
-    return {s: _load_meta(records[s]) for s in song_ids}
+    return {s: load_meta(records[s]) for s in song_ids}
 
 
 # ------------------------------------------------------------------------------------------- ratio

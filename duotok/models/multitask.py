@@ -15,6 +15,7 @@ ablations. ``forward`` returns ``(loss, metrics)`` so DDP sees the whole computa
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import torch
@@ -115,10 +116,15 @@ class MultiTaskModel(nn.Module, PretrainedMixin):
         """proj_out → upper encoder: what the heads read."""
         return self.encoder.forward_upper(self.proj_out(z), token_mask)
 
-    def infer(self, mixture: torch.Tensor, length: torch.Tensor | None = None) -> dict:
+    def infer(self, mixture: torch.Tensor, length: torch.Tensor | None = None,
+              heads: Collection[str] | None = None) -> dict:
         """Everything but the losses: ``{"outputs": {head: output}, "mel", "frame_mask", "token_mask",
         "noised"}``. The bottleneck noise acts only in training mode, so in eval mode this is the
-        clean network that evaluation, the notebooks and :class:`duotok.DuoTok` use."""
+        clean network that evaluation, the notebooks and :class:`duotok.DuoTok` use. ``heads`` limits
+        the outputs to those heads (``("mask",)`` to separate: the others cost a third of the time)."""
+        if heads is not None and not set(heads) <= set(self.heads):
+            raise ValueError(f"unknown heads {sorted(set(heads) - set(self.heads))}; this model has "
+                             f"{sorted(self.heads)}")
         if length is None:
             length = torch.full((mixture.shape[0],), mixture.shape[-1], device=mixture.device)
         mel = self.logmel(mixture)
@@ -127,8 +133,8 @@ class MultiTaskModel(nn.Module, PretrainedMixin):
         z = self.bottleneck_features(mel, frame_mask)
         z, noised = self.noise(z, token_mask)
         h = self.decode_bottleneck(z, token_mask)
-        return {"outputs": {name: head(h) for name, head in self.heads.items()}, "mel": mel,
-                "frame_mask": frame_mask, "token_mask": token_mask, "noised": noised}
+        return {"outputs": {name: head(h) for name, head in self.heads.items() if heads is None or name in heads},
+                "mel": mel, "frame_mask": frame_mask, "token_mask": token_mask, "noised": noised}
 
     def forward(self, mixture: torch.Tensor, length: torch.Tensor, stems: torch.Tensor | None = None,
                 chroma: torch.Tensor | None = None, lyrics: torch.Tensor | None = None,

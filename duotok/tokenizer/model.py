@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from duotok.audio.io import load_audio
+from duotok.audio.stream import stream_audio
 from duotok.errors import CheckpointError
 from duotok.io.checkpoint import PretrainedMixin
 from duotok.models.dualtrack import DualTrackConfig, DualTrackModel, stack_tracks
@@ -52,7 +52,7 @@ _HOW_TO_LOAD = ('for a file use DuoTok.tokenize_file(path), or duotok.audio.io.l
                 'on_rate_mismatch="resample", on_multichannel="downmix")')
 
 
-def _as_mono_tensor(audio: torch.Tensor | np.ndarray, what: str) -> torch.Tensor:
+def as_mono_tensor(audio: torch.Tensor | np.ndarray, what: str) -> torch.Tensor:
     """Float mono samples in [-1, 1] as float32; integer PCM, other dtypes and NaN/inf are refused."""
     if isinstance(audio, torch.Tensor):
         dtype, is_float = audio.dtype, audio.is_floating_point()
@@ -219,33 +219,36 @@ class DuoTok(nn.Module, PretrainedMixin):
                              f'on_rate_mismatch="resample") for a file, duotok.audio.io.resample(x, '
                              f"{int(sample_rate)}, {self.sample_rate}) for an array")
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def separate(self, mixture: torch.Tensor | np.ndarray, *, sample_rate: int | None = None,
                  ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mono mixture (samples,) → (vocals, accompaniment), each (samples,), by the stage-2 mask head
         (accompaniment = drums + bass + other estimates). ``sample_rate``: see :meth:`encode`."""
         self._check_rate(sample_rate, "mixture")
-        x = _as_mono_tensor(mixture, "mixture").to(self._device)
+        x = as_mono_tensor(mixture, "mixture").to(self._device)
         chunks, lengths = self._chunks(x.cpu())
         m = self.config.separator.mel
         vocals, accompaniment = [], []
         for rows in self._batches(len(chunks)):
             audio = chunks[rows].to(self._device)
-            masks = self.separator.infer(audio, lengths[rows].to(self._device))["outputs"]["mask"]
-            stems = separate(masks, audio, m.n_fft, m.hop_length, m.win_length, length=audio.shape[-1])
+            masks = self.separator.infer(audio, lengths[rows].to(self._device), heads=("mask",))["outputs"]["mask"]
+            # The iSTFT is linear: one accompaniment mask (drums + bass + other) renders the sum of the
+            # three stems in one inverse transform instead of three.
+            tracks = torch.stack([masks[:, 0], masks[:, 1:].sum(dim=1)], dim=1)
+            stems = separate(tracks, audio, m.n_fft, m.hop_length, m.win_length, length=audio.shape[-1])
             vocals.append(stems[:, 0])
-            accompaniment.append(stems[:, 1:].sum(dim=1))
+            accompaniment.append(stems[:, 1])
         n = x.numel()
         return torch.cat(vocals).reshape(-1)[:n].cpu(), torch.cat(accompaniment).reshape(-1)[:n].cpu()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def encode_stems(self, vocals: torch.Tensor | np.ndarray, accompaniment: torch.Tensor | np.ndarray, *,
                      sample_rate: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Given (oracle) stems, each mono float (samples,) at :attr:`sample_rate` → (vocal ids,
         accompaniment ids), each ``(n_tokens(samples),)`` int64 at 25 Hz. ``sample_rate``: see :meth:`encode`."""
         self._check_rate(sample_rate, "the stems")
-        v = _as_mono_tensor(vocals, "vocals")
-        a = _as_mono_tensor(accompaniment, "accompaniment")
+        v = as_mono_tensor(vocals, "vocals")
+        a = as_mono_tensor(accompaniment, "accompaniment")
         if v.shape != a.shape:
             raise ValueError(f"vocals ({v.numel()} samples) and accompaniment ({a.numel()}) differ in length")
         v_chunks, lengths = self._chunks(v)
@@ -262,7 +265,7 @@ class DuoTok(nn.Module, PretrainedMixin):
         n = self.n_tokens(v.numel())
         return torch.cat(ids["vocal"]).reshape(-1)[:n], torch.cat(ids["accompaniment"]).reshape(-1)[:n]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def encode(self, mixture: torch.Tensor | np.ndarray, *, sample_rate: int | None = None,
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mono float mixture (samples,) in [-1, 1] at :attr:`sample_rate` → (vocal ids, accompaniment ids)
@@ -275,7 +278,7 @@ class DuoTok(nn.Module, PretrainedMixin):
         self._check_rate(sample_rate, "mixture")
         return self.encode_stems(*self.separate(mixture))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def embed(self, ids: torch.Tensor, track: str | int) -> torch.Tensor:
         """Token ids ``(T,)`` or ``(B, T)`` of one track → quantized embeddings ``(…, T, dim)``: exactly
         what the stage-3 upper encoder reads for those tokens (the quantizer's ``proj_out`` output).
@@ -288,7 +291,7 @@ class DuoTok(nn.Module, PretrainedMixin):
         out = self.quantizer.quantizer.decode(ids2, route_t)
         return out[0] if squeeze else out
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def decode(self, vocal_ids: torch.Tensor | np.ndarray, accompaniment_ids: torch.Tensor | np.ndarray,
                num_samples: int | None = None, steps: int | None = None, cfg_scale: float | None = None,
                seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -338,10 +341,19 @@ class DuoTok(nn.Module, PretrainedMixin):
     # ------------------------------------------------------------------ files
 
     def tokenize_file(self, path: str | os.PathLike[str]) -> TokenFile:
-        """Load any audio file (resampled / downmixed with a warning if needed) and encode it."""
-        audio = load_audio(path, self.sample_rate, on_rate_mismatch="resample", on_multichannel="downmix")
-        vocal, accompaniment = self.encode(audio)
-        return self.token_file(vocal, accompaniment, len(audio), mode="separated", source=Path(path).name)
+        """Encode any audio file (resampled / downmixed with a warning if needed), streamed in blocks of
+        ``chunk_batch`` chunks: memory is bounded by the block, not the song, and since encoding is
+        chunk-local the tokens equal ``encode(load_audio(path, ...))`` exactly."""
+        block = self.samples_per_chunk * self.config.chunk_batch
+        vocal, accompaniment, num_samples = [], [], 0
+        for audio in stream_audio(path, self.sample_rate, block, on_rate_mismatch="resample",
+                                  on_multichannel="downmix"):
+            v, a = self.encode(audio)
+            vocal.append(v)
+            accompaniment.append(a)
+            num_samples += audio.size
+        return self.token_file(torch.cat(vocal), torch.cat(accompaniment), num_samples, mode="separated",
+                               source=Path(path).name)
 
     def token_file(self, vocal: torch.Tensor, accompaniment: torch.Tensor, num_samples: int,
                    mode: str = "separated", source: str = "") -> TokenFile:

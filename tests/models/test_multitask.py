@@ -77,3 +77,15 @@ def test_save_and_load_round_trip(tmp_path):
     loaded = MultiTaskModel.from_pretrained(tmp_path / "m")
     with torch.no_grad():
         assert torch.equal(model(**batch())[0], loaded(**batch())[0])
+
+
+def test_infer_can_compute_only_the_heads_asked_for():
+    model = MultiTaskModel(MultiTaskConfig(encoder=ENC, vocab_size=len(CharVocab()))).eval()
+    b = batch()
+    with torch.no_grad():
+        full = model.infer(b["mixture"], b["length"])
+        only = model.infer(b["mixture"], b["length"], heads=("mask",))
+    assert set(only["outputs"]) == {"mask"} and len(full["outputs"]) > 1
+    assert torch.equal(only["outputs"]["mask"], full["outputs"]["mask"])
+    with pytest.raises(ValueError, match="unknown heads"):
+        model.infer(b["mixture"], b["length"], heads=("drums",))

@@ -151,3 +151,39 @@ def test_embed_refuses_unknown_tracks_and_non_integer_ids(tiny_duotok):
     with pytest.raises(ValueError, match=r"outside \[0, \d+\) \(found -1"):
         tiny_duotok.embed(torch.tensor([-1, 0]), "vocal")
     assert tiny_duotok.embed(np.array([0, 1], dtype=np.int32), 1).shape[0] == 2
+
+
+def test_separate_equals_the_sum_of_the_three_accompaniment_stems(tiny_duotok):
+    """One accompaniment mask through one iSTFT = drums + bass + other rendered one by one (linearity)."""
+    from duotok.models.heads import separate
+
+    x = song(2.5)
+    vocals, accompaniment = tiny_duotok.separate(x)
+    chunks, lengths = tiny_duotok._chunks(x)
+    m = tiny_duotok.config.separator.mel
+    with torch.no_grad():
+        masks = tiny_duotok.separator.infer(chunks, lengths)["outputs"]["mask"]
+        stems = separate(masks, chunks, m.n_fft, m.hop_length, m.win_length, length=chunks.shape[-1])
+    n = x.numel()
+    assert torch.allclose(vocals, stems[:, 0].reshape(-1)[:n], atol=1e-6)
+    assert torch.allclose(accompaniment, stems[:, 1:].sum(dim=1).reshape(-1)[:n], atol=1e-6)
+
+
+def test_tokenize_file_streams_blocks_and_equals_encoding_the_whole_file(tiny_duotok, tmp_path):
+    """A 44.1 kHz stereo file longer than one block (chunk_batch x chunk = 2 s here): same tokens as
+    encoding the whole loaded signal at once."""
+    import warnings
+
+    from duotok.audio.io import load_audio
+
+    rng = np.random.default_rng(3)
+    path = tmp_path / "long.wav"
+    sf.write(path, (0.2 * rng.standard_normal((int(44100 * 5.3), 2))).astype(np.float32), 44100, subtype="FLOAT")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        streamed = tiny_duotok.tokenize_file(path)
+        audio = load_audio(path, tiny_duotok.sample_rate, on_rate_mismatch="resample", on_multichannel="downmix")
+    vocal, accompaniment = tiny_duotok.encode(audio)
+    assert streamed.num_samples == audio.size and streamed.n_frames == tiny_duotok.n_tokens(audio.size)
+    assert np.array_equal(streamed.vocal, vocal.numpy()) and np.array_equal(streamed.accompaniment,
+                                                                            accompaniment.numpy())
