@@ -45,8 +45,8 @@ from IPython.display import Audio, Markdown, display
 from duotok.codecs.base import bitrate, codebook_label
 from duotok.codecs.registry import codec_dir, load_codec
 from duotok.config import stage_params
-from duotok.eval.codec_roundtrip import codec_system, score_codec, track_means
-from duotok.eval.roundtrip import held_out_excerpts
+from duotok.eval.codec_roundtrip import score_codec, track_means
+from duotok.eval.roundtrip import codec_system, held_out_excerpts
 from duotok.io import write_json_atomic
 from duotok.paths import resolve
 from duotok.reporting.baselines import plot_training_logs

@@ -14,7 +14,9 @@ conditional LM protocol conditions on and what a dual-track codec decodes separa
 
 plus ``name``, ``sample_rate``, ``frame_rate``, ``codebook_sizes``, ``streams`` and ``fingerprint()``.
 :class:`Codec` is a ``Protocol`` (structural): the models implement it directly, except
-:class:`duotok.DuoTok`, whose richer API is wrapped by :class:`duotok.codecs.duotok.DuoTokCodec`.
+:class:`duotok.DuoTok`, whose richer API is wrapped by :class:`duotok.codecs.duotok.DuoTokCodec`
+(``as_codec`` does it where a DuoTok arrives), so :func:`duotok.eval.roundtrip.codec_system` is the one
+round trip for every codec, Duo-Tok included.
 Reconstruction-only references (Opus) implement :class:`Reconstructor`.
 """
 

@@ -56,3 +56,8 @@ class DuoTokCodec:
         ids = torch.as_tensor(ids)
         vocal, accompaniment, mixture = self.model.decode(ids[0], ids[1], num_samples=num_samples, **kwargs)
         return {"vocal": vocal, "accompaniment": accompaniment, "mixture": mixture}
+
+
+def as_codec(model: object) -> object:
+    """A :class:`DuoTok` as a :class:`DuoTokCodec` (the codec interface); anything else unchanged."""
+    return DuoTokCodec(model) if isinstance(model, DuoTok) else model

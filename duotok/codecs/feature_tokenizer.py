@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from duotok.audio.chunks import batch_slices, split_chunks
 from duotok.audio.features import LogMel, frame_mask_from_lengths
 from duotok.io.checkpoint import PretrainedMixin
 from duotok.models.bestrq import MelConfig
@@ -216,24 +217,15 @@ class FeatureTokenizer(nn.Module, PretrainedMixin):
     def normalized(self, index: int, h: torch.Tensor) -> torch.Tensor:
         return (h - getattr(self, f"feature_mean_{index}")) / getattr(self, f"feature_std_{index}")
 
-    def _chunks(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        size = self.samples_per_chunk
-        n = max(1, math.ceil(audio.numel() / size))
-        padded = torch.zeros(n * size)
-        padded[: audio.numel()] = audio
-        lengths = torch.tensor([min(size, audio.numel() - i * size) for i in range(n)])
-        return padded.view(n, size), lengths
 
     @torch.no_grad()
     def stream_features(self, audio: torch.Tensor, index: int, normalize: bool = True) -> torch.Tensor:
         """One stream's mono audio ``(samples,)`` → its features ``(n_tokens, D)`` (10-s chunks, like DuoTok)."""
         audio = as_mono_tensor(audio, self.config.streams[index])
-        chunks, lengths = self._chunks(audio)
+        chunks, lengths = split_chunks(audio, self.samples_per_chunk)
         per_chunk = self.samples_per_chunk // self.samples_per_token
         out = []
-        step = self.config.chunk_batch
-        for start in range(0, len(chunks), step):
-            rows = slice(start, start + step)
+        for rows in batch_slices(len(chunks), self.config.chunk_batch):
             h, _ = self.features(chunks[rows].to(self._device()), lengths[rows].to(self._device()),
                                  self.config.layers[index])
             out.append(h[:, :per_chunk].cpu())

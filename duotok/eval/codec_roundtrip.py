@@ -11,33 +11,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
-from duotok.codecs.base import Codec, Reconstructor
 from duotok.eval.reconstruction import METRICS, reconstruction_metrics
-from duotok.eval.roundtrip import TRACK_NAMES, Excerpt, System
+from duotok.eval.roundtrip import TRACK_NAMES, Excerpt, System, codec_system
 
-
-def codec_system(codec: Codec | Reconstructor, source: str = "oracle") -> System:
-    if source not in ("oracle", "separated"):
-        raise ValueError(f"source must be 'oracle' or 'separated', got {source!r}")
-
-    @torch.no_grad()
-    def run(ex: Excerpt) -> dict[str, np.ndarray]:
-        if isinstance(codec, Reconstructor) and not hasattr(codec, "encode"):
-            out = codec.reconstruct(torch.from_numpy(ex.mixture))
-        else:
-            if source == "oracle" and "mixture" not in codec.streams:
-                ids = codec.encode_stems(torch.from_numpy(ex.vocal), torch.from_numpy(ex.accompaniment))
-            else:
-                ids = codec.encode(torch.from_numpy(ex.mixture))
-            out = codec.decode(ids, num_samples=ex.mixture.shape[-1])
-        return {name: torch.as_tensor(x).float().numpy() for name, x in out.items()}
-
-    return run
+__all__ = ["codec_system", "score_codec", "track_means"]
 
 
 def score_codec(name: str, system: System, excerpts: Sequence[Excerpt], sample_rate: int,

@@ -24,10 +24,13 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from duotok.codecs.base import Codec, Reconstructor
+from duotok.codecs.duotok import as_codec
 from duotok.data.latents import stem_tracks
 from duotok.data.stems import crop_offset, crop_pad, discover_songs, load_song
 from duotok.errors import DatasetError
 from duotok.eval.reconstruction import METRICS, reconstruction_metrics
+from duotok.tokenizer.model import DuoTok
 
 TRACK_NAMES = ("vocal", "accompaniment", "mixture")
 
@@ -81,19 +84,29 @@ def autoencoder_system(autoencoder: torch.nn.Module) -> System:
     return run
 
 
-def codec_system(codec: torch.nn.Module, source: str, **decode_kwargs) -> System:
-    """Tokens of the true stems (``source="oracle"``) or of the mixture (``"separated"``), decoded."""
+def codec_system(codec: Codec | Reconstructor | DuoTok, source: str = "oracle", **decode_kwargs) -> System:
+    """The one round trip of every codec of the comparison (:mod:`duotok.codecs.base`): tokens of the true
+    stems (``source="oracle"``; mixture codecs tokenize the mixture whatever ``source`` says) or of the
+    mixture (``"separated"``: a dual-track codec separates first), decoded; a :class:`Reconstructor`
+    (Opus) just reconstructs. A :class:`duotok.DuoTok` is taken through its codec view
+    (:class:`~duotok.codecs.duotok.DuoTokCodec`); ``decode_kwargs`` (``steps``, ``cfg_scale``, ``seed``)
+    reach its decoder. Returns the tracks the codec gives: all three for dual-track codecs, the mixture
+    for the others."""
     if source not in ("oracle", "separated"):
         raise ValueError(f"source must be 'oracle' or 'separated', got {source!r}")
+    codec = as_codec(codec)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def run(ex: Excerpt) -> dict[str, np.ndarray]:
-        if source == "oracle":
-            ids = codec.encode_stems(torch.from_numpy(ex.vocal), torch.from_numpy(ex.accompaniment))
+        if isinstance(codec, Reconstructor) and not hasattr(codec, "encode"):
+            out = codec.reconstruct(torch.from_numpy(ex.mixture))
         else:
-            ids = codec.encode(torch.from_numpy(ex.mixture))
-        tracks = codec.decode(*ids, num_samples=ex.mixture.shape[-1], **decode_kwargs)
-        return {name: t.numpy() for name, t in zip(TRACK_NAMES, tracks, strict=True)}
+            if source == "oracle" and "mixture" not in codec.streams:
+                ids = codec.encode_stems(torch.from_numpy(ex.vocal), torch.from_numpy(ex.accompaniment))
+            else:
+                ids = codec.encode(torch.from_numpy(ex.mixture))
+            out = codec.decode(ids, num_samples=ex.mixture.shape[-1], **decode_kwargs)
+        return {name: torch.as_tensor(x).float().numpy() for name, x in out.items()}
 
     return run
 
@@ -104,7 +117,7 @@ def score_system(name: str, system: System, excerpts: Sequence[Excerpt], sample_
     rows = []
     for ex in tqdm(excerpts, desc=name, disable=not progress):
         recon = system(ex)
-        for track in TRACK_NAMES:
+        for track in (t for t in TRACK_NAMES if t in recon):
             scores = reconstruction_metrics(ex.track(track), recon[track], sample_rate, metrics)
             rows.append({"system": name, "song": ex.song_id, "track": track, **scores})
     return pd.DataFrame(rows)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from duotok.audio.chunks import batch_slices, split_chunks
 from duotok.audio.stream import stream_audio
 from duotok.errors import CheckpointError
 from duotok.io.checkpoint import PretrainedMixin
@@ -194,16 +195,10 @@ class DuoTok(nn.Module, PretrainedMixin):
 
     def _chunks(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(samples,) → zero-padded (n_chunks, samples_per_chunk) and each chunk's valid length."""
-        size = self.samples_per_chunk
-        n = max(1, math.ceil(audio.numel() / size))
-        padded = torch.zeros(n * size)
-        padded[: audio.numel()] = audio
-        lengths = torch.tensor([min(size, audio.numel() - i * size) for i in range(n)])
-        return padded.view(n, size), lengths
+        return split_chunks(audio, self.samples_per_chunk)
 
     def _batches(self, n: int):
-        step = self.config.chunk_batch
-        return (slice(i, min(n, i + step)) for i in range(0, n, step))
+        return batch_slices(n, self.config.chunk_batch)
 
     # ------------------------------------------------------------------ the API
 
