@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from duotok.ablations.routing import separated_stems_loss, tie_codebooks
+from duotok.ablations.routing_variants import separated_stems_loss, tie_codebooks
 from duotok.ablations.variants import Variant, load_variants, overrides_for
 from duotok.config import PROFILES, Params, as_params
 from duotok.errors import CheckpointError, ConfigError

@@ -1,4 +1,4 @@
-"""Duo-Tok's stage-3 quantizer: two SimVQ codebooks, one per track, with *hard* routing.
+"""Duo-Tok's stage-3 quantizer and its router: two SimVQ codebooks, one per track, with *hard* routing.
 
 Each frame carries a route (0 = vocal track, 1 = accompaniment track) and is quantized by that
 track's branch only — ``proj_in (dim → bottleneck) → SimVQ → proj_out (bottleneck → dim)``. Why hard

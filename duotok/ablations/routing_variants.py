@@ -1,4 +1,5 @@
-"""The two routing ablations of stage 3, built from the unchanged stage-3 pieces.
+"""The two routing *ablations* of stage 3 (the router itself — hard routing of each frame to its track's
+codebook — is :mod:`duotok.quantization.dual`), built from the unchanged stage-3 pieces.
 
 * ``shared`` — :func:`tie_codebooks`: both routes use one codebook branch (projections and SimVQ),
   so the tracks compete for the same entries at the same bits per frame. This tests the paper's

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from duotok.ablations.routing import is_tied, separated_stems_loss, tie_codebooks
+from duotok.ablations.routing_variants import is_tied, separated_stems_loss, tie_codebooks
 from duotok.data.targets import MultiTaskCollate
 from duotok.models.dualtrack import DualTrackModel
 from duotok.models.multitask import MultiTaskModel
