@@ -47,8 +47,8 @@ from IPython.display import Markdown, display
 
 from duotok.config import stage_params
 from duotok.data import StemCropDataset
+from duotok.eval.records import training_record, write_record
 from duotok.eval.ssl import encoder_features, feature_pca, masked_prediction, target_entropy
-from duotok.io import write_json_atomic
 from duotok.models.bestrq import BestRQModel
 from duotok.paths import resolve
 from duotok.reporting.figures import save_figure
@@ -117,21 +117,16 @@ save_figure(fig, resolve(figures_dir) / "feature_pca")
 print(item["song_id"], "explained variance:", explained.round(3))
 
 # %%
-metrics = {
-    "profile": profile,
-    "steps": result.step,
-    "train_seconds": result.seconds,
-    "precision": result.precision,
-    "eval_split": eval_split,
-    "eval_items": len(held_out),
-    "masked_accuracy": mp["accuracy"],
-    "masked_loss": mp["loss"],
-    "chance_accuracy": chance,
-    "target_entropy_bits": te["entropy_bits"],
-    "target_normalized_entropy": te["normalized_entropy"],
-    "target_used_fraction": te["used_fraction"],
-    "final_train": result.train,
-    "final_valid": result.valid,
-}
-write_json_atomic(resolve(metrics_path), metrics)
+metrics = training_record(
+    profile, result,
+    eval_split=eval_split,
+    eval_items=len(held_out),
+    masked_accuracy=mp["accuracy"],
+    masked_loss=mp["loss"],
+    chance_accuracy=chance,
+    target_entropy_bits=te["entropy_bits"],
+    target_normalized_entropy=te["normalized_entropy"],
+    target_used_fraction=te["used_fraction"],
+)
+write_record(resolve(metrics_path), metrics)
 metrics

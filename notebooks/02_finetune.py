@@ -51,7 +51,7 @@ from duotok.config import stage_params
 from duotok.data import SOURCES, StemCropDataset
 from duotok.data.targets import MultiTaskCollate
 from duotok.eval.heads import multitask_metrics
-from duotok.io import write_json_atomic
+from duotok.eval.records import training_record, write_record
 from duotok.models.heads import separate
 from duotok.models.multitask import MultiTaskModel
 from duotok.paths import resolve
@@ -138,8 +138,6 @@ if "mask" in out:
         display(Markdown(f"*{name} (estimated)*"), Audio(x.numpy(), rate=sr, normalize=False))
 
 # %%
-metrics = {"profile": profile, "steps": result.step, "train_seconds": result.seconds,
-           "precision": result.precision, "eval_split": eval_split,
-           "eval_items": len(held_out), **scores, "final_train": result.train, "final_valid": result.valid}
-write_json_atomic(resolve(metrics_path), metrics)
+metrics = training_record(profile, result, eval_split=eval_split, eval_items=len(held_out), **scores)
+write_record(resolve(metrics_path), metrics)
 summary

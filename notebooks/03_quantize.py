@@ -53,7 +53,7 @@ from duotok.config import stage_params
 from duotok.data import StemCropDataset, discover_songs, load_song
 from duotok.eval.codes import token_agreement
 from duotok.eval.heads import dualtrack_metrics
-from duotok.io import write_json_atomic
+from duotok.eval.records import training_record, write_record
 from duotok.models.dualtrack import DualTrackModel
 from duotok.paths import resolve
 from duotok.quantization.dual import TRACKS
@@ -133,10 +133,8 @@ for x in (mixture[: 10 * sr], vocals_est, accompaniment_est):
     display(Audio(x.numpy(), rate=sr, normalize=False))
 
 # %%
-metrics = {"profile": profile, "steps": result.step, "train_seconds": result.seconds,
-           "precision": result.precision, "eval_split": eval_split,
-           "eval_items": len(held_out), **scores, "example_song": record.id,
-           "token_agreement_separated_vs_oracle": agreement, "fingerprints": tokenizer.fingerprints(),
-           "skipped_steps": result.skipped_steps, "final_train": result.train, "final_valid": result.valid}
-write_json_atomic(resolve(metrics_path), metrics)
+metrics = training_record(profile, result, eval_split=eval_split, eval_items=len(held_out), **scores,
+                          example_song=record.id, token_agreement_separated_vs_oracle=agreement,
+                          fingerprints=tokenizer.fingerprints(), skipped_steps=result.skipped_steps)
+write_record(resolve(metrics_path), metrics)
 table

@@ -44,6 +44,7 @@ from IPython.display import Audio, Markdown, display
 
 from duotok.config import stage_params
 from duotok.eval.reconstruction import METRICS
+from duotok.eval.records import training_record, write_record
 from duotok.eval.roundtrip import (
     TRACK_NAMES,
     autoencoder_system,
@@ -52,7 +53,6 @@ from duotok.eval.roundtrip import (
     summary_dict,
     summary_table,
 )
-from duotok.io import write_json_atomic
 from duotok.models.autoencoder import WaveAutoencoder
 from duotok.paths import resolve
 from duotok.reporting.figures import save_figure
@@ -109,11 +109,8 @@ for track in TRACK_NAMES:
     display(Audio(example.track(track), rate=sr, normalize=False), Audio(recon[track], rate=sr, normalize=False))
 
 # %%
-metrics = {"profile": profile, "steps": result.step, "train_seconds": result.seconds,
-           "precision": result.precision,
-           "parameters": sum(q.numel() for q in model.parameters()), "latent_dim": model.config.latent_dim,
-           "latent_rate": model.latent_rate, "eval_split": ev["split"], "eval_items": len(excerpts),
-           "eval_seconds": ev["seconds"], "ceiling": summary_dict(scores),
-           "final_train": result.train, "final_valid": result.valid}
-write_json_atomic(resolve(metrics_path), metrics)
+metrics = training_record(profile, result, parameters=sum(q.numel() for q in model.parameters()),
+                          latent_dim=model.config.latent_dim, latent_rate=model.latent_rate, eval_split=ev["split"],
+                          eval_items=len(excerpts), eval_seconds=ev["seconds"], ceiling=summary_dict(scores))
+write_record(resolve(metrics_path), metrics)
 table

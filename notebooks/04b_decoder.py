@@ -50,8 +50,8 @@ from IPython.display import Audio, Markdown, display
 
 from duotok.config import stage_params
 from duotok.eval.reconstruction import HIGHER_IS_BETTER, METRICS
+from duotok.eval.records import training_record, write_record
 from duotok.eval.roundtrip import TRACK_NAMES, codec_system, held_out_excerpts, score_system, sweep_means
-from duotok.io import write_json_atomic
 from duotok.paths import resolve
 from duotok.reporting.figures import save_figure
 from duotok.reporting.reconstruction import plot_metric_sweep, plot_spectrograms
@@ -130,11 +130,8 @@ for track in TRACK_NAMES:
     display(Audio(example.track(track), rate=sr, normalize=False), Audio(decoded[track], rate=sr, normalize=False))
 
 # %%
-metrics = {"profile": profile, "steps": result.step, "train_seconds": result.seconds,
-           "precision": result.precision,
-           "parameters": sum(q.numel() for q in codec.decoder.dit.parameters()),
-           "sampling": p["sampling"], "decode_speed": speed, "bench_items": len(excerpts),
-           "quality_vs_steps": sweep_means(steps_scores, "steps"),
-           "quality_vs_cfg": sweep_means(cfg_scores, "cfg_scale"),
-           "final_train": result.train, "final_valid": result.valid}
-write_json_atomic(resolve(metrics_path), metrics)
+metrics = training_record(profile, result, parameters=sum(q.numel() for q in codec.decoder.dit.parameters()),
+                          sampling=p["sampling"], decode_speed=speed, bench_items=len(excerpts),
+                          quality_vs_steps=sweep_means(steps_scores, "steps"),
+                          quality_vs_cfg=sweep_means(cfg_scores, "cfg_scale"))
+write_record(resolve(metrics_path), metrics)

@@ -45,6 +45,7 @@ from IPython.display import Audio, Markdown, display
 
 from duotok.config import stage_params
 from duotok.eval import published
+from duotok.eval.records import RECONSTRUCTION_SYSTEMS, write_record
 from duotok.eval.roundtrip import (
     TRACK_NAMES,
     autoencoder_system,
@@ -54,7 +55,6 @@ from duotok.eval.roundtrip import (
     summary_dict,
     summary_table,
 )
-from duotok.io import write_json_atomic
 from duotok.io.files import atomic_write
 from duotok.paths import resolve
 from duotok.reporting.figures import save_figure
@@ -71,10 +71,11 @@ display(Markdown(f"Profile **{profile}**: {len(excerpts)} held-out excerpts of â
                  f"decoder: {d.steps} Euler steps, guidance {d.cfg_scale}, seed {d.seed}."))
 
 # %%
+names = RECONSTRUCTION_SYSTEMS   # the names reconstruction.json stores, which the report reads
 systems = {
-    "autoencoder": autoencoder_system(codec.decoder.autoencoder),
-    "tokens (oracle stems)": codec_system(codec, "oracle"),
-    "tokens (separated)": codec_system(codec, "separated"),
+    names["autoencoder"]: autoencoder_system(codec.decoder.autoencoder),
+    names["oracle"]: codec_system(codec, "oracle"),
+    names["separated"]: codec_system(codec, "separated"),
 }
 scores = pd.concat([score_system(name, system, excerpts, sr, metrics_list) for name, system in systems.items()],
                    ignore_index=True)
@@ -128,5 +129,5 @@ metrics = {"profile": profile, "split": p["split"], "items": len(excerpts), "sec
            "sample_rate": sr, "decoder": {"steps": d.steps, "cfg_scale": d.cfg_scale, "seed": d.seed},
            "measured": summary_dict(scores, metrics_list),
            "published_duotok": published.DUOTOK["reconstruction"]}
-write_json_atomic(resolve(metrics_path), metrics)
+write_record(resolve(metrics_path), metrics)
 comparison

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from duotok.eval.records import RECONSTRUCTION_SYSTEMS
 from duotok.reporting.claims import claim_verdicts, head_to_head
 from duotok.reporting.pareto import pareto_mel_l1
 from duotok.reporting.table2 import to_markdown
@@ -25,7 +26,6 @@ DISPLAY = {
     "kmeans": ("k-means", "SSL features + k-means (HuBERT-style)"),
     "opus": ("Opus", "waveform codec (reconstruction only)"),
 }
-DUOTOK_SOURCES = {"oracle": "tokens (oracle stems)", "separated": "tokens (separated)"}
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -49,7 +49,7 @@ def collect_rows(metrics_dir: str | Path, codecs: Sequence[str], source: str = "
         name, kind = DISPLAY.get(codec, (codec, ""))
         row: dict[str, Any] = {"codec": name, "kind": kind, "key": codec}
         if codec == "duotok":
-            recon = _read(metrics_dir / "reconstruction.json")["measured"][DUOTOK_SOURCES[source]]
+            recon = _read(metrics_dir / "reconstruction.json")["measured"][RECONSTRUCTION_SYSTEMS[source]]
             row["reconstruction"] = _recon(recon)
         else:
             b = _read(metrics_dir / "baselines" / f"{codec}.json")
