@@ -33,7 +33,7 @@ from duotok.models.heads import (
 )
 from duotok.models.multitask import MultiTaskModel
 from duotok.quantization.base import QuantizedResult
-from duotok.quantization.dual import TRACKS, DualCodebookQuantizer
+from duotok.quantization.dual import TRACKS, DualCodebookQuantizer, expand_route
 from duotok.text import CharVocab
 
 VOCAL, ACCOMPANIMENT = 0, 1
@@ -58,6 +58,7 @@ class DualTrackConfig:
     codebook_sizes: tuple[int, int] = (1024, 1024)
     beta: float = 0.25
     quantizer_seed: int = 0
+    codebook_init: str = "random"   # random: SimVQ's own start; data: mean/covariance of the inputs (init_codebooks)
     heads: DualHeadsConfig = field(default_factory=DualHeadsConfig)
     vocab_size: int = len(CharVocab())
 
@@ -81,6 +82,8 @@ class DualTrackModel(nn.Module, PretrainedMixin):
     def __init__(self, config: DualTrackConfig | None = None):
         super().__init__()
         config = config or DualTrackConfig()
+        if config.codebook_init not in ("random", "data"):
+            raise ValueError(f"codebook_init must be 'random' or 'data', got {config.codebook_init!r}")
         self.config = config
         dim = config.encoder.dim
         self.logmel = LogMel(**vars(config.mel))
@@ -112,6 +115,31 @@ class DualTrackModel(nn.Module, PretrainedMixin):
             if name in stage2.heads:
                 head.load_state_dict(stage2.heads[name].state_dict())
         return model
+
+    @torch.no_grad()
+    def init_codebooks(self, audio: torch.Tensor, route: torch.Tensor,
+                       lengths: torch.Tensor | None = None) -> dict[str, int]:
+        """The data-dependent codebook start (``codebook_init: data``): each branch's SimVQ is set to the
+        mean and covariance of its own track's inputs (the frozen lower encoder, then that branch's
+        ``proj_in``) on single-track ``audio`` ``(N, samples)`` with ``route`` ``(N,)``; a tied
+        (shared) codebook is fitted to both tracks. Returns the frames each branch was fitted on."""
+        if lengths is None:
+            lengths = torch.full((audio.shape[0],), audio.shape[-1], device=audio.device)
+        mel = self.logmel(audio)
+        frame_mask = self.frame_mask(lengths, mel.shape[-1])
+        token_mask = self.encoder.downsample_mask(frame_mask)
+        lower = self.encoder.forward_lower(self.encoder.embed(mel, frame_mask), token_mask)
+        route = expand_route(route, lower.shape[0], lower.shape[1], lower.device)
+        branches = self.quantizer.branches
+        groups = [(TRACKS, route >= 0)] if branches[0] is branches[1] else \
+            [((name,), route == k) for k, name in enumerate(TRACKS)]
+        fitted: dict[str, int] = {}
+        for names, selected in groups:
+            rows = selected & token_mask
+            branch = branches[TRACKS.index(names[0])]
+            branch.vq.init_from_data(branch.proj_in(lower[rows]))
+            fitted.update({name: int(rows.sum()) for name in names})
+        return fitted
 
     # ------------------------------------------------------------------ tokenizer-facing pieces
 

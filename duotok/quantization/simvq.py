@@ -174,6 +174,30 @@ class SimVQ(nn.Module):
             metrics={"perplexity": perplexity, "usage": usage},
         )
 
+    @torch.no_grad()
+    def init_from_data(self, z: torch.Tensor, eps: float = 1e-5) -> None:
+        """Start the codebook where the inputs are: bias = their mean, ``W`` = ``sqrt(D)`` x the Cholesky
+        factor of their covariance, so ``W(C0)`` (``C0`` rows ~ N(0, I/D)) has the inputs' mean and
+        covariance.
+
+        Why: with a random ``W`` the codebook sits near the origin at RMS ~ D^-1/2 while an
+        un-normalised bottleneck can sit far off it (a shared offset, another scale); then every input
+        is nearest to the few entries at the codebook's rim, and the commitment term shrinks the
+        encoder toward them instead of the codebook spreading over the data (codebook collapse).
+        ``z``: ``(N, D)`` samples of the quantizer's input (N >= 2); needs the bias."""
+        if self.proj.bias is None:
+            raise ValueError("init_from_data sets the bias: build SimVQ with bias=True")
+        z = z.detach().reshape(-1, self.dim).double()
+        if z.shape[0] < 2:
+            raise ValueError(f"need at least 2 samples of the input, got {z.shape[0]}")
+        mean = z.mean(dim=0)
+        centred = z - mean
+        cov = centred.T @ centred / (z.shape[0] - 1)
+        scale = cov.diagonal().mean().clamp_min(eps)
+        chol = torch.linalg.cholesky(cov + eps * scale * torch.eye(self.dim, dtype=cov.dtype))
+        self.proj.weight.copy_((chol * self.dim**0.5).to(self.proj.weight))
+        self.proj.bias.copy_(mean.to(self.proj.bias))
+
     def _loss(self, z: torch.Tensor, z_q: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Commitment + codebook loss, mean squared error per element over valid frames (0 if none)."""
         weight = valid.unsqueeze(-1).float()

@@ -78,6 +78,9 @@ def run(params: Params | str | None = None, out_dir: str | Path | None = None, d
     if model_hook is not None:
         model = model_hook(model)
     collate = MultiTaskCollate(CharVocab(), model_cfg.mel.sample_rate, model_cfg.mel.hop_length, per_track=True)
+    if model_cfg.codebook_init == "data" and not (resume and (out / "last" / "training_state.pt").is_file()):
+        fitted = init_codebooks_from_crops(model, train, collate, int(data_cfg["init_items"]), train_cfg.seed)
+        print(f"[{out.name}] codebooks started from the data: {fitted} frames", flush=True)
     trainer = Trainer(model, loss_fn, train, train_cfg, out, valid_data=valid, collate_fn=collate,
                       device=device)
     result = trainer.fit(resume=resume)
@@ -90,6 +93,19 @@ def run(params: Params | str | None = None, out_dir: str | Path | None = None, d
                  bits_per_second=model.quantizer.bits_per_second(), fingerprints=model.quantizer.codebook_fingerprints(),
                  tokenizer=str(tokenizer), separator=str(separator_dir), **extra)
     return result
+
+
+def init_codebooks_from_crops(model: DualTrackModel, data: Any, collate: Any, items: int, seed: int) -> dict[str, int]:
+    """``codebook_init: data``: fit each branch's codebook to ``items`` seeded training crops (both tracks)."""
+    from duotok.models.dualtrack import stack_tracks
+
+    if items < 1:
+        raise ValueError(f"quantize.data.init_items must be >= 1, got {items}")
+    g = torch.Generator().manual_seed(seed)
+    picks = torch.randperm(len(data), generator=g)[: min(items, len(data))].tolist()
+    batch = collate([data[i] for i in picks])
+    audio, route, lengths = stack_tracks(batch["stems"][:, 0], batch["accompaniment"], batch["length"])
+    return model.init_codebooks(audio, route, lengths)
 
 
 def bundle_tokenizer(stage2_dir: Path, stage3_dir: Path, tokenizer_dir: Path, chunk_seconds: float) -> Path:

@@ -133,3 +133,27 @@ def test_code_usage_accumulates():
     assert usage.usage_fraction() == 0.0 and usage.dead_codes().tolist() == [0, 1, 2, 3]
     with pytest.raises(ValueError):
         usage.update(torch.tensor([4]))
+
+
+def test_data_dependent_start_keeps_codes_alive_on_offset_badly_scaled_inputs():
+    """The collapse issue 17 measured, on a toy problem: inputs with a large shared offset and a scale
+    far from the codebook's. A random start sends (almost) every input to a handful of codes; the
+    data-dependent start uses most of the codebook at once and matches the inputs' mean and spread."""
+    from duotok.quantization.simvq import SimVQ
+
+    g = torch.Generator().manual_seed(0)
+    dim, size = 16, 256
+    z = 1.8 + 0.3 * torch.randn(4096, dim, generator=g) @ torch.randn(dim, dim, generator=g) / dim**0.5
+    random_start = SimVQ(dim, size, seed=0)
+    data_start = SimVQ(dim, size, seed=0)
+    data_start.init_from_data(z)
+    used = {}
+    for name, vq in (("random", random_start), ("data", data_start)):
+        out = vq(z[None])
+        used[name] = out.metrics["usage"]
+    assert used["random"] < 0.1 and used["data"] > 0.7, used
+    codebook = data_start.codebook()
+    assert torch.allclose(codebook.mean(0), z.mean(0), atol=0.1)
+    assert codebook.std(0).mean() == pytest.approx(z.std(0).mean().item(), rel=0.2)
+    with pytest.raises(ValueError, match="2 samples"):
+        data_start.init_from_data(z[:1])
