@@ -1,0 +1,198 @@
+"""The quick experiment path: stages 1-3 on a subset of the corpus in minutes, then the health numbers
+that say whether the tokenizer does its job — so a recipe idea is judged in minutes, not hours.
+
+    python -m duotok.train.quick --name data_init -S quantize.model.codebook_init=data
+    python -m duotok.train.quick --name ctc_w1 --reuse-stage1 runs/quick/base/pretrain/model \\
+        -S finetune.model.heads.lyrics_weight=1.0 --steps 0 200 150
+
+Each run trains from the resolved ``default`` profile (or ``--profile``) with its ``-S`` overrides and
+shorter step counts, on ``--train-songs`` / ``--eval-songs`` songs of the corpus, into
+``<out>/<name>/``; it prints and appends one row to ``<out>/log.csv``: the overrides, the wall time
+and, on held-out (test) crops,
+
+* stage 1: masked-prediction accuracy;
+* stage 2: lyrics CER (greedy CTC), chroma accuracy, mask-head SDR (vocals median) next to the oracle
+  ratio mask's;
+* stage 3: codebook usage and code perplexity per track, token chroma accuracy, vocal CER.
+
+``--reuse-stage1`` / ``--reuse-stage2`` skip a stage (step 0 of ``--steps`` does too when a reuse is
+given), so a stage-3 idea costs only stage 3. Nothing here is a pipeline stage: it never touches
+``models/`` or ``reports/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from duotok.config import PROFILES, Params, deep_merge
+from duotok.data import StemCropDataset
+from duotok.io import write_json_atomic
+
+HEALTH_KEYS = (
+    "s1/masked_accuracy", "s2/cer", "s2/chroma_accuracy", "s2/vocals_sdr", "s2/oracle_vocals_sdr",
+    "s3/vocal/usage", "s3/vocal/perplexity", "s3/accompaniment/usage", "s3/accompaniment/perplexity",
+    "s3/vocal/chroma_accuracy", "s3/accompaniment/chroma_accuracy", "s3/vocal/cer",
+)
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``section.key.sub=value`` → ``{section: {key: {sub: value}}}``; the value is parsed as YAML."""
+    path, sep, raw = text.partition("=")
+    keys = [k for k in path.strip().split(".") if k]
+    if not sep or len(keys) < 2:
+        raise ValueError(f"override {text!r}: expected section.key=value")
+    value: Any = yaml.safe_load(raw)
+    for key in reversed(keys):
+        value = {key: value}
+    return value
+
+
+def subset_corpus(root: Path, out: Path, train_songs: int, eval_songs: int) -> Path:
+    """A corpus folder at ``out`` holding the first ``train_songs`` train songs and ``eval_songs`` valid
+    and test songs of ``root`` (by id), linked, not copied."""
+    manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+    wanted = {"train": train_songs, "valid": eval_songs, "test": eval_songs}
+    chosen = []
+    for split, n in wanted.items():
+        songs = sorted((s for s in manifest["songs"] if s["split"] == split), key=lambda s: s["id"])
+        if len(songs) < n:
+            raise ValueError(f"{root}: {len(songs)} {split} songs, fewer than the {n} asked for")
+        chosen += songs[:n]
+    (out / "songs").mkdir(parents=True, exist_ok=True)
+    for song in chosen:
+        link = out / "songs" / song["id"]
+        if not link.exists():
+            link.symlink_to((root / "songs" / song["id"]).resolve(), target_is_directory=True)
+    write_json_atomic(out / "manifest.json", {**manifest, "songs": chosen})
+    return out
+
+
+def _held_out(root: Path, params: Params, section: str) -> StemCropDataset:
+    sr = params.section("audio")["sample_rate"]
+    seconds = float(params.section(section)["data"]["segment_seconds"])
+    return StemCropDataset(root, "test", seconds, sr, crops_per_song=1, seed=0, random=False)
+
+
+def health(stage_dirs: dict[str, Path], corpus: Path, params: Params) -> dict[str, float]:
+    """The health numbers of whatever stages ``stage_dirs`` holds (``{"pretrain"|"finetune"|"quantize": dir}``)."""
+    from duotok.eval.heads import dualtrack_metrics, multitask_metrics
+    from duotok.eval.ssl import masked_prediction
+    from duotok.models.bestrq import BestRQModel
+    from duotok.models.dualtrack import DualTrackModel
+    from duotok.models.multitask import MultiTaskModel
+
+    out: dict[str, float] = {}
+    torch.manual_seed(0)
+    with torch.no_grad():
+        if "pretrain" in stage_dirs:
+            model = BestRQModel.from_pretrained(stage_dirs["pretrain"])
+            out["s1/masked_accuracy"] = masked_prediction(model, _held_out(corpus, params, "pretrain"))["accuracy"]
+        if "finetune" in stage_dirs:
+            model = MultiTaskModel.from_pretrained(stage_dirs["finetune"])
+            m = multitask_metrics(model, _held_out(corpus, params, "finetune"), sdr_items=4)
+            out.update({"s2/cer": m.get("cer"), "s2/chroma_accuracy": m.get("chroma_accuracy"),
+                        "s2/vocals_sdr": m.get("mask/vocals/SDR_median"),
+                        "s2/oracle_vocals_sdr": m.get("oracle/vocals/SDR_median")})
+        if "quantize" in stage_dirs:
+            model = DualTrackModel.from_pretrained(stage_dirs["quantize"])
+            m, _ = dualtrack_metrics(model, _held_out(corpus, params, "quantize"))
+            for key in ("vocal/usage", "vocal/perplexity", "accompaniment/usage", "accompaniment/perplexity",
+                        "vocal/chroma_accuracy", "accompaniment/chroma_accuracy", "vocal/cer"):
+                out[f"s3/{key}"] = m.get(key)
+    return {k: (None if v is None else float(v)) for k, v in out.items()}
+
+
+def run(name: str, overrides: list[str], out_dir: Path, data_dir: Path, profile: str = "default",
+        steps: tuple[int, int, int] = (150, 120, 120), train_songs: int = 32, eval_songs: int = 8,
+        reuse_stage1: Path | None = None, reuse_stage2: Path | None = None) -> dict[str, Any]:
+    """Train stages 1-3 (or the ones not reused) of one experiment and return its log row."""
+    from duotok.train import finetune, pretrain, quantize
+
+    layers: dict[str, Any] = {}
+    for text in overrides:
+        layers = deep_merge(layers, parse_override(text))
+    params = Params.load(profile).with_overrides(layers) if layers else Params.load(profile)
+    out_dir, data_dir = Path(out_dir).resolve(), Path(data_dir).resolve()   # the runners resolve against the root
+    run_dir = out_dir / name
+    corpus = subset_corpus(data_dir, run_dir / "subset", train_songs, eval_songs)
+    t0 = time.time()
+    dirs: dict[str, Path] = {}
+    stage1 = reuse_stage1
+    if stage1 is None:
+        pretrain.run(params, run_dir / "pretrain", corpus, steps=steps[0])
+        stage1 = run_dir / "pretrain" / "model"
+    dirs["pretrain"] = stage1
+    stage2 = reuse_stage2
+    if stage2 is None:
+        finetune.run(params, run_dir / "finetune", corpus, init=stage1, steps=steps[1])
+        stage2 = run_dir / "finetune" / "model"
+    dirs["finetune"] = stage2
+    quantize.run(params, run_dir / "quantize", corpus, init=stage2, steps=steps[2],
+                 tokenizer_dir=run_dir / "tokenizer")
+    dirs["quantize"] = run_dir / "quantize" / "model"
+    seconds = time.time() - t0
+    row = {"name": name, "profile": profile, "overrides": " ".join(overrides), "steps": " ".join(map(str, steps)),
+           "train_songs": train_songs, "eval_songs": eval_songs, "reuse_stage1": str(reuse_stage1 or ""),
+           "reuse_stage2": str(reuse_stage2 or ""), "train_seconds": round(seconds, 1),
+           **health(dirs, corpus, params)}
+    write_json_atomic(run_dir / "health.json", row)
+    append_log(out_dir / "log.csv", row)
+    return row
+
+
+def append_log(path: Path, row: dict[str, Any]) -> None:
+    """Append ``row`` to the experiment log (columns grow as needed; earlier rows are kept)."""
+    rows: list[dict[str, Any]] = []
+    if path.is_file():
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    rows.append({k: ("" if v is None else (f"{v:.4g}" if isinstance(v, float) else v)) for k, v in row.items()})
+    columns: list[str] = []
+    for r in rows:
+        columns += [k for k in r if k not in columns]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
+def format_row(row: dict[str, Any]) -> str:
+    shown = [f"{k}={row[k]:.3g}" for k in HEALTH_KEYS if row.get(k) is not None]
+    return f"[{row['name']}] {row['train_seconds']:.0f} s; " + " ".join(shown)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m duotok.train.quick", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--name", required=True, help="the experiment's folder and log name")
+    parser.add_argument("-S", "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="a params override on top of the profile (repeatable; value parsed as YAML)")
+    parser.add_argument("--profile", default="default", choices=PROFILES)
+    parser.add_argument("--steps", nargs=3, type=int, default=(150, 120, 120), metavar=("S1", "S2", "S3"))
+    parser.add_argument("--train-songs", type=int, default=32)
+    parser.add_argument("--eval-songs", type=int, default=8)
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--out", default="runs/quick", help="where runs and log.csv go (git-ignored)")
+    parser.add_argument("--reuse-stage1", type=Path, help="a stage-1 model folder to start stage 2 from")
+    parser.add_argument("--reuse-stage2", type=Path, help="a stage-2 model folder to start stage 3 from")
+    args = parser.parse_args(argv)
+    row = run(args.name, args.set, Path(args.out), Path(args.data_dir), args.profile, tuple(args.steps),
+              args.train_songs, args.eval_songs, args.reuse_stage1, args.reuse_stage2)
+    print(format_row(row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""The quick experiment path: overrides parsed like `-S`, a linked subset corpus, a run that trains stages
+1-3 and logs health numbers, a log that grows."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from duotok.train.quick import append_log, parse_override, run, subset_corpus
+
+SONGS = (("a", "train", 3.0), ("b", "train", 2.5), ("c", "train", 2.0), ("d", "valid", 2.0), ("g", "valid", 2.0),
+         ("e", "test", 2.0), ("f", "test", 2.0))
+
+
+def test_overrides_nest_and_parse_values_as_yaml():
+    assert parse_override("quantize.model.codebook_init=data") == {"quantize": {"model": {"codebook_init": "data"}}}
+    assert parse_override("finetune.model.heads.lyrics_weight=1.0") == \
+        {"finetune": {"model": {"heads": {"lyrics_weight": 1.0}}}}
+    with pytest.raises(ValueError, match="section.key=value"):
+        parse_override("steps=3")
+
+
+def test_subset_links_the_first_songs_of_each_split(tmp_path, make_duosynth):
+    root = make_duosynth(tmp_path / "data", SONGS)
+    sub = subset_corpus(root, tmp_path / "sub", train_songs=2, eval_songs=1)
+    manifest = json.loads((sub / "manifest.json").read_text())
+    assert [s["id"] for s in manifest["songs"]] == ["a", "b", "d", "e"]   # first by id in each split
+    assert (sub / "songs" / "a").is_symlink() and (sub / "songs" / "a" / "mixture.flac").is_file()
+    with pytest.raises(ValueError, match="fewer than"):
+        subset_corpus(root, tmp_path / "sub2", train_songs=9, eval_songs=1)
+
+
+def test_log_keeps_rows_and_grows_columns(tmp_path):
+    append_log(tmp_path / "log.csv", {"name": "a", "x": 1.0})
+    append_log(tmp_path / "log.csv", {"name": "b", "y": None})
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    assert [r["name"] for r in rows] == ["a", "b"] and rows[0]["x"] == "1" and rows[1]["y"] == ""
+
+
+@pytest.mark.slow
+def test_a_quick_run_trains_three_stages_and_reports_health(tmp_path, make_duosynth):
+    root = make_duosynth(tmp_path / "data", SONGS)
+    row = run("t", ["quantize.model.codebook_init=data"], tmp_path / "runs", root, profile="smoke",
+              steps=(2, 2, 2), train_songs=3, eval_songs=2)
+    assert row["overrides"] == "quantize.model.codebook_init=data"
+    for key in ("s1/masked_accuracy", "s3/vocal/usage", "s3/accompaniment/perplexity"):
+        assert row[key] is not None and row[key] >= 0, key
+    assert (tmp_path / "runs" / "t" / "tokenizer" / "model.safetensors").is_file()
+    assert json.loads((tmp_path / "runs" / "t" / "health.json").read_text())["name"] == "t"
+    assert list(csv.DictReader(open(tmp_path / "runs" / "log.csv")))[0]["name"] == "t"
