@@ -35,7 +35,7 @@ def test_subset_links_the_first_songs_of_each_split(tmp_path, make_duosynth):
 def test_log_keeps_rows_and_grows_columns(tmp_path):
     append_log(tmp_path / "log.csv", {"name": "a", "x": 1.0})
     append_log(tmp_path / "log.csv", {"name": "b", "y": None})
-    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    rows = list(csv.DictReader((tmp_path / "log.csv").read_text().splitlines()))
     assert [r["name"] for r in rows] == ["a", "b"] and rows[0]["x"] == "1" and rows[1]["y"] == ""
 
 
@@ -49,4 +49,4 @@ def test_a_quick_run_trains_three_stages_and_reports_health(tmp_path, make_duosy
         assert row[key] is not None and row[key] >= 0, key
     assert (tmp_path / "runs" / "t" / "tokenizer" / "model.safetensors").is_file()
     assert json.loads((tmp_path / "runs" / "t" / "health.json").read_text())["name"] == "t"
-    assert list(csv.DictReader(open(tmp_path / "runs" / "log.csv")))[0]["name"] == "t"
+    assert list(csv.DictReader((tmp_path / "runs" / "log.csv").read_text().splitlines()))[0]["name"] == "t"
