@@ -158,13 +158,9 @@ class RVQCodecModel(nn.Module, PretrainedMixin):
         the KL; ``lengths`` zero the padding in input and reconstruction and mask it from the codebooks."""
         ae, c = self.autoencoder, self.config.autoencoder
         n = audio.shape[-1]
-        sample_mask = latent_mask = None
-        if lengths is not None:
-            lengths = lengths.to(audio.device).long()
-            sample_mask = torch.arange(n, device=audio.device)[None, :] < lengths[:, None]
+        sample_mask, latent_mask = ae.length_masks(lengths, n, audio.device)
+        if sample_mask is not None:
             audio = audio * sample_mask
-            starts = torch.arange(ae.latent_length(n), device=audio.device) * ae.samples_per_latent
-            latent_mask = starts[None, :] < lengths[:, None]
         z = ae.encoder(ae._pad(audio)).float().transpose(1, 2)
         with torch.autocast(device_type=audio.device.type, enabled=False):
             quantized, indices, commit = self.rvq(z, mask=latent_mask)

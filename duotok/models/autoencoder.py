@@ -382,6 +382,17 @@ class WaveAutoencoder(nn.Module, PretrainedMixin):
 
     # ------------------------------------------------------------------ training objective
 
+    def length_masks(self, lengths: torch.Tensor | None, n: int, device: torch.device,
+                     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """``(B, n)`` valid-sample and ``(B, latent_length(n))`` valid-latent masks of crops padded to ``n``
+        samples (``None``, ``None`` without ``lengths``): what every loss over padded crops masks out."""
+        if lengths is None:
+            return None, None
+        lengths = lengths.to(device).long()
+        sample_mask = torch.arange(n, device=device)[None, :] < lengths[:, None]
+        starts = torch.arange(self.latent_length(n), device=device) * self.samples_per_latent
+        return sample_mask, starts[None, :] < lengths[:, None]
+
     def forward(self, audio: torch.Tensor, lengths: torch.Tensor | None = None,
                 ) -> tuple[torch.Tensor, dict[str, float]]:
         """The training loss on ``(B, T)`` crops (``T`` > :attr:`AutoencoderConfig.min_loss_samples`).
@@ -397,13 +408,9 @@ class WaveAutoencoder(nn.Module, PretrainedMixin):
         n = audio.shape[-1]
         if n <= c.min_loss_samples:
             raise ValueError(f"training crops need more than {c.min_loss_samples} samples, got {n}")
-        sample_mask = latent_mask = None
-        if lengths is not None:
-            lengths = lengths.to(audio.device).long()
-            sample_mask = torch.arange(n, device=audio.device)[None, :] < lengths[:, None]
+        sample_mask, latent_mask = self.length_masks(lengths, n, audio.device)
+        if sample_mask is not None:
             audio = audio * sample_mask
-            starts = torch.arange(self.latent_length(n), device=audio.device) * self.samples_per_latent
-            latent_mask = starts[None, :] < lengths[:, None]
         out = self.bottleneck(self.encoder(self._pad(audio)), latent_mask)
         recon = self.decoder(out.latent)[..., :n]
         if sample_mask is not None:
