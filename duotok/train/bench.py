@@ -17,7 +17,6 @@ import platform
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +25,7 @@ from torch import nn
 
 from duotok.config import stage_params
 from duotok.train.loop import TrainConfig
-from duotok.train.precision import Capability, Precision, device_capability, resolve_precision
+from duotok.train.precision import Capability, Precision, cpuinfo_field, device_capability, resolve_precision
 
 BENCH_STAGES = ("pretrain", "lm")
 
@@ -153,12 +152,7 @@ def device_name(device: torch.device) -> str:
     """The processor's model name (CPU from /proc/cpuinfo where there is one), for quoting timings."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    info = Path("/proc/cpuinfo")
-    if info.is_file():
-        for line in info.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                return line.partition(":")[2].strip()
-    return platform.processor() or platform.machine()
+    return cpuinfo_field(("model name",)) or platform.processor() or platform.machine()
 
 
 def format_report(result: Mapping[str, Any]) -> str:

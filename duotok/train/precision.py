@@ -85,17 +85,25 @@ def check_setting(setting: str) -> str:
     return setting
 
 
+def cpuinfo_field(names: tuple[str, ...], cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
+    """The value of the first line of ``cpuinfo`` whose key is one of ``names`` (case-insensitive);
+    ``None`` without such a line or file (macOS, Windows)."""
+    path = Path(cpuinfo)
+    if not path.is_file():
+        return None
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in names:
+            return value.strip()
+    return None
+
+
 def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
     """The CPU feature flags the OS reports (x86 ``flags``, Arm ``Features``); empty where unknown.
 
     macOS has no /proc/cpuinfo: there the Arm BF16 feature comes from ``sysctl``."""
-    path = Path(cpuinfo)
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip().lower() in ("flags", "features"):
-                return frozenset(value.split())
-        return frozenset()
+    if Path(cpuinfo).is_file():
+        return frozenset((cpuinfo_field(("flags", "features"), cpuinfo) or "").split())
     if platform.system() == "Darwin":
         try:
             out = subprocess.run(["sysctl", "-n", "hw.optional.arm.FEAT_BF16"], capture_output=True, text=True,
