@@ -84,42 +84,46 @@ def _read(p: Path) -> tuple[np.ndarray, int]:
     return data, int(rate)
 
 
-def _check_finite(p: Path, data: np.ndarray) -> None:
-    """NaN/inf samples poison every loss downstream; refuse them at the door."""
+def check_finite(p: Path, data: np.ndarray, start: int = 0) -> None:
+    """NaN/inf samples poison every loss downstream; refuse them at the door. ``data`` is ``(frames, ...)``
+    starting at frame ``start`` of the file (a block read by :mod:`duotok.audio.stream`; the count is
+    then the block's)."""
     bad = ~np.isfinite(data)
     if bad.any():
-        first = int(np.argwhere(bad)[0][0])
+        first = int(np.argwhere(bad)[0][0]) + start
         raise AudioFileError(
             p, f"contains {int(bad.sum())} non-finite (NaN/inf) samples, first at frame {first}"
         )
 
 
-def _to_mono(p: Path, data: np.ndarray, policy: MultichannelPolicy) -> np.ndarray:
-    channels = data.shape[1]
-    if channels == 1:
-        return data[:, 0]
-    if policy == "error":
-        raise AudioFileError(
-            p, f"has {channels} channels; expected mono (use on_multichannel='downmix' to average them)"
-        )
-    if policy != "downmix":
-        raise ValueError(f"on_multichannel must be 'error' or 'downmix', got {policy!r}")
-    warnings.warn(f"{p}: downmixing {channels} channels to mono by averaging", stacklevel=3)
-    return data.mean(axis=1, dtype=np.float32)
+def check_conversion(p: Path, found_rate: int, channels: int, expected_rate: int,
+                     on_rate_mismatch: RateMismatchPolicy, on_multichannel: MultichannelPolicy) -> None:
+    """The channel and rate policies of :func:`load_audio` (and of the block reader): a multichannel
+    file or another rate is refused in ``"error"`` mode and converted, with a warning naming the file,
+    otherwise. Called by the loader itself, so the warnings point at its caller."""
+    if channels > 1:
+        if on_multichannel == "error":
+            raise AudioFileError(
+                p, f"has {channels} channels; expected mono (use on_multichannel='downmix' to average them)"
+            )
+        if on_multichannel != "downmix":
+            raise ValueError(f"on_multichannel must be 'error' or 'downmix', got {on_multichannel!r}")
+        warnings.warn(f"{p}: downmixing {channels} channels to mono by averaging", stacklevel=3)
+    if found_rate != expected_rate:
+        if on_rate_mismatch == "error":
+            raise AudioFileError(
+                p,
+                f"sample rate is {found_rate} Hz; expected {expected_rate} Hz (use on_rate_mismatch='resample' "
+                "to convert)",
+            )
+        if on_rate_mismatch != "resample":
+            raise ValueError(f"on_rate_mismatch must be 'error' or 'resample', got {on_rate_mismatch!r}")
+        warnings.warn(f"{p}: resampling from {found_rate} Hz to {expected_rate} Hz", stacklevel=3)
 
 
-def _to_rate(p: Path, audio: np.ndarray, found: int, expected: int, policy: RateMismatchPolicy) -> np.ndarray:
-    if found == expected:
-        return audio
-    if policy == "error":
-        raise AudioFileError(
-            p,
-            f"sample rate is {found} Hz; expected {expected} Hz (use on_rate_mismatch='resample' to convert)",
-        )
-    if policy != "resample":
-        raise ValueError(f"on_rate_mismatch must be 'error' or 'resample', got {policy!r}")
-    warnings.warn(f"{p}: resampling from {found} Hz to {expected} Hz", stacklevel=3)
-    return resample(audio, found, expected)
+def downmix(data: np.ndarray) -> np.ndarray:
+    """``(frames, channels)`` → mono float32 ``(frames,)`` by averaging the channels."""
+    return data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
 
 
 def resample(audio: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
@@ -159,10 +163,10 @@ def load_audio(
     data, found_rate = _read(p)
     if data.shape[0] == 0:
         raise AudioFileError(p, "audio file is empty (0 frames)")
-    _check_finite(p, data)
+    check_finite(p, data)
+    check_conversion(p, found_rate, data.shape[1], sample_rate, on_rate_mismatch, on_multichannel)
     # Downmix before resampling: resampling one channel is cheaper than resampling several.
-    mono = _to_mono(p, data, on_multichannel)
-    out = _to_rate(p, mono, found_rate, sample_rate, on_rate_mismatch)
+    out = resample(downmix(data), found_rate, sample_rate)
     return np.ascontiguousarray(out, dtype=np.float32)
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +33,9 @@ from duotok.audio.io import (
     MultichannelPolicy,
     RateMismatchPolicy,
     audio_info,
+    check_conversion,
+    check_finite,
+    downmix,
 )
 from duotok.errors import AudioFileError
 
@@ -41,34 +43,6 @@ from duotok.errors import AudioFileError
 #: default ``resample_poly`` filter spans 10 * max(up, down) taps at the upsampled rate, i.e. about
 #: 10 input samples on each side: 64 down-steps is far more than enough for any rate pair.
 MARGIN_STEPS = 64
-
-
-def _mono(p: Path, data: np.ndarray, start: int, policy: MultichannelPolicy) -> np.ndarray:
-    bad = ~np.isfinite(data)
-    if bad.any():
-        first = int(np.argwhere(bad)[0][0]) + start
-        raise AudioFileError(p, f"contains non-finite (NaN/inf) samples, first at frame {first}")
-    if data.shape[1] == 1:
-        return data[:, 0]
-    return data.mean(axis=1, dtype=np.float32)
-
-
-def _check_policies(p: Path, rate: int, channels: int, sample_rate: int, on_rate_mismatch: RateMismatchPolicy,
-                    on_multichannel: MultichannelPolicy) -> None:
-    if channels > 1:
-        if on_multichannel == "error":
-            raise AudioFileError(p, f"has {channels} channels; expected mono (use on_multichannel='downmix' "
-                                    "to average them)")
-        if on_multichannel != "downmix":
-            raise ValueError(f"on_multichannel must be 'error' or 'downmix', got {on_multichannel!r}")
-        warnings.warn(f"{p}: downmixing {channels} channels to mono by averaging", stacklevel=3)
-    if rate != sample_rate:
-        if on_rate_mismatch == "error":
-            raise AudioFileError(p, f"sample rate is {rate} Hz; expected {sample_rate} Hz (use "
-                                    "on_rate_mismatch='resample' to convert)")
-        if on_rate_mismatch != "resample":
-            raise ValueError(f"on_rate_mismatch must be 'error' or 'resample', got {on_rate_mismatch!r}")
-        warnings.warn(f"{p}: resampling from {rate} Hz to {sample_rate} Hz", stacklevel=3)
 
 
 def stream_audio(path: str | os.PathLike[str], sample_rate: int, block: int, *,
@@ -80,21 +54,21 @@ def stream_audio(path: str | os.PathLike[str], sample_rate: int, block: int, *,
         raise ValueError(f"block must be >= 1 sample, got {block}")
     rate, channels, frames = audio_info(path)
     p = Path(path)
-    _check_policies(p, rate, channels, sample_rate, on_rate_mismatch, on_multichannel)
+    check_conversion(p, rate, channels, sample_rate, on_rate_mismatch, on_multichannel)
     try:
         if rate == sample_rate:
             start = 0
             for data in sf.blocks(str(p), blocksize=block, dtype="float32", always_2d=True):
-                yield np.ascontiguousarray(_mono(p, data, start, on_multichannel), dtype=np.float32)
+                check_finite(p, data, start)
+                yield np.ascontiguousarray(downmix(data), dtype=np.float32)
                 start += data.shape[0]
             return
-        yield from _resampled_blocks(p, rate, frames, sample_rate, block, on_multichannel)
+        yield from _resampled_blocks(p, rate, frames, sample_rate, block)
     except _DECODE_ERRORS as exc:
         raise AudioFileError(p, f"unreadable or corrupt audio file ({exc})") from exc
 
 
-def _resampled_blocks(p: Path, rate: int, frames: int, sample_rate: int, block: int,
-                      policy: MultichannelPolicy) -> Iterator[np.ndarray]:
+def _resampled_blocks(p: Path, rate: int, frames: int, sample_rate: int, block: int) -> Iterator[np.ndarray]:
     g = math.gcd(rate, sample_rate)
     up, down = sample_rate // g, rate // g
     total = math.ceil(frames * up / down)
@@ -109,7 +83,8 @@ def _resampled_blocks(p: Path, rate: int, frames: int, sample_rate: int, block: 
             hi = min(frames, in_start + step // up * down + margin)
             fh.seek(lo)
             data = fh.read(hi - lo, dtype="float32", always_2d=True)
-            mono = _mono(p, data, lo, policy).astype(np.float64)
+            check_finite(p, data, lo)
+            mono = downmix(data).astype(np.float64)
             out = resample_poly(mono, up, down)
             offset = (in_start - lo) // down * up
             piece = out[offset: offset + min(step, total - out_start)].astype(np.float32)
