@@ -24,7 +24,7 @@ from duotok.config import Params, as_params
 from duotok.data.targets import MultiTaskCollate
 from duotok.errors import CheckpointError
 from duotok.io.checkpoint import config_from_dict
-from duotok.models.dualtrack import DualTrackConfig, DualTrackModel
+from duotok.models.dualtrack import DualTrackConfig, DualTrackModel, stack_tracks
 from duotok.models.multitask import MultiTaskModel
 from duotok.paths import resolve
 from duotok.text import CharVocab
@@ -97,8 +97,6 @@ def run(params: Params | str | None = None, out_dir: str | Path | None = None, d
 
 def init_codebooks_from_crops(model: DualTrackModel, data: Any, collate: Any, items: int, seed: int) -> dict[str, int]:
     """``codebook_init: data``: fit each branch's codebook to ``items`` seeded training crops (both tracks)."""
-    from duotok.models.dualtrack import stack_tracks
-
     if items < 1:
         raise ValueError(f"quantize.data.init_items must be >= 1, got {items}")
     g = torch.Generator().manual_seed(seed)
