@@ -23,7 +23,14 @@
 # * **mel** — reconstruct the (normalised) log-mel at 100 Hz;
 # * **chroma** — 12 pitch classes per frame, from the score notes;
 # * **masks** — STFT ratio masks of the four stems (vocals, drums, bass, other), evaluated by
-#   applying them to the mixture.
+#   applying them to the mixture. With `finetune.model.mask_spectrum: true` the mask head also reads
+#   the mixture's own magnitude spectrum at 100 Hz: the 25 Hz features say *which source* a partial
+#   belongs to, the spectrum says *where* the partials lie in the 513 frequency bins — which 25 Hz
+#   features alone can only guess (a deviation from the paper, whose mask head is not described).
+#
+# The CTC loss of a crop **without lyrics** (an empty target: blank in every frame) is divided by its
+# frames, not by its zero characters: torch's `"mean"` divides it by max(0, 1) = 1, which let one
+# instrumental window outweigh a batch of sung ones and taught the head that blank is always safe.
 #
 # The **Gaussian replacement noise** replaces a random fraction of bottleneck frames (training only)
 # by N(0, σ²) vectors, so the upper blocks learn to cope with damaged bottleneck frames — the

@@ -68,6 +68,17 @@ def _lyrics_pairs(vocab: CharVocab, log_probs: torch.Tensor, token_mask: torch.T
     return refs, hyps
 
 
+def first_sung_crop(data: Dataset, collate: MultiTaskCollate) -> tuple[int, dict[str, Any]] | None:
+    """The first crop of ``data`` whose window has sung text, as ``(index, one-item batch)`` made by
+    ``collate`` (its ``lyrics_text``: what is sung), or ``None`` when no crop has any: the notebooks'
+    "sung / heard" example."""
+    for i in range(len(data)):
+        batch = collate([data[i]])
+        if bool(batch["has_lyrics"][0]) and collate.vocab.normalize(batch["lyrics_text"][0]):
+            return i, batch
+    return None
+
+
 @torch.no_grad()
 def multitask_metrics(model: MultiTaskModel, data: Dataset, batch_size: int = 8, sdr_items: int = 8,
                       oracle: bool = True, max_batches: int | None = None, progress: bool = False,

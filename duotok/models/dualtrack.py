@@ -55,10 +55,13 @@ class DualTrackConfig:
     mel: MelConfig = field(default_factory=MelConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     bottleneck_dim: int = 64
+    bottleneck_norm: str = "none"   # stage 2's (finetune.model.bottleneck_norm): layer | none
     codebook_sizes: tuple[int, int] = (1024, 1024)
     beta: float = 0.25
     quantizer_seed: int = 0
     codebook_init: str = "random"   # random: SimVQ's own start; data: mean/covariance of the inputs (init_codebooks)
+    codebook_lookup: str = "l2"     # l2 (SimVQ as published) | cosine: directions in a whitened space (issue 17)
+    codebook_shrinkage: float = 0.0  # data start: covariance blended with its isotropic part (1 = no whitening)
     heads: DualHeadsConfig = field(default_factory=DualHeadsConfig)
     vocab_size: int = len(CharVocab())
 
@@ -90,7 +93,8 @@ class DualTrackModel(nn.Module, PretrainedMixin):
         self.encoder = DuoEncoder(config.encoder)
         self.encoder.freeze_lower()
         self.quantizer = DualCodebookQuantizer(dim, config.bottleneck_dim, config.codebook_sizes, beta=config.beta,
-                                               seed=config.quantizer_seed)
+                                               seed=config.quantizer_seed, norm=config.bottleneck_norm,
+                                               lookup=config.codebook_lookup)
         self.heads = build_heads(tuple(n for n in ("lyrics", "mel", "chroma") if getattr(config.heads, n)), dim,
                                  n_mels=config.mel.n_mels, vocab_size=config.vocab_size,
                                  factor=config.encoder.downsample)
@@ -102,6 +106,9 @@ class DualTrackModel(nn.Module, PretrainedMixin):
         quantize exactly what the stage-2 upper blocks learned to read)."""
         if stage2.config.encoder != config.encoder or stage2.config.mel != config.mel:
             raise ValueError("stage-3 encoder/mel config differs from the stage-2 checkpoint's")
+        if stage2.config.bottleneck_norm != config.bottleneck_norm:
+            raise ValueError(f"bottleneck_norm {config.bottleneck_norm!r} differs from stage 2's "
+                             f"{stage2.config.bottleneck_norm!r}")
         if stage2.config.bottleneck_dim != config.bottleneck_dim:
             raise ValueError(f"bottleneck_dim {config.bottleneck_dim} differs from stage 2's "
                              f"{stage2.config.bottleneck_dim}")
@@ -137,7 +144,7 @@ class DualTrackModel(nn.Module, PretrainedMixin):
         for names, selected in groups:
             rows = selected & token_mask
             branch = branches[TRACKS.index(names[0])]
-            branch.vq.init_from_data(branch.proj_in(lower[rows]))
+            branch.vq.init_from_data(branch.project(lower[rows]), shrinkage=self.config.codebook_shrinkage)
             fitted.update({name: int(rows.sum()) for name in names})
         return fitted
 

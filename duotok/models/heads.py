@@ -135,19 +135,41 @@ def mel_l1_loss(
 class MaskHead(nn.Module):
     """Features ``(B, T25, dim)`` → ratio masks ``(B, S, F, T25 * factor)``, softmax over sources so
     they sum to one in every bin — like :func:`duotok.audio.masks.ratio_masks`, whose oracle masks
-    are the natural targets, and so the separated stems always add back up to the mixture."""
+    are the natural targets, and so the separated stems always add back up to the mixture.
+
+    ``spectrum=True`` (issue 17) also reads the mixture's own magnitude spectrum ``(B, F, T100)``:
+    the 25 Hz features are upsampled to ``hidden`` channels and, frame by frame, joined with the
+    per-frame standardised log-magnitude before a two-layer MLP predicts the masks. Why: from 25 Hz
+    features alone a mask must guess where each harmonic lies in 513 bins; the mixture spectrum
+    gives it that resolution, and the features say which source a partial belongs to."""
 
     def __init__(
-        self, dim: int, n_sources: int = 4, n_freq: int = 513, factor: int = 4, hidden: int | None = None
+        self, dim: int, n_sources: int = 4, n_freq: int = 513, factor: int = 4, hidden: int | None = None,
+        spectrum: bool = False,
     ):
         super().__init__()
         self.n_sources = n_sources
         self.n_freq = n_freq
-        self.up = ConvUpsample(dim, n_sources * n_freq, factor=factor, hidden=hidden)
+        self.spectrum = spectrum
+        if spectrum:
+            hidden = hidden or 2 * dim
+            self.up = ConvUpsample(dim, dim, factor=factor)
+            self.mlp = nn.Sequential(nn.Linear(dim + n_freq, hidden), nn.GELU(), nn.Linear(hidden, n_sources * n_freq))
+        else:
+            self.up = ConvUpsample(dim, n_sources * n_freq, factor=factor, hidden=hidden)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.up(x)  # (B, T100, S * F)
+    def forward(self, x: torch.Tensor, mixture_mag: torch.Tensor | None = None) -> torch.Tensor:
+        logits = self.up(x)  # (B, T100, S * F), or (B, T100, dim) with the spectrum
         batch, frames = logits.shape[:2]
+        if self.spectrum:
+            if mixture_mag is None or mixture_mag.shape[:2] != (batch, self.n_freq):
+                raise ValueError(f"this mask head reads the mixture magnitude (B, {self.n_freq}, T); got "
+                                 f"{None if mixture_mag is None else tuple(mixture_mag.shape)}")
+            spec = mixture_mag.float().clamp_min(1e-5).log().transpose(1, 2)[:, :frames]  # (B, T, F)
+            spec = F.layer_norm(spec, (self.n_freq,))
+            if spec.shape[1] < frames:  # the heads' 4 * T25 frames may exceed the STFT's by up to 3
+                spec = F.pad(spec, (0, 0, 0, frames - spec.shape[1]))
+            logits = self.mlp(torch.cat([logits, spec.to(logits.dtype)], dim=-1))
         logits = logits.view(batch, frames, self.n_sources, self.n_freq).float()
         return logits.softmax(dim=2).permute(0, 2, 3, 1)  # (B, S, F, T100)
 
@@ -216,27 +238,36 @@ def ctc_loss(
     """CTC loss for batch-first log-probs ``(B, T, V)``; targets padded ``(B, S)`` or concatenated
     ``(sum S,)`` as :func:`torch.nn.functional.ctc_loss` accepts. ``zero_infinity`` because a window
     can hold more characters than frames (infeasible alignment): such items then add no gradient
-    instead of an infinite loss."""
-    return F.ctc_loss(
+    instead of an infinite loss.
+
+    Each item's loss is divided by its number of characters (as torch's ``"mean"``) — except a
+    window with no lyrics (an empty target: blank in every frame), whose loss is divided by its
+    number of frames. torch's ``"mean"`` divides it by ``max(0, 1)`` instead, so one empty window
+    outweighs a whole batch of sung ones and teaches the head that blank is always safe (issue 17).
+    """
+    losses = F.ctc_loss(
         log_probs.float().transpose(0, 1),
         targets.long(),
         frame_lengths.long(),
         target_lengths.long(),
         blank=blank,
-        reduction="mean",
+        reduction="none",
         zero_infinity=True,
     )
+    target_lengths = target_lengths.to(losses.device)
+    per = torch.where(target_lengths > 0, target_lengths, frame_lengths.to(losses.device)).clamp_min(1)
+    return (losses / per.to(losses.dtype)).mean()
 
 
 def build_heads(names: tuple[str, ...], dim: int, *, n_mels: int, vocab_size: int, factor: int,
-                n_sources: int = 4, n_freq: int = 513) -> nn.ModuleDict:
+                n_sources: int = 4, n_freq: int = 513, mask_spectrum: bool = False) -> nn.ModuleDict:
     """The heads named in ``names`` (any of lyrics, mel, chroma, mask), in that order; stages 2 and 3
     build theirs here so a stage-3 head has exactly the shape of its stage-2 namesake."""
     makers = {
         "lyrics": lambda: LyricsHead(dim, vocab_size),
         "mel": lambda: MelHead(dim, n_mels, factor=factor),
         "chroma": lambda: ChromaHead(dim, factor=factor),
-        "mask": lambda: MaskHead(dim, n_sources, n_freq, factor=factor),
+        "mask": lambda: MaskHead(dim, n_sources, n_freq, factor=factor, spectrum=mask_spectrum),
     }
     unknown = set(names) - set(makers)
     if unknown:

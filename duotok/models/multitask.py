@@ -35,6 +35,7 @@ from duotok.models.heads import (
     weighted_total,
 )
 from duotok.models.noise import BottleneckNoise
+from duotok.quantization.dual import bottleneck_norm
 from duotok.text import CharVocab
 
 HEADS = ("lyrics", "mel", "chroma", "mask")
@@ -66,6 +67,8 @@ class MultiTaskConfig:
     mel: MelConfig = field(default_factory=MelConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     bottleneck_dim: int = 64
+    bottleneck_norm: str = "none"   # layer: per-frame standardisation after proj_in (issue 17) | none
+    mask_spectrum: bool = False     # the mask head also reads the mixture's magnitude spectrum (issue 17)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     heads: HeadsConfig = field(default_factory=HeadsConfig)
     vocab_size: int = len(CharVocab())
@@ -83,12 +86,13 @@ class MultiTaskModel(nn.Module, PretrainedMixin):
         self.logmel = LogMel(**vars(config.mel))
         self.encoder = DuoEncoder(config.encoder)
         self.proj_in = nn.Linear(dim, config.bottleneck_dim)
+        self.bottleneck_norm = bottleneck_norm(config.bottleneck_norm, config.bottleneck_dim)
         self.noise = BottleneckNoise(config.noise.mode, config.noise.prob, config.noise.std)
         self.proj_out = nn.Linear(config.bottleneck_dim, dim)
         self.heads = build_heads(tuple(n for n in HEADS if getattr(config.heads, n)), dim,
                                  n_mels=config.mel.n_mels, vocab_size=config.vocab_size,
                                  factor=config.encoder.downsample, n_sources=config.n_sources,
-                                 n_freq=config.mel.n_fft // 2 + 1)
+                                 n_freq=config.mel.n_fft // 2 + 1, mask_spectrum=config.mask_spectrum)
 
     @classmethod
     def from_pretrain(cls, pretrained: BestRQModel, config: MultiTaskConfig) -> MultiTaskModel:
@@ -107,10 +111,10 @@ class MultiTaskModel(nn.Module, PretrainedMixin):
         return frame_mask_from_lengths(lengths, n_frames, self.config.mel.hop_length)
 
     def bottleneck_features(self, mel: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
-        """Lower encoder → proj_in: the (B, T25, bottleneck_dim) features stage 3 quantizes."""
+        """Lower encoder → proj_in (→ normalisation): the (B, T25, bottleneck_dim) features stage 3 quantizes."""
         token_mask = self.encoder.downsample_mask(frame_mask)
         x = self.encoder.forward_lower(self.encoder.embed(mel, frame_mask), token_mask)
-        return self.proj_in(x)
+        return self.bottleneck_norm(self.proj_in(x))
 
     def decode_bottleneck(self, z: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
         """proj_out → upper encoder: what the heads read."""
@@ -133,8 +137,17 @@ class MultiTaskModel(nn.Module, PretrainedMixin):
         z = self.bottleneck_features(mel, frame_mask)
         z, noised = self.noise(z, token_mask)
         h = self.decode_bottleneck(z, token_mask)
-        return {"outputs": {name: head(h) for name, head in self.heads.items() if heads is None or name in heads},
-                "mel": mel, "frame_mask": frame_mask, "token_mask": token_mask, "noised": noised}
+        wanted = [name for name in self.heads if heads is None or name in heads]
+        mixture_mag = self.mixture_magnitude(mixture) if "mask" in wanted else None
+        outputs = {name: self.heads[name](h, mixture_mag) if name == "mask" and self.config.mask_spectrum
+                   else self.heads[name](h) for name in wanted}
+        return {"outputs": outputs, "mel": mel, "frame_mask": frame_mask, "token_mask": token_mask,
+                "noised": noised, "mixture_mag": mixture_mag}
+
+    def mixture_magnitude(self, mixture: torch.Tensor) -> torch.Tensor:
+        """``|STFT|`` ``(B, F, T100)`` of the mixture on the mask head's grid."""
+        m = self.config.mel
+        return stft(mixture, m.n_fft, m.hop_length, m.win_length).abs()
 
     def forward(self, mixture: torch.Tensor, length: torch.Tensor, stems: torch.Tensor | None = None,
                 chroma: torch.Tensor | None = None, lyrics: torch.Tensor | None = None,
@@ -142,15 +155,15 @@ class MultiTaskModel(nn.Module, PretrainedMixin):
                 ) -> tuple[torch.Tensor, dict[str, float]]:
         run = self.infer(mixture, length)
         outputs, mel, frame_mask = run["outputs"], run["mel"], run["frame_mask"]
-        losses = self.losses(outputs, mel, frame_mask, run["token_mask"], mixture, stems, chroma, lyrics,
-                             lyrics_lengths, has_lyrics)
+        losses = self.losses(outputs, mel, frame_mask, run["token_mask"], run["mixture_mag"], stems, chroma,
+                             lyrics, lyrics_lengths, has_lyrics)
         total, metrics = weighted_total(losses, self.config.heads)
         metrics["noised_fraction"] = float(run["noised"].float().mean())
         if "chroma" in outputs and chroma is not None:
             metrics.update({f"chroma_{k}": v for k, v in chroma_metrics(outputs["chroma"], chroma, frame_mask).items()})
         return total, metrics
 
-    def losses(self, outputs, mel, frame_mask, token_mask, mixture, stems, chroma, lyrics, lyrics_lengths,
+    def losses(self, outputs, mel, frame_mask, token_mask, mix_mag, stems, chroma, lyrics, lyrics_lengths,
                has_lyrics) -> dict[str, torch.Tensor]:
         losses: dict[str, torch.Tensor] = {}
         if "mel" in outputs:
@@ -160,7 +173,6 @@ class MultiTaskModel(nn.Module, PretrainedMixin):
             losses["chroma"] = chroma_loss(outputs["chroma"], chroma, frame_mask)
         if "mask" in outputs and stems is not None:
             m = self.config.mel
-            mix_mag = stft(mixture, m.n_fft, m.hop_length, m.win_length).abs()
             stem_mags = stft(stems, m.n_fft, m.hop_length, m.win_length).abs()
             losses["mask"] = mask_loss(outputs["mask"], mix_mag, stem_mags, frame_mask)
         if "lyrics" in outputs and lyrics is not None and has_lyrics is not None and bool(has_lyrics.any()):

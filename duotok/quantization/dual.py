@@ -22,19 +22,37 @@ from duotok.quantization.simvq import SimVQ
 TRACKS = ("vocal", "accompaniment")
 
 
-class CodebookBranch(nn.Module):
-    """One track's path: down-projection, SimVQ, up-projection."""
+def bottleneck_norm(kind: str, dim: int) -> nn.Module:
+    """The normalisation after a bottleneck's down-projection: ``"layer"`` (per-frame standardisation,
+    no learned scale or offset) or ``"none"``. Why: stage 2 replaces bottleneck frames with N(0, 1)
+    noise and stage 3 puts a codebook there; both assume features on a known unit scale, which an
+    unnormalised projection does not keep (issue 17: RMS 1.8, mostly a shared offset)."""
+    if kind == "layer":
+        return nn.LayerNorm(dim, elementwise_affine=False)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"bottleneck_norm must be 'layer' or 'none', got {kind!r}")
 
-    def __init__(self, dim: int, bottleneck_dim: int, codebook_size: int, beta: float, seed: int):
+
+class CodebookBranch(nn.Module):
+    """One track's path: down-projection (and the stage-2 bottleneck normalisation), SimVQ, up-projection."""
+
+    def __init__(self, dim: int, bottleneck_dim: int, codebook_size: int, beta: float, seed: int,
+                 norm: str = "none", lookup: str = "l2"):
         super().__init__()
         self.proj_in = nn.Linear(dim, bottleneck_dim)
-        self.vq = SimVQ(bottleneck_dim, codebook_size, beta=beta, seed=seed)
+        self.norm = bottleneck_norm(norm, bottleneck_dim)
+        self.vq = SimVQ(bottleneck_dim, codebook_size, beta=beta, seed=seed, lookup=lookup)
         self.proj_out = nn.Linear(bottleneck_dim, dim)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder features ``(…, dim)`` → what the codebook quantizes ``(…, bottleneck_dim)``."""
+        return self.norm(self.proj_in(x))
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, QuantizedResult]:
-        result = self.vq(self.proj_in(x), mask)
+        result = self.vq(self.project(x), mask)
         return self.proj_out(result.quantized), result
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
@@ -63,6 +81,8 @@ class DualCodebookQuantizer(nn.Module):
         codebook_sizes: Sequence[int] = (32768, 32768),
         beta: float = 0.25,
         seed: int = 0,
+        norm: str = "none",
+        lookup: str = "l2",
     ):
         super().__init__()
         if len(codebook_sizes) != len(TRACKS):
@@ -72,7 +92,7 @@ class DualCodebookQuantizer(nn.Module):
         self.codebook_sizes = tuple(int(v) for v in codebook_sizes)
         # Distinct seeds: two identical frozen bases would make the codebooks start as copies.
         self.branches = nn.ModuleList(
-            CodebookBranch(dim, bottleneck_dim, size, beta, seed + k)
+            CodebookBranch(dim, bottleneck_dim, size, beta, seed + k, norm, lookup)
             for k, size in enumerate(self.codebook_sizes)
         )
 

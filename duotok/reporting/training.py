@@ -1,6 +1,7 @@
 """Plots of the three training-stage notebooks: learning curves, a feature PCA, head outputs against
-their targets, separation masks, code-usage histograms and token rasters — and the copy of each
-stage's CSV logs into ``reports/curves/``."""
+their targets, separation masks, code-usage histograms, codebook usage over steps of several runs
+(the codebook collapse) and token rasters — and the copy of each stage's CSV logs into
+``reports/curves/``."""
 
 from __future__ import annotations
 
@@ -45,6 +46,27 @@ def plot_curves(train: pd.DataFrame, valid: pd.DataFrame | None, columns: Sequen
     axes[0][0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_usage_over_steps(runs: Mapping[str, pd.DataFrame], tracks: Sequence[str] = ("vocal", "accompaniment"),
+                          ) -> plt.Figure:
+    """One panel per track: the fraction of its codebook used on the training batch (``<track>/usage``
+    of ``train_log.csv``) against step, one line per labelled run; a run without that column is skipped."""
+    fig, axes = plt.subplots(1, len(tracks), figsize=(5 * len(tracks), 3.0), squeeze=False)
+    for ax, track in zip(axes[0], tracks, strict=True):
+        column = f"{track}/usage"
+        for label, log in runs.items():
+            if column in log and "step" in log:
+                ax.plot(log["step"], log[column], "o-", ms=3, label=label)
+        ax.set_title(f"{track} codebook", fontsize=10)
+        ax.set_xlabel("step")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("codebook usage (fraction)")
     fig.tight_layout()
     return fig
 

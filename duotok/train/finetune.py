@@ -17,6 +17,7 @@ import torch
 
 from duotok.config import Params, as_params
 from duotok.data import SOURCES
+from duotok.data.submix import SubmixCollate
 from duotok.data.targets import MultiTaskCollate
 from duotok.errors import CheckpointError
 from duotok.io.checkpoint import config_from_dict
@@ -69,7 +70,8 @@ def run(params: Params | str | None = None, out_dir: str | Path | None = None, d
             raise CheckpointError(init_dir, "no stage-1 checkpoint here: run `duotok train pretrain` first, "
                                             "point --init at one, or pass --from-scratch")
         model = MultiTaskModel.from_pretrain(BestRQModel.from_pretrained(init_dir), model_cfg)
-    collate = MultiTaskCollate(CharVocab(), model_cfg.mel.sample_rate, model_cfg.mel.hop_length)
+    collate = SubmixCollate(MultiTaskCollate(CharVocab(), model_cfg.mel.sample_rate, model_cfg.mel.hop_length),
+                            float(data_cfg.get("submix_prob", 0.0)), train_cfg.seed)
     trainer = Trainer(model, finetune_loss, train, train_cfg, out, valid_data=valid, collate_fn=collate,
                       device=device)
     result = trainer.fit(resume=resume)

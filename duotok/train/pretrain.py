@@ -16,6 +16,7 @@ import torch
 
 from duotok.config import Params, as_params
 from duotok.data import StemCropDataset, collate_stems
+from duotok.data.submix import SubmixCollate
 from duotok.io.checkpoint import config_from_dict
 from duotok.models.bestrq import BestRQConfig, BestRQModel
 from duotok.models.encoder import mel_statistics
@@ -71,7 +72,8 @@ def run(params: Params | str | None = None, out_dir: str | Path | None = None, d
         stats_data = StemCropDataset(root, "train", float(data_cfg["segment_seconds"]), sr, crops_per_song=1,
                                      seed=train_cfg.seed, random=False)
         fit_normalization(model, stats_data, int(data_cfg["normalization_items"]))
-    trainer = Trainer(model, pretrain_loss, train, train_cfg, out, valid_data=valid, collate_fn=collate_stems,
+    collate = SubmixCollate(collate_stems, float(data_cfg.get("submix_prob", 0.0)), train_cfg.seed)
+    trainer = Trainer(model, pretrain_loss, train, train_cfg, out, valid_data=valid, collate_fn=collate,
                       device=device)
     result = trainer.fit(resume=resume)
     write_result("pretrain", params, out, trainer, result, model_cfg, train_cfg)

@@ -37,9 +37,11 @@ def build_config(params: Params | str | None = None) -> tuple[DualTrackConfig, T
     params = as_params(params)
     mel = mel_settings(params)
     encoder = {"n_mels": mel["n_mels"], **params.section("pretrain")["model"]}
-    bottleneck = params.section("finetune")["model"]["bottleneck_dim"]
+    stage2 = params.section("finetune")["model"]
     p = params.section("quantize")
-    model = config_from_dict(DualTrackConfig, {"mel": mel, "encoder": encoder, "bottleneck_dim": bottleneck,
+    model = config_from_dict(DualTrackConfig, {"mel": mel, "encoder": encoder,
+                                               "bottleneck_dim": stage2["bottleneck_dim"],
+                                               "bottleneck_norm": stage2.get("bottleneck_norm", "none"),
                                                "vocab_size": len(CharVocab()), **p["model"]})
     return model, TrainConfig.from_dict(p["train"]), p["data"]
 

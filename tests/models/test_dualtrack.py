@@ -79,3 +79,25 @@ def test_frozen_state_survives_save_and_load(tmp_path):
     loaded = DualTrackModel.from_pretrained(tmp_path / "m")
     assert not any(p.requires_grad for p in loaded.encoder.lower.parameters())
     assert loaded.quantizer.codebook_fingerprints() == m.quantizer.codebook_fingerprints()
+
+
+def test_a_normalised_bottleneck_is_normalised_the_same_way_in_both_stages():
+    """bottleneck_norm: layer standardises each frame after proj_in in stage 2; stage 3's branches
+    apply the same, so its codebooks start on exactly the features stage 2's upper blocks read."""
+    torch.manual_seed(0)
+    s2 = MultiTaskModel(MultiTaskConfig(encoder=ENC, bottleneck_dim=8, bottleneck_norm="layer"))
+    m = DualTrackModel.from_finetune(s2, DualTrackConfig(encoder=ENC, bottleneck_dim=8, bottleneck_norm="layer",
+                                                         codebook_sizes=(64, 32)))
+    audio = torch.randn(2, 16000) * 0.1
+    s2.eval()
+    with torch.no_grad():
+        mel = s2.logmel(audio)
+        mask = s2.frame_mask(torch.tensor([16000, 16000]), mel.shape[-1])
+        z = s2.bottleneck_features(mel, mask)
+        lower = m.encoder.forward_lower(m.encoder.embed(mel, mask), m.encoder.downsample_mask(mask))
+        for branch in m.quantizer.branches:
+            assert torch.allclose(branch.project(lower), z, atol=1e-5)
+    assert torch.allclose(z.mean(-1), torch.zeros(()), atol=1e-5)
+    assert torch.allclose(z.pow(2).mean(-1), torch.ones(()), atol=1e-3)
+    with pytest.raises(ValueError, match="bottleneck_norm"):
+        DualTrackModel.from_finetune(s2, DualTrackConfig(encoder=ENC, bottleneck_dim=8))

@@ -108,3 +108,84 @@ def test_ctc_loss_is_finite_and_decreases():
     # An infeasible alignment (more characters than frames) gives zero, not inf.
     impossible = ctc_loss(head(x[:, :2]), torch.tensor([2, 2]), targets, torch.tensor([3, 3]))
     assert torch.isfinite(impossible)
+
+
+def test_an_empty_lyrics_window_is_normalised_per_frame_not_per_character():
+    """Issue 17: torch's "mean" divides an empty target's all-blank loss by max(0, 1), so one window
+    without lyrics weighed as much as 250 characters. Here it is a per-frame mean, like a sung
+    window's per-character one — and still finite and pulling toward blank."""
+    vocab = 5
+    log_probs = torch.randn(2, 40, vocab).log_softmax(-1)
+    frames = torch.tensor([40, 40])
+    targets = torch.tensor([[1, 2, 3], [0, 0, 0]])
+    lengths = torch.tensor([3, 0])
+    both = ctc_loss(log_probs, frames, targets, lengths)
+    sung = ctc_loss(log_probs[:1], frames[:1], targets[:1], lengths[:1])
+    empty_sum = -log_probs[1, :, 0].sum()            # an all-blank path: the only alignment of ""
+    assert both.item() == pytest.approx((sung.item() + empty_sum.item() / 40) / 2, rel=1e-5)
+    assert ctc_loss(log_probs[1:], frames[1:], targets[1:], lengths[1:]).item() == pytest.approx(
+        empty_sum.item() / 40, rel=1e-5)
+
+
+def test_a_ctc_head_learns_to_emit_on_a_toy_alignment_task():
+    """The lyrics head must leave the all-blank solution: frames carry one-hot "phones" held for
+    several frames with silent gaps (like sung syllables); after training, greedy decoding of
+    held-out sequences recovers most characters."""
+    from duotok.text import CharVocab, character_error_rate
+
+    g = torch.Generator().manual_seed(0)
+    vocab = CharVocab()
+    letters = "aeiou"
+
+    def example():
+        n = int(torch.randint(2, 5, (1,), generator=g))
+        chars = [int(torch.randint(0, 5, (1,), generator=g)) for _ in range(n)]
+        x = [torch.zeros(int(torch.randint(1, 4, (1,), generator=g)), DIM)]
+        for c in chars:
+            frame = torch.zeros(DIM)
+            frame[c] = 1.0
+            x += [frame.repeat(int(torch.randint(3, 7, (1,), generator=g)), 1),
+                  torch.zeros(int(torch.randint(1, 4, (1,), generator=g)), DIM)]
+        x = torch.cat(x)
+        return x + 0.1 * torch.randn(x.shape, generator=g), "".join(letters[c] for c in chars)
+
+    class Context(torch.nn.Module):  # a little temporal context, as the encoder gives the real head
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv1d(DIM, 2 * DIM, kernel_size=5, padding=2)
+
+        def forward(self, x):
+            return torch.nn.functional.gelu(self.conv(x.transpose(1, 2))).transpose(1, 2)
+
+    head = Context()
+    lyrics = LyricsHead(2 * DIM, len(CharVocab()))
+    params = list(head.parameters()) + list(lyrics.parameters())
+    opt = torch.optim.Adam(params, lr=0.02)
+    for _ in range(400):
+        xs, texts = zip(*(example() for _ in range(8)), strict=True)
+        frames = torch.tensor([len(x) for x in xs])
+        x = torch.nn.utils.rnn.pad_sequence(list(xs), batch_first=True)
+        targets, lengths = vocab.encode_batch(list(texts))
+        loss = ctc_loss(lyrics(head(x)), frames, targets, lengths)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    xs, texts = zip(*(example() for _ in range(16)), strict=True)
+    with torch.no_grad():
+        hyps = [vocab.greedy_ctc_decode(lyrics(head(x[None])))[0] for x in xs]
+    assert sum(map(bool, hyps)) >= 14, f"the head still emits (mostly) blanks: {hyps}"
+    assert character_error_rate(list(texts), hyps) < 0.2
+
+
+def test_a_spectrum_mask_head_reads_the_mixture_and_still_sums_to_one():
+    head = MaskHead(DIM, n_sources=3, n_freq=9, spectrum=True)
+    x = torch.randn(2, 5, DIM)
+    mag = torch.rand(2, 9, 18)                    # the STFT may have fewer frames than 4 x 5 = 20
+    masks = head(x, mag)
+    assert masks.shape == (2, 3, 9, 20)
+    assert torch.allclose(masks.sum(dim=1), torch.ones(2, 9, 20), atol=1e-5)
+    other = head(x, mag.flip(1))
+    assert not torch.allclose(masks, other), "the masks depend on the mixture spectrum"
+    assert torch.allclose(head(x, 3.0 * mag), masks, atol=1e-4), "and not on its overall level"
+    with pytest.raises(ValueError, match="mixture magnitude"):
+        head(x)

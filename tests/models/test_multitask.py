@@ -89,3 +89,16 @@ def test_infer_can_compute_only_the_heads_asked_for():
     assert torch.equal(only["outputs"]["mask"], full["outputs"]["mask"])
     with pytest.raises(ValueError, match="unknown heads"):
         model.infer(b["mixture"], b["length"], heads=("drums",))
+
+
+def test_a_spectrum_mask_head_trains_inside_the_model_and_separates_in_eval():
+    model = MultiTaskModel(MultiTaskConfig(encoder=ENC, bottleneck_dim=8, mask_spectrum=True,
+                                           bottleneck_norm="layer"))
+    loss, metrics = model(**batch())
+    assert torch.isfinite(loss) and "mask_loss" in metrics
+    loss.backward()
+    assert model.heads["mask"].mlp[0].weight.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        out = model.infer(batch()["mixture"], heads=("mask",))
+    assert set(out["outputs"]) == {"mask"} and out["outputs"]["mask"].shape[:3] == (2, 4, 513)
