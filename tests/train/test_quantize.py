@@ -54,18 +54,27 @@ def test_the_runner_bundles_the_tokenizer(tmp_path, make_duosynth):
 
 
 def test_codebook_init_data_starts_each_codebook_on_its_track(tmp_path, make_duosynth):
-    """codebook_init: data fits each branch to its own track's inputs before step 1 (the cure issue 17
-    measures); the default keeps SimVQ's random start."""
+    """codebook_init: data (the default since issue 17) fits each branch to its own track's inputs
+    before step 1: with the cosine lookup its fixed standardisation (the shift is the track's mean),
+    with the L2 lookup the bias; codebook_init: random keeps SimVQ's own start."""
     from duotok.config import Params
 
     root = make_duosynth(tmp_path / "data", SONGS)
     finetune.run("smoke", out_dir=tmp_path / "ft", data_dir=root, steps=1, from_scratch=True)
-    params = Params.load("smoke").with_overrides({"quantize": {"model": {"codebook_init": "data"}}})
-    model_cfg, _, _ = quantize.build_config(params)
-    assert model_cfg.codebook_init == "data" and quantize.build_config("smoke")[0].codebook_init == "random"
-    quantize.run(params, out_dir=tmp_path / "q", data_dir=root, init=tmp_path / "ft" / "model", steps=0)
+    default_cfg = quantize.build_config("smoke")[0]
+    assert default_cfg.codebook_init == "data" and default_cfg.codebook_lookup == "cosine"
+    random_cfg = quantize.build_config(Params.load("smoke").with_overrides(
+        {"quantize": {"model": {"codebook_init": "random"}}}))[0]
+    assert random_cfg.codebook_init == "random"
+    stage2 = MultiTaskModel.from_pretrained(tmp_path / "ft" / "model")
+    quantize.run("smoke", out_dir=tmp_path / "q", data_dir=root, init=tmp_path / "ft" / "model", steps=0)
     stage3 = DualTrackModel.from_pretrained(tmp_path / "q" / "model")
-    fresh = DualTrackModel.from_finetune(MultiTaskModel.from_pretrained(tmp_path / "ft" / "model"), model_cfg)
+    s0, s1 = (br.vq.input_shift for br in stage3.quantizer.branches)
+    assert s0.abs().sum() > 0 and not torch.allclose(s0, s1), "each branch was fitted to its own track"
+    l2 = Params.load("smoke").with_overrides({"quantize": {"model": {"codebook_lookup": "l2"}}})
+    quantize.run(l2, out_dir=tmp_path / "q2", data_dir=root, init=tmp_path / "ft" / "model", steps=0)
+    stage3 = DualTrackModel.from_pretrained(tmp_path / "q2" / "model")
+    fresh = DualTrackModel.from_finetune(stage2, quantize.build_config(l2)[0])
     for a, b in zip(stage3.quantizer.branches, fresh.quantizer.branches, strict=True):
         assert not torch.allclose(a.vq.proj.bias, b.vq.proj.bias), "the bias moved to the data's mean"
     b0, b1 = (br.vq.proj.bias for br in stage3.quantizer.branches)
