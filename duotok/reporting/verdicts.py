@@ -28,7 +28,9 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
+from duotok.quantization.simvq import usage_statistics
 from duotok.reporting.claims import combined_spread
 
 __all__ = [
@@ -77,7 +79,7 @@ def _flat_codes(codes: Any, what: str = "codes") -> np.ndarray:
     """Integer token ids of ``codes`` as one flat int64 array. ``codes`` may be a numpy array, a CPU
     torch tensor, a flat list of ints, or a list of per-song arrays of different lengths (concatenated:
     the unigram distribution pools all frames)."""
-    if hasattr(codes, "detach"):  # torch tensor, without importing torch
+    if isinstance(codes, torch.Tensor):
         codes = codes.detach().cpu().numpy()
     if isinstance(codes, (list, tuple)) and codes and not all(np.isscalar(c) for c in codes):
         parts = [_flat_codes(c, f"{what}[{i}]") for i, c in enumerate(codes)]
@@ -117,12 +119,11 @@ def _counts(codes: Any, codebook_size: int | None, what: str = "codes") -> np.nd
 
 
 def _entropy_bits(counts: np.ndarray) -> float:
-    """Plug-in Shannon entropy (bits) of a count histogram; a constant stream gives exactly 0."""
-    counts = counts[counts > 0].astype(np.float64)
-    if counts.size <= 1:
-        return 0.0
-    p = counts / counts.sum()
-    return float(-(p * np.log2(p)).sum())
+    """Plug-in Shannon entropy (bits) of a count histogram: ``log2`` of the code perplexity of
+    :func:`duotok.quantization.simvq.usage_statistics`, the one definition the training monitor and
+    the stage metrics use too; a constant stream gives exactly 0."""
+    perplexity, _ = usage_statistics(torch.from_numpy(counts))
+    return math.log2(perplexity)
 
 
 def unigram_entropy_rate(codes: Any, frame_rate: float, codebook_size: int | None = None) -> float:
@@ -192,7 +193,8 @@ def codebook_usage(codes: Any, codebook_size: int) -> dict[str, float | int]:
     overstates what the tokens carry, beside :func:`unigram_entropy_rate`."""
     size = int(codebook_size)
     counts = _counts(codes, size)
-    entropy = _entropy_bits(counts)
+    perplexity, usage = usage_statistics(torch.from_numpy(counts))
+    entropy = math.log2(perplexity)
     max_entropy = math.log2(size)
     used = int((counts > 0).sum())
     return {
@@ -200,10 +202,10 @@ def codebook_usage(codes: Any, codebook_size: int) -> dict[str, float | int]:
         "codebook_size": size,
         "used": used,
         "dead": size - used,
-        "usage": used / size,
+        "usage": usage,
         "entropy_bits": entropy,
         "max_entropy_bits": max_entropy,
-        "perplexity": 2.0 ** entropy,
+        "perplexity": perplexity,
         "entropy_fraction": entropy / max_entropy if max_entropy > 0 else 1.0,
     }
 
