@@ -138,3 +138,87 @@ def test_bf16_autocast_keeps_spectral_maths_in_float32():
         loss, _ = model(sine(0.2))
         audio = model.decode(torch.randn(1, 8, 3))
     assert loss.dtype == torch.float32 and audio.dtype == torch.float32 and torch.isfinite(loss)
+
+
+# --------------------------------------------------------------------------- phase head and phase-aware losses
+
+
+def test_default_phase_head_builds_the_original_modules():
+    """``phase_head="angle"`` (the default) is the original decoder: the head is the one Linear of
+    2 x 513 outputs, and the loss weights do not change the modules or their initialisation."""
+    plain, weighted = tiny(), tiny(complex_weight=1.0, phase_weight=0.3, wave_weight=1.0)
+    a, b = plain.state_dict(), weighted.state_dict()
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+    assert a["decoder.head.weight"].shape == (2 * 257, 32) and a["decoder.head.bias"].shape == (2 * 257,)
+    unit = tiny(phase_head="unit").state_dict()
+    assert list(unit) == list(a) and unit["decoder.head.weight"].shape == (3 * 257, 32)
+    with pytest.raises(ValueError, match="phase_head"):
+        AutoencoderConfig(phase_head="wrapped")
+    with pytest.raises(ValueError, match="phase_weight"):
+        AutoencoderConfig(phase_weight=-1.0)
+    with pytest.raises(ValueError, match="complex_compression"):
+        AutoencoderConfig(complex_compression=0.0)
+
+
+def test_unit_phase_head_gives_unit_phase_factors():
+    model = tiny(phase_head="unit").eval()
+    latent = torch.randn(2, 8, 5)
+    with torch.no_grad():
+        log_mag, cos, sin = model.decoder.head_outputs(latent)
+        spec = model.decoder.spectrogram(latent)
+        audio = model.decode(latent)
+    assert log_mag.shape == cos.shape == sin.shape == (2, 257, 10)
+    assert torch.allclose(cos.square() + sin.square(), torch.ones_like(cos), atol=1e-5)
+    assert spec.shape == (2, 257, 10) and spec.dtype == torch.complex64
+    assert torch.allclose(spec.abs(), log_mag.exp(), rtol=1e-5)
+    assert audio.shape == (2, 1600) and torch.isfinite(audio).all()
+    # The angle head's factors are unit too, and the same spectrum as before (exp(m) · e^{ip}).
+    angle = tiny().eval()
+    with torch.no_grad():
+        log_mag, cos, sin = angle.decoder.head_outputs(latent)
+        out = angle.decoder.head(angle.decoder.norm(angle.decoder.blocks_high(angle.decoder.upsample(
+            angle.decoder.blocks_low(angle.decoder.embed_norm(angle.decoder.embed(latent))))).transpose(1, 2)))
+        phase = out.transpose(1, 2).chunk(2, dim=1)[1]
+    assert torch.allclose(cos, torch.cos(phase)) and torch.allclose(sin, torch.sin(phase))
+
+
+def test_phase_aware_training_reduces_the_loss_and_logs_its_terms():
+    model = tiny(phase_head="unit", complex_weight=1.0, phase_weight=0.3, wave_weight=1.0).train()
+    audio = sine(0.5, batch=2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(20):
+        loss, metrics = model(audio)
+        assert torch.isfinite(loss)
+        optimizer.zero_grad()
+        loss.backward()
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+        optimizer.step()
+        losses.append(loss.item())
+    assert set(metrics) == {"mel_l1", "stft", "kl", "latent_std", "complex", "phase", "phase_ip", "phase_gd",
+                            "phase_iaf", "wave"}
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_a_checkpoint_from_before_the_phase_options_still_loads(tmp_path):
+    """A config.json written before ``phase_head`` and the phase-aware weights existed loads with the
+    values its weights were trained with (angle head, weights 0)."""
+    import json
+
+    model = tiny().eval()
+    model.save_pretrained(tmp_path / "old")
+    path = tmp_path / "old" / "config.json"
+    header = json.loads(path.read_text())
+    for key in ("phase_head", "complex_weight", "phase_weight", "wave_weight", "complex_compression"):
+        del header["config"][key]
+    path.write_text(json.dumps(header))
+    loaded = WaveAutoencoder.from_pretrained(tmp_path / "old")
+    assert loaded.config == model.config and loaded.config.phase_head == "angle"
+    audio = torch.randn(1, 3200) * 0.1
+    with torch.no_grad():
+        assert torch.equal(model.reconstruct(audio), loaded.reconstruct(audio))
+    # Other missing fields are still refused.
+    del header["config"]["dim"]
+    path.write_text(json.dumps(header))
+    with pytest.raises(CheckpointError, match="missing field"):
+        WaveAutoencoder.from_pretrained(tmp_path / "old")
