@@ -299,17 +299,22 @@ def spectral_reconstruction_loss(reference: torch.Tensor, estimate: torch.Tensor
                                  stft_windows: tuple[int, ...], mel_weight: float, stft_weight: float,
                                  complex_weight: float = 0.0, phase_weight: float = 0.0, wave_weight: float = 0.0,
                                  compression: float = COMPLEX_COMPRESSION,
+                                 phase_terms: tuple[str, ...] = ("ip", "gd", "iaf"),
                                  ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The reconstruction objective, autocast off, float32:
 
     ``mel_weight · mel L1 + stft_weight · multi-resolution STFT + complex_weight · compressed complex L1
-    + phase_weight · (ip + gd + iaf) + wave_weight · waveform L1``.
+    + phase_weight · (sum of the phase_terms among ip, gd, iaf) + wave_weight · waveform L1``.
 
     Returns the weighted sum and the terms for the logs: ``mel_l1`` and ``stft`` always; ``complex``,
-    ``phase`` (the sum) with ``phase_ip`` / ``phase_gd`` / ``phase_iaf``, and ``wave`` only when their
-    weight is > 0 (a term that is off costs nothing, and the default reproduces the magnitude-only
-    objective exactly). The STFTs at ``stft_windows`` are computed once and shared by the STFT, complex
-    and phase terms."""
+    ``phase`` (the weighted sum of ``phase_terms``) with all three ``phase_ip`` / ``phase_gd`` /
+    ``phase_iaf``, and ``wave`` only when their weight is > 0 (a term that is off costs nothing, and the
+    default reproduces the magnitude-only objective exactly). The STFTs at ``stft_windows`` are computed
+    once and shared by the STFT, complex and phase terms.
+
+    Only ``gd`` and ``iaf`` can be learned by a decoder whose latent carries no absolute phase (the
+    magnitude-only encoder): for it ``ip`` and the complex term cannot go below their random-phase values,
+    and the complex term then rewards shrinking the magnitude where the phase is unknown."""
     with torch.autocast(device_type=reference.device.type, enabled=False):
         reference, estimate = reference.float(), estimate.float()
         mel = multiscale_mel_l1(reference, estimate, sample_rate)
@@ -336,8 +341,12 @@ def spectral_reconstruction_loss(reference: torch.Tensor, estimate: torch.Tensor
             terms["complex"] = complex_total / len(stft_windows)
             loss = loss + complex_weight * terms["complex"]
         if use_phase:
-            ip, gd, iaf = (t / len(stft_windows) for t in phase_totals)
-            terms.update(phase=ip + gd + iaf, phase_ip=ip, phase_gd=gd, phase_iaf=iaf)
+            parts = dict(zip(("ip", "gd", "iaf"), (t / len(stft_windows) for t in phase_totals), strict=True))
+            unknown = set(phase_terms) - set(parts)
+            if unknown or not phase_terms:
+                raise ValueError(f"phase_terms must name some of {tuple(parts)}, got {phase_terms!r}")
+            terms["phase"] = sum((parts[name] for name in phase_terms), reference.new_zeros(()))
+            terms.update({f"phase_{name}": value for name, value in parts.items()})
             loss = loss + phase_weight * terms["phase"]
         if wave_weight > 0:
             terms["wave"] = waveform_l1(reference, estimate)

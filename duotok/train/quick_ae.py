@@ -195,13 +195,14 @@ def run(name: str, overrides: list[str], out_dir: Path, data_dir: Path, profile:
 def format_row(row: dict[str, Any]) -> str:
     lines = [f"[{row['name']}] {row['steps']} steps in {row['train_seconds']:.0f} s ({row['s_per_step']:.2f} s/step); "
              f"{row['eval_songs']} held-out excerpts of {row['seconds']:g} s; scored in {row['eval_seconds']:.0f} s"]
-    header = f"{'':14s}" + "".join(f"{t[:6]:>7s} {m:<6s}" for t in TRACK_NAMES for m in METRICS)
+    short = {"vocal": "voc", "accompaniment": "acc", "mixture": "mix"}
+    header = f"{'':14s}" + "".join(f"{short[t] + ' ' + m.removesuffix('_l1'):>10s}" for t in TRACK_NAMES for m in METRICS)
     lines.append(header)
     for system in SYSTEMS:
         values = [row.get(f"{system}/{t}/{m}") for t in TRACK_NAMES for m in METRICS]
         if all(v is None for v in values):
             continue
-        lines.append(f"{system:14s}" + "".join(f"{'-' if v is None else f'{v:.3f}':>14s}" for v in values))
+        lines.append(f"{system:14s}" + "".join(f"{'-' if v is None else f'{v:.3f}':>10s}" for v in values))
     checks = ", ".join(f"{t} {m.upper()} {row.get(f'autoencoder/{t}/{m}') or float('nan'):.2f} >= {floor}"
                        for (t, m), floor in TARGETS.items())
     lines.append(f"targets {'MET' if row['targets_met'] else 'not met'}: {checks}")

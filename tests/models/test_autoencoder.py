@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from duotok.errors import CheckpointError
-from duotok.models.autoencoder import AutoencoderConfig, WaveAutoencoder
+from duotok.models.autoencoder import LEGACY_DEFAULTS, AutoencoderConfig, WaveAutoencoder
 
 TINY = {"dim": 32, "n_blocks": 1, "n_fft": 512, "latent_dim": 8}
 
@@ -158,6 +158,17 @@ def test_default_phase_head_builds_the_original_modules():
         AutoencoderConfig(phase_weight=-1.0)
     with pytest.raises(ValueError, match="complex_compression"):
         AutoencoderConfig(complex_compression=0.0)
+    with pytest.raises(ValueError, match="encoder_input"):
+        AutoencoderConfig(encoder_input="waveform")
+    with pytest.raises(ValueError, match="phase_terms"):
+        AutoencoderConfig(phase_terms=("ip", "ip"))
+    with pytest.raises(ValueError, match="phase_terms"):
+        AutoencoderConfig(phase_terms=())
+    # The integrated head has the original layout; the complex encoder input widens only the embedding.
+    integrated = tiny(phase_head="integrated").state_dict()
+    assert {k: v.shape for k, v in integrated.items()} == {k: v.shape for k, v in a.items()}
+    complex_input = tiny(encoder_input="complex").state_dict()
+    assert list(complex_input) == list(a) and complex_input["encoder.embed.weight"].shape == (32, 3 * 257, 3)
 
 
 def test_unit_phase_head_gives_unit_phase_factors():
@@ -209,7 +220,7 @@ def test_a_checkpoint_from_before_the_phase_options_still_loads(tmp_path):
     model.save_pretrained(tmp_path / "old")
     path = tmp_path / "old" / "config.json"
     header = json.loads(path.read_text())
-    for key in ("phase_head", "complex_weight", "phase_weight", "wave_weight", "complex_compression"):
+    for key in LEGACY_DEFAULTS:
         del header["config"][key]
     path.write_text(json.dumps(header))
     loaded = WaveAutoencoder.from_pretrained(tmp_path / "old")
@@ -222,3 +233,42 @@ def test_a_checkpoint_from_before_the_phase_options_still_loads(tmp_path):
     path.write_text(json.dumps(header))
     with pytest.raises(CheckpointError, match="missing field"):
         WaveAutoencoder.from_pretrained(tmp_path / "old")
+
+
+def test_integrated_phase_head_advances_each_bin_like_a_steady_sinusoid():
+    """With a zero deviation the phase of bin k advances by 2π k · hop / n_fft per frame: a constant head
+    output already gives every bin-centred steady partial a coherent phase (which the angle head would
+    have to produce as a ramp from a constant input)."""
+    model = tiny(phase_head="integrated").eval()
+    with torch.no_grad():
+        model.decoder.head.weight.zero_()
+        model.decoder.head.bias.zero_()
+        _, cos, sin = model.decoder.head_outputs(torch.randn(1, 8, 6))
+    unit = torch.complex(cos, sin)
+    assert torch.allclose(unit.abs(), torch.ones(unit.shape), atol=1e-5)
+    advance = torch.angle(unit[..., 1:] * unit[..., :-1].conj())           # (1, 257, 11)
+    k = torch.arange(257, dtype=torch.float64)[:, None]
+    error = advance[0].double() - 2 * math.pi * k * 160 / 512
+    assert (error - 2 * math.pi * torch.round(error / (2 * math.pi))).abs().max() < 1e-4   # equal up to whole turns
+
+
+def test_the_magnitude_encoder_is_phase_blind_and_the_complex_one_is_not():
+    """−x has x's magnitudes: the original encoder gives it the same latent, so no decoder could know the
+    phase; with encoder_input="complex" the latent differs."""
+    audio = sine(0.2, freq=330.0) + 0.1 * sine(0.2, freq=1210.0)
+    with torch.no_grad():
+        blind = tiny().eval()
+        assert torch.allclose(blind.encode(audio), blind.encode(-audio), atol=1e-6)
+        seeing = tiny(encoder_input="complex").eval()
+        features = seeing.encoder.features(audio)
+        assert features.shape == (1, 3 * 257, 20)
+        assert not torch.allclose(seeing.encode(audio), seeing.encode(-audio), atol=1e-3)
+
+
+def test_phase_terms_choose_what_the_phase_weight_applies_to():
+    model = tiny(phase_head="integrated", phase_weight=1.0, phase_terms=("gd", "iaf")).eval()
+    with torch.no_grad():
+        loss, metrics = model(sine(0.3))
+        base, _ = tiny(phase_head="integrated").eval()(sine(0.3))
+    assert math.isclose(metrics["phase"], metrics["phase_gd"] + metrics["phase_iaf"], rel_tol=1e-5)
+    assert math.isclose(loss.item(), base.item() + metrics["phase"], rel_tol=1e-5)
