@@ -3,8 +3,11 @@
 evaluation does — so a phase recipe is judged in minutes, not after a full pipeline run.
 
     python -m duotok.train.quick_ae --name base --steps 400
-    python -m duotok.train.quick_ae --name unit_phase --steps 400 -S autoencoder.model.phase_head=unit \\
-        -S autoencoder.model.phase_weight=0.3 -S autoencoder.model.complex_weight=1.0
+    python -m duotok.train.quick_ae --name integrated --steps 400 -S autoencoder.model.phase_head=integrated \\
+        -S autoencoder.model.phase_weight=0.3 -S "autoencoder.model.phase_terms=[gd, iaf]"
+    python -m duotok.train.quick_ae --name complex_unit --steps 400 -S autoencoder.model.encoder_input=complex \\
+        -S autoencoder.model.phase_head=unit -S autoencoder.model.phase_weight=0.3 \\
+        -S autoencoder.model.complex_weight=1.0
 
 Each run trains from the resolved ``default`` profile (or ``--profile``) with its overrides, on the first
 ``--train-songs`` train songs of the corpus (linked into ``<out>/<name>/subset``), into
