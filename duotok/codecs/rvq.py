@@ -28,7 +28,6 @@ from torch import nn
 from vector_quantize_pytorch import ResidualVQ
 
 from duotok.io.checkpoint import PretrainedMixin
-from duotok.losses import spectral_reconstruction_loss
 from duotok.models.autoencoder import AutoencoderConfig, WaveAutoencoder
 
 
@@ -156,7 +155,7 @@ class RVQCodecModel(nn.Module, PretrainedMixin):
     def forward(self, audio: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         """Same objective as :meth:`WaveAutoencoder.forward` with the RVQ's commitment loss instead of
         the KL; ``lengths`` zero the padding in input and reconstruction and mask it from the codebooks."""
-        ae, c = self.autoencoder, self.config.autoencoder
+        ae = self.autoencoder
         n = audio.shape[-1]
         sample_mask, latent_mask = ae.length_masks(lengths, n, audio.device)
         if sample_mask is not None:
@@ -167,11 +166,10 @@ class RVQCodecModel(nn.Module, PretrainedMixin):
         recon = ae.decoder(quantized.transpose(1, 2))[..., :n]
         if sample_mask is not None:
             recon = recon * sample_mask
-        spectral_loss, terms = spectral_reconstruction_loss(audio, recon, c.sample_rate, c.stft_windows,
-                                                            c.mel_weight, c.stft_weight)
+        spectral_loss, terms = ae.reconstruction_loss(audio, recon)
         commit = commit.float().sum()
         loss = spectral_loss + self.config.commit_weight * commit
         valid = indices if latent_mask is None else indices[latent_mask]
         used = [valid[..., q].unique().numel() / self.config.rvq.codebook_size for q in range(valid.shape[-1])]
-        return loss, {"mel_l1": terms["mel_l1"].item(), "stft": terms["stft"].item(), "commitment": commit.item(),
+        return loss, {**{name: value.item() for name, value in terms.items()}, "commitment": commit.item(),
                       "usage_first": used[0], "usage_mean": sum(used) / len(used)}
