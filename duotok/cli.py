@@ -1,6 +1,6 @@
 """The ``duotok`` command. Sub-commands mirror the package: ``data`` (corpus), ``train`` (stages
-1-3), ``encode`` / ``info`` / ``bench`` (the tokenizer), ``notebook`` (pipeline stages), ``params``
-(effective configuration)."""
+1-3), ``encode`` / ``info`` / ``bench`` (the tokenizer), ``notebook`` (pipeline stages), ``timing`` (the
+stages' wall times), ``params`` (effective configuration)."""
 
 from __future__ import annotations
 
@@ -78,7 +78,8 @@ def cmd_notebook_run(args: argparse.Namespace) -> int:
     # papermill logs each cell's output as it arrives: training progress shows up under `dvc repro`
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     params = _parse_notebook_params(args.param)
-    out = run_notebook(args.name, params, output=args.output, progress=sys.stderr.isatty(), log_output=True)
+    out = run_notebook(args.name, params, output=args.output, progress=sys.stderr.isatty(), log_output=True,
+                       stage=args.stage)
     print(f"executed {args.name} -> {out}")
     return 0
 
@@ -124,14 +125,40 @@ def cmd_tokens(args: argparse.Namespace) -> int:
     from duotok.codecs.registry import load_codec
     from duotok.config import stage_params
     from duotok.eval.corpus_tokens import encode_corpus, save_corpus_tokens
+    from duotok.timing import timed_stage
 
-    p = stage_params("tokens", args.profile)
-    codec = load_codec(args.codec, args.profile)
-    tokens = encode_corpus(codec, resolve(args.data_dir or p["root"]), tuple(p["splits"]), p["source"])
-    out = save_corpus_tokens(tokens, resolve(args.output or f"{p['out_dir']}/{args.codec}.pt"))
+    with timed_stage(args.stage, profile=args.profile or active_profile()):
+        p = stage_params("tokens", args.profile)
+        codec = load_codec(args.codec, args.profile)
+        tokens = encode_corpus(codec, resolve(args.data_dir or p["root"]), tuple(p["splits"]), p["source"])
+        out = save_corpus_tokens(tokens, resolve(args.output or f"{p['out_dir']}/{args.codec}.pt"))
     n = sum(s["ids"].shape[-1] for s in tokens["songs"])
     print(f"{codec.name}: {len(tokens['songs'])} songs, {n} frames at {tokens['frame_rate']:g} Hz → {out}")
     return 0
+
+
+def cmd_timing(args: argparse.Namespace) -> int:
+    """``duotok timing collect``: every stage's timing record into reports/metrics/pipeline.json + a table."""
+    from duotok.reporting.pipeline import THROUGH_STAGE, collect_pipeline, format_duration, write_pipeline
+
+    summary = collect_pipeline()
+    json_path, table_path = write_pipeline(summary, resolve(args.output), resolve(args.table))
+    print(f"{len(summary['stages'])} stages, {format_duration(summary['wall_seconds_total'])} of wall time "
+          f"({format_duration(summary['wall_seconds_through_report'])} through {THROUGH_STAGE}) -> {json_path}, "
+          f"{table_path}")
+    if summary["missing"]:
+        print(f"duotok: warning: no timing record for {len(summary['missing'])} stage(s): "
+              f"{', '.join(summary['missing'])}", file=sys.stderr)
+    if summary["shared_cpu_stages"]:
+        print(f"other work shared the CPU during: {', '.join(summary['shared_cpu_stages'])}")
+    return 0
+
+
+def _add_stage_option(parser: argparse.ArgumentParser) -> None:
+    """``--stage NAME``: a dvc.yaml stage's command names its stage, so the run records its wall time, machine
+    and CPU sharing in reports/metrics/timing/NAME.json (duotok/timing.py)."""
+    parser.add_argument("--stage", help="time the run as this dvc.yaml stage (foreach items: NAME@ITEM) into "
+                                        "reports/metrics/timing/STAGE.json")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -415,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"))
     p.add_argument("--output", help="executed notebook path (default reports/notebooks/NAME.ipynb)")
+    _add_stage_option(p)
     p.set_defaults(func=cmd_notebook_run)
     p = nb.add_parser("sync", help="rewrite the output-free .ipynb twins of notebooks/*.py")
     p.add_argument("names", nargs="*")
@@ -432,7 +460,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=PROFILES)
     p.add_argument("--data-dir", help="corpus folder (default: tokens.root)")
     p.add_argument("-o", "--output", help="output file (default: tokens.out_dir/CODEC.pt)")
+    _add_stage_option(p)
     p.set_defaults(func=cmd_tokens)
+
+    timing = sub.add_parser("timing", help="the pipeline's stage times").add_subparsers(dest="timing_command",
+                                                                                       required=True)
+    p = timing.add_parser("collect", help="gather reports/metrics/timing/*.json in dvc.yaml's stage order into "
+                                          "reports/metrics/pipeline.json and a Markdown table")
+    p.add_argument("--output", default="reports/metrics/pipeline.json")
+    p.add_argument("--table", default="reports/tables/pipeline.md")
+    p.set_defaults(func=cmd_timing)
 
     model_help = ("checkpoint folder; a path you type is relative to the current folder (default: {} "
                   "of the project, found from anywhere)")

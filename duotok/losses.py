@@ -2,9 +2,11 @@
 codec baseline): a multi-scale log-mel L1 and a multi-resolution STFT loss, all in float32.
 
 Why one module: both models train on the same objective, and a loss that lives in ``eval/`` or in one
-model file makes the other import upward or copy it. The multi-scale mel distance is also what
-:mod:`duotok.eval.reconstruction` reports as Mel L1 today (DAC-style scales; the filterbank is
-librosa's Slaney one, area-normalised), so the autoencoder trains on the quantity it is scored on.
+model file makes the other import upward or copy it. The multi-scale mel distance here is a
+DAC-style *training* loss (librosa's Slaney filterbank, area-normalised); it is **not** the Mel L1
+that :mod:`duotok.eval.reconstruction` reports, which is the evaluation toolkit's definition
+(:func:`duotok.eval.mel_distance.toolkit_mel_distance`: HTK scale, no normalisation, ln of the
+power clamped at 1e-5), 1.5-2.6x larger on the same signals (issue 18).
 
 The mel and magnitude losses are blind to phase: a signal with exactly the reference's STFT magnitudes
 and random phases scores ~0 on both, yet sounds rough and scores PESQ ~1.5 (issue 18). The phase-aware

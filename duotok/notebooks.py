@@ -6,6 +6,8 @@ the DVC dependency: saving an executed notebook never changes it) paired with an
 is converted in memory, papermill injects the parameters after the cell tagged ``parameters`` and
 executes it with the ``duotok`` kernel, and the executed copy (outputs included) is written to
 ``reports/notebooks/NAME.ipynb`` — atomically, so a failed run leaves no half-written report.
+With ``--stage STAGE`` (every ``dvc.yaml`` stage passes its own name) the run is timed and its record
+written to ``reports/metrics/timing/STAGE.json`` (:mod:`duotok.timing`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from duotok.paths import project_root
+from duotok.timing import timed_stage
 
 KERNEL_NAME = os.environ.get("DUOTOK_KERNEL", "duotok")
 
@@ -35,8 +38,16 @@ def _kernel_available(name: str) -> bool:
 
 
 def run_notebook(name: str, parameters: dict[str, Any], output: str | Path | None = None,
-                 kernel_name: str | None = None, progress: bool = False, log_output: bool = False) -> Path:
-    """Execute ``notebooks/NAME.py`` with papermill and write the executed ``.ipynb``."""
+                 kernel_name: str | None = None, progress: bool = False, log_output: bool = False,
+                 stage: str | None = None) -> Path:
+    """Execute ``notebooks/NAME.py`` with papermill and write the executed ``.ipynb``; with ``stage``, time
+    the run as that DVC stage (``reports/metrics/timing/STAGE.json``, written only if it succeeds)."""
+    with timed_stage(stage, profile=parameters.get("profile")):
+        return _execute_notebook(name, parameters, output, kernel_name, progress, log_output)
+
+
+def _execute_notebook(name: str, parameters: dict[str, Any], output: str | Path | None,
+                      kernel_name: str | None, progress: bool, log_output: bool) -> Path:
     import jupytext
     import nbformat
     import papermill as pm

@@ -14,7 +14,8 @@ here). So the package part of every notebook stage's ``deps`` is *generated*, no
 * except a package's lazy exports (a module-level ``__getattr__``, PEP 562): they run only for a name
   the module does not define itself, so they count for ``from pkg import name`` of such a name only —
   otherwise ``duotok/__init__.py``'s lazy ``DuoTok`` would make every stage depend on the tokenizer;
-* add ``duotok/notebooks.py`` (the runner that executes every notebook);
+* add ``duotok/notebooks.py`` (the runner that executes every notebook) and what *it* imports (``duotok.timing``,
+  which writes the stage's timing record: an output of the stage like any other);
 * where the set covers every module of a package folder, write the folder (honest and shorter).
 
 Other deps (``data``, ``models/…``, the notebook itself) are kept as written. ``duotok deps sync``
@@ -214,11 +215,11 @@ def code_deps(entry: EntryPoints, root: Path) -> list[str]:
         if not source.is_file():
             raise FileNotFoundError(f"{source}: the notebook a dvc.yaml stage runs does not exist")
         starts.append(source)
+    if entry.notebooks and (root / RUNNER).is_file():
+        starts.append(root / RUNNER)   # the runner itself and what it imports
     for command in entry.commands:
         starts += _files_of(_command_imports(command, root), root)
     files = {str(p.relative_to(root)) for p in import_closure(starts, root)}
-    if entry.notebooks and (root / RUNNER).is_file():
-        files.add(RUNNER)
     if entry.commands:
         files.add(CLI)
     return collapse_folders(files, root)

@@ -23,8 +23,8 @@
 #
 # The encoder reads a magnitude spectrogram and the decoder predicts a complex spectrogram that an
 # inverse STFT turns into samples. Nothing runs at the audio rate, which keeps it affordable on a CPU.
-# The losses are the toolkit's multi-scale mel L1 (the very metric it is scored on), a
-# multi-resolution STFT loss and a small KL term that keeps the latent's scale bounded for the
+# The losses are a DAC-style multi-scale mel L1 (`duotok.losses`; close to, but not, the toolkit's
+# Mel L1 it is scored on), a multi-resolution STFT loss and a small KL term that keeps the latent's scale bounded for the
 # diffusion model of notebook 04b. There is **no adversarial loss**: it is left out to fit a CPU budget.
 #
 # Its own reconstruction is the **ceiling** of any token decoder built on it: the token decoder can

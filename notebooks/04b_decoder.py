@@ -31,6 +31,10 @@
 #   at sampling `v = v_uncond + s · (v_cond − v_uncond)` can push harder toward the tokens (`cfg_scale`).
 # * Training pairs are computed once: tokens of the **ground-truth stems** (exactly as
 #   `DuoTok.encode_stems` makes them) and autoencoder latents of the same stems.
+# * **Sampling settings are chosen here, on validation songs**: `decoder.sampling` is only the
+#   starting point; the number of Euler steps and the guidance scale the codec decodes with by
+#   default are chosen from sweeps on the **validation** split and written into `models/codec`.
+#   The test split is what the codec is reported on (notebook 04c, Table 2), so nothing is chosen on it.
 
 # %% tags=["parameters"]
 profile: str = "default"
@@ -52,6 +56,7 @@ from duotok.config import stage_params
 from duotok.eval.reconstruction import HIGHER_IS_BETTER, METRICS
 from duotok.eval.records import training_record, write_record
 from duotok.eval.roundtrip import TRACK_NAMES, codec_system, held_out_excerpts, score_system, sweep_means
+from duotok.eval.sampling_choice import SELECTION_SPLIT, choose_sampling, choose_steps, sweep_scores
 from duotok.paths import resolve
 from duotok.reporting.figures import save_figure
 from duotok.reporting.reconstruction import plot_metric_sweep, plot_spectrograms
@@ -59,11 +64,13 @@ from duotok.reporting.training import export_curves, plot_curves
 from duotok.tokenizer import DuoTok
 from duotok.tokenizer.bench import bench_decode
 from duotok.train import decoder
+from duotok.train.decoder import write_codec_sampling
 
 p = stage_params("decoder", profile)
 display(Markdown(f"Profile **{profile}**: DiT width {p['model']['dim']} × {p['model']['n_layers']} layers; "
                  f"{p['train']['steps']} steps of {p['train']['batch_size']} track crops; sampling "
-                 f"{p['sampling']['steps']} Euler steps, guidance {p['sampling']['cfg_scale']}."))
+                 f"{p['sampling']['steps']} Euler steps, guidance {p['sampling']['cfg_scale']} to start with "
+                 f"(chosen below on validation songs)."))
 
 # %% [markdown]
 # ## Training
@@ -82,33 +89,63 @@ fig = plot_curves(train_log, valid_log, [c for c in ("loss", "grad_norm") if c i
 save_figure(fig, resolve(figures_dir) / "curves")
 
 # %% [markdown]
-# ## Quality against the number of Euler steps, and against the guidance scale
-# Tokens of the true stems of a few held-out excerpts, decoded with each setting (same seed). The
-# full evaluation, with the autoencoder ceiling and the separated-mixture path, is notebook 04c.
+# ## Choosing the sampling settings on validation songs
+# Tokens of the true stems of a few **validation** excerpts, decoded with each setting (same seed):
+# first every step count of `decoder.bench.steps_curve` at the starting guidance scale
+# (`decoder.sampling.cfg_scale`), then every guidance scale of `decoder.bench.cfg_scales` at the
+# chosen step count. The rule (`duotok.eval.sampling_choice`), on the selection metric
+# `decoder.bench.select_metric` averaged over excerpts and tracks:
+#
+# 1. **steps**: the *fewest* steps whose score is within `decoder.bench.tolerance` (relative) of the
+#    best step count's. Decoding time grows linearly with the steps while quality flattens past a
+#    knee, so the tolerance states how much quality is traded for speed;
+# 2. **guidance**: the best-scoring scale at that step count (every scale costs the same, except
+#    1, which skips the unconditional branch and wins exact ties).
+#
+# The choice is written into the codec (`models/codec/config.json`), so `DuoTok.decode`,
+# `duotok decode` and the reconstruction evaluation (notebook 04c, on the **test** split) use it by
+# default. Choosing on validation keeps the test numbers of 04c honest: they are not fitted to the
+# songs they are reported on. The full evaluation, with the autoencoder ceiling and the
+# separated-mixture path, is notebook 04c.
 
 # %%
 codec = DuoTok.from_pretrained(resolve(codec_dir)).eval()
 sr = codec.sample_rate
 bench = p["bench"]
-excerpts = held_out_excerpts(resolve(data_dir), "test", bench["seconds"], bench["n_songs"], sr)
-steps_scores = pd.concat([score_system(f"{n} steps", codec_system(codec, "oracle", steps=n), excerpts, sr, METRICS)
-                          .assign(steps=n) for n in bench["steps_curve"]])
+start = p["sampling"]                                 # the starting point (and the codec's settings so far)
+metric, tolerance = bench["select_metric"], float(bench["tolerance"])
+excerpts = held_out_excerpts(resolve(data_dir), SELECTION_SPLIT, bench["seconds"], bench["n_songs"], sr)
+start_cfg = float(start["cfg_scale"])
+steps_scores = pd.concat([score_system(f"{n} steps", codec_system(codec, "oracle", steps=n, cfg_scale=start_cfg),
+                                       excerpts, sr, METRICS).assign(steps=n, cfg_scale=start_cfg)
+                          for n in bench["steps_curve"]])
+chosen_steps = choose_steps(sweep_scores(steps_scores, "steps", metric), metric, tolerance)
 fig = plot_metric_sweep(steps_scores, "steps", METRICS, HIGHER_IS_BETTER,
-                        f"quality vs Euler steps (guidance {codec.decoder.config.cfg_scale})")
+                        f"validation: quality vs Euler steps (guidance {start_cfg:g})")
 save_figure(fig, resolve(figures_dir) / "quality_vs_steps")
 display(steps_scores.groupby(["steps", "track"])[list(METRICS)].mean().round(3))
 
 # %%
-cfg_scores = pd.concat([score_system(f"cfg {s}", codec_system(codec, "oracle", cfg_scale=s), excerpts, sr, METRICS)
-                        .assign(cfg_scale=s) for s in bench["cfg_scales"]])
+cfg_scores = pd.concat([score_system(f"cfg {s}", codec_system(codec, "oracle", steps=chosen_steps, cfg_scale=s),
+                                     excerpts, sr, METRICS).assign(cfg_scale=s, steps=chosen_steps)
+                        for s in bench["cfg_scales"]])
 fig = plot_metric_sweep(cfg_scores, "cfg_scale", METRICS, HIGHER_IS_BETTER,
-                        f"quality vs guidance scale ({codec.decoder.config.steps} steps)")
+                        f"validation: quality vs guidance scale ({chosen_steps} steps)")
 save_figure(fig, resolve(figures_dir) / "quality_vs_cfg")
 display(cfg_scores.groupby(["cfg_scale", "track"])[list(METRICS)].mean().round(3))
 
+# %%
+choice = choose_sampling(steps_scores, cfg_scores, start_cfg, metric, tolerance)
+write_codec_sampling(resolve(codec_dir), choice.steps, choice.cfg_scale)
+codec = DuoTok.from_pretrained(resolve(codec_dir)).eval()   # reloaded: its defaults are now the choice
+assert (codec.decoder.config.steps, codec.decoder.config.cfg_scale) == (choice.steps, choice.cfg_scale)
+display(Markdown(f"**Chosen on {len(excerpts)} validation excerpts: {choice.steps} Euler steps, guidance "
+                 f"{choice.cfg_scale:g}** ({metric}, tolerance {tolerance:g}; started from {start['steps']} "
+                 f"steps, guidance {start_cfg:g}). Written into `{codec_dir}`."))
+
 # %% [markdown]
 # ## Decoding speed on this machine
-# Real-time factor = decoding time / audio duration, both tracks of 30 s of tokens, default settings.
+# Real-time factor = decoding time / audio duration, both tracks of 30 s of tokens, the chosen settings.
 
 # %%
 speed = bench_decode(codec, n_tokens=int(30 * codec.frame_rate), repeats=2)
@@ -117,7 +154,7 @@ display(Markdown(f"**Decode RTF {speed['rtf_best']:.3f}** ({speed['best_seconds'
                  f"{speed['threads']} threads, {torch.get_num_threads()} available)"))
 
 # %% [markdown]
-# ## Listen: one held-out excerpt, from the tokens of its true stems
+# ## Listen: one validation excerpt, from the tokens of its true stems (chosen settings)
 
 # %%
 example = excerpts[0]
@@ -131,7 +168,8 @@ for track in TRACK_NAMES:
 
 # %%
 metrics = training_record(profile, result, parameters=sum(q.numel() for q in codec.decoder.dit.parameters()),
-                          sampling=p["sampling"], decode_speed=speed, bench_items=len(excerpts),
+                          sampling_start=p["sampling"], chosen_sampling=choice.as_dict(), decode_speed=speed,
+                          bench_split=SELECTION_SPLIT, bench_items=len(excerpts),
                           quality_vs_steps=sweep_means(steps_scores, "steps"),
                           quality_vs_cfg=sweep_means(cfg_scores, "cfg_scale"))
 write_record(resolve(metrics_path), metrics)

@@ -28,8 +28,20 @@
 # quality as a limitation: its toolkit separates with HTDemucs; we use our own stage-2 mask head).
 # For the token systems the *mixture* is the sum of the two decoded tracks.
 #
-# Metrics (`duotok.eval.reconstruction`, the toolkit's definitions): multi-scale **Mel L1** ↓,
-# wide-band **PESQ** ↑ (1.04–4.64), **STOI** ↑ (0–1), **ViSQOL** audio mode ↑ (MOS 1–5, at 48 kHz).
+# Metrics (`duotok.eval.reconstruction`, the toolkit's definitions):
+#
+# * **Mel L1** ↓ — exactly the toolkit's Mel distance (Codec-Evaluation `calculate_mel_distance`,
+#   `duotok.eval.mel_distance`): 7 scales (window 32–2048 samples, 5–320 bands), HTK mel without area
+#   normalisation, power spectrogram, ln of the mel power clamped at 1e-5, mean |difference|, mean over
+#   scales. The paper's and the baselines' published Mel L1 use this definition too. (Not the DAC-style
+#   Slaney mel loss the autoencoder trains on, which reads 1.4–4.4× smaller on the same signals.)
+# * wide-band **PESQ** ↑ (1.04–4.64) and **STOI** ↑ (0–1).
+# * **ViSQOL** audio mode ↑ (MOS 1–5, at 48 kHz). What it does and does not see on this corpus, measured
+#   by an audit (issue 18): it **barely reacts to phase** — the exact STFT magnitudes with random phase
+#   score 4.29–4.53, while a 4 kHz low-pass with perfect phase scores 3.54–4.43. It mostly measures the
+#   spectral envelope and bandwidth; PESQ and STOI do react to phase (random phase drops PESQ to about
+#   1.5). A decoder that predicts its own phase can therefore look fine on ViSQOL and sound rough: read
+#   it next to PESQ / STOI, never alone.
 
 # %% tags=["parameters"]
 profile: str = "default"
@@ -87,7 +99,9 @@ display(table.round(3))
 # The paper's Duo-Tok row (its Table 2) next to ours, per track. **These are not like for like**: the
 # paper trains on real music at 48 kHz with a 24-layer encoder, 2 × 32768 codebooks and a large
 # DiT; this is the `default` profile, a few minutes of CPU training on the synthetic corpus at 16 kHz.
-# The paper does not publish ViSQOL.
+# The *definitions* do match: PESQ, STOI and Mel L1 are computed as the toolkit computes them, so the
+# paper's Mel L1 and ours are on one scale (until issue 18 ours was a DAC-style Slaney-mel distance that
+# read 1.4–4.4× smaller). The paper does not publish ViSQOL, nor a mixture Mel L1.
 
 # %%
 rows = []

@@ -48,12 +48,12 @@ from IPython.display import Markdown, display
 
 from duotok.config import stage_params
 from duotok.eval.corpus_tokens import load_corpus_tokens
-from duotok.eval.lm_protocols import unconditional, vocal_conditioned
+from duotok.eval.lm_protocols import merge_training_seeds, training_seed, unconditional, vocal_conditioned
 from duotok.io import write_json_atomic
 from duotok.io.files import atomic_write
 from duotok.paths import resolve
 from duotok.reporting.figures import save_figure
-from duotok.reporting.lm import lm_codebook_table, lm_protocol_table, plot_lm_results
+from duotok.reporting.lm import lm_codebook_table, lm_information_table, lm_protocol_table, plot_lm_results
 from duotok.reporting.results import markdown_table
 
 p = stage_params("lm", profile)
@@ -63,16 +63,37 @@ display(pd.DataFrame({t["codec"]: {"frame rate": t["frame_rate"], "codebooks": l
 
 # %% [markdown]
 # ## Protocol (i): one unconditional LM per codec
+#
+# Beside each LM's figures the record keeps what a fair comparison of them needs (issue 18):
+#
+# * **the information in the tokens** — the test tokens' unigram entropy rate (bits/s, summed over
+#   codebooks) and codebook usage. A low PPL@1024 from tokens that carry few bits per second is
+#   predictability bought by saying less; the report calls such a win *confounded*.
+# * **per-song values keyed by the codec's training seed** (`per_song_by_seed`: each test song's
+#   token-mean CE, ln PPL@1024 and bits/s), for a paired bootstrap over songs. Every codec here is
+#   trained once (seed 0); `lm.training_seed_tokens` names the corpus tokens of codecs trained with
+#   further seeds, and each gets its own LM — only then can a verdict tell a codec from a lucky run.
 
 # %%
 results = {}
+extra_seeds = p.get("training_seed_tokens") or {}
 for name, tok in tokens.items():
-    results[name] = unconditional(tok, p, resolve(out_dir) / name)
+    runs = {training_seed(tok): unconditional(tok, p, resolve(out_dir) / name)}
+    for seed, path in (extra_seeds.get(name) or {}).items():
+        other = load_corpus_tokens(resolve(path))
+        other.setdefault("training_seed", int(seed))
+        if training_seed(other) in runs:
+            raise ValueError(f"{name}: training seed {training_seed(other)} given twice ({path})")
+        runs[training_seed(other)] = unconditional(other, p, resolve(out_dir) / f"{name}_seed{seed}")
+    results[name] = merge_training_seeds(runs)
     r = results[name]
     display(Markdown(f"**{tok['codec']}**: CE {r['ce_mean']:.3f} nats/token, PPL@1024 {r['ppl_1024']:.2f}, "
-                     f"{r['bits_per_second']:.0f} bits/s"))
+                     f"{r['bits_per_second']:.0f} bits/s; tokens: {r['entropy_rate_bps']:.0f} bits/s unigram "
+                     f"entropy, {r['codebook_usage']:.0%} of the codebook entries used; training seed(s) "
+                     f"{r['training_seeds']}"))
 per_codebook = lm_codebook_table(results)
 display(per_codebook.round(3))
+display(lm_information_table(results).round(3))
 
 # %% [markdown]
 # ## Protocol (ii): does knowing the vocals make the accompaniment cheaper?

@@ -24,7 +24,12 @@
 #   run if any song is in two of them (the toolkit's probe trained on its test folder).
 # * **Equal treatment.** The same probe, steps and seeds for every codec; the valid split picks the
 #   checkpoint; the test split is scored once per seed. We report macro AP and ROC-AUC over the tags
-#   that have both positives and negatives among the test windows, with the spread over seeds.
+#   that have both positives and negatives among the test windows, with the spread over seeds — the
+#   spread of *probe* seeds on one trained codec, not of training the codec again.
+# * **Rare tags left out.** A tag with only a few positive test songs has an AP decided by where one or
+#   two songs rank, yet counts in the macro mean like any other. Tags with fewer than
+#   `probe.min_positive_test_songs` positive test songs are dropped from the means and named below
+#   and in `probe.json` (`tags_dropped`).
 # * **Deviation.** The toolkit trains with AdamW at 1e-4; with a few hundred steps on a CPU that
 #   under-fits every codec equally, so `params.yaml: probe.train.lr` is 1e-3 (weight decay 0.08 as published).
 
@@ -54,10 +59,17 @@ results = {}
 for name in p["codecs"]:
     codec = load_codec(name, profile)
     tokens = load_corpus_tokens(resolve(tokens_dir) / f"{name}.pt", codec)
-    results[name] = {"name": codec.name, **probe_codec(codec, tokens, p["model"], p["train"])}
+    results[name] = {"name": codec.name, **probe_codec(codec, tokens, p["model"], p["train"],
+                                                        min_positive_test_songs=p.get("min_positive_test_songs"))}
     r = results[name]
     display(Markdown(f"**{codec.name}**: AP {r['ap_mean']:.3f} ± {r['ap_std']:.3f}, "
-                     f"AUC {r['auc_mean']:.3f} ± {r['auc_std']:.3f} ({len(r['per_seed'])} seeds)"))
+                     f"AUC {r['auc_mean']:.3f} ± {r['auc_std']:.3f} ({len(r['per_seed'])} probe seeds)"))
+
+# %%
+dropped = next(iter(results.values()))["tags_dropped"]  # the same test songs and tags for every codec
+display(Markdown(f"**{len(dropped)} tag(s) left out of the means** (fewer than "
+                 f"{p.get('min_positive_test_songs')} positive test songs): "
+                 + (", ".join(f"{tag} ({why})" for tag, why in dropped.items()) or "none")))
 
 # %%
 table = pd.DataFrame({r["name"]: {"AP": r["ap_mean"], "AP std": r["ap_std"], "AUC": r["auc_mean"],

@@ -37,7 +37,7 @@ from duotok.io.files import atomic_write
 from duotok.paths import resolve
 from duotok.reporting.claims import claim_verdicts, head_to_head
 from duotok.reporting.pareto import pareto_points, plot_pareto, published_points, save_pareto
-from duotok.reporting.results import collect_rows, render_results_readme
+from duotok.reporting.results import collect_rows, dropped_tags_note, render_results_readme
 from duotok.reporting.table2 import format_table, measured_frame, published_table, write_table2
 
 p = stage_params("report", profile)
@@ -49,19 +49,31 @@ rows = collect_rows(resolve(metrics_dir), p["codecs"], p["reconstruction_source"
 # %%
 paths = write_table2(rows, resolve(tables_dir),
                      note=f"Measured on the `{profile}` profile; dual-track reconstruction from "
-                          f"{p['reconstruction_source']} stems. AP/AUC: mean ± std over probe seeds.")
+                          f"{p['reconstruction_source']} stems. AP/AUC: mean ± std over probe seeds on one "
+                          f"trained codec. {dropped_tags_note(rows)} "
+                          "Mel L1, measured and published alike, is the evaluation toolkit's Mel distance "
+                          "(`calculate_mel_distance`; `duotok.eval.mel_distance`): one definition, different data. "
+                          "ViSQOL barely reacts to phase on this corpus (random phase on exact magnitudes: "
+                          "4.29–4.53; a 4 kHz low-pass with perfect phase: 3.54–4.43); PESQ and STOI do.")
 display(format_table(measured_frame(rows)))
 display(Markdown("**Published** (paper Table 2 — different data and scale, not comparable number for number):"))
 display(published_table())
 
 # %% [markdown]
 # ## Figure 1: LM perplexity against reconstruction, bubble area ∝ bitrate
+# One quantity on the y axis for every codec: the **mixture Mel L1** (the toolkit's Mel distance; for a
+# dual-track codec the mixture is the sum of its two decoded tracks). The published points are the
+# baselines' mixture Mel L1 from the toolkit's README; the paper's Duo-Tok row has per-track values only
+# (its Figure 1 plots their mean, 0.93), so it is not drawn.
 
 # %%
 points = pareto_points(rows)
 if points.attrs.get("dropped"):
     display(Markdown("Not drawn: " + ", ".join(f"{k} ({v})" for k, v in points.attrs["dropped"].items())))
-fig = plot_pareto(points, published=published_points())
+published = published_points()
+if published.attrs.get("dropped"):
+    display(Markdown("Published, not drawn: " + ", ".join(f"{k} ({v})" for k, v in published.attrs["dropped"].items())))
+fig = plot_pareto(points, published=published)
 save_pareto(fig, resolve(figures_dir) / "fig1_pareto")
 display(Image(filename=str(resolve(figures_dir) / "fig1_pareto.png")))
 

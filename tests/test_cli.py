@@ -53,3 +53,14 @@ def test_train_pretrain_help_is_forwarded(capsys):
         main(["train", "pretrain", "--help"])
     assert exc.value.code == 0
     assert "--data-dir" in capsys.readouterr().out
+
+
+def test_stage_commands_take_their_stage_name():
+    """dvc.yaml's stage commands pass --stage NAME, which times the run (duotok/timing.py)."""
+    from duotok.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["notebook", "run", "05_baseline", "-p", "codec", "rvq", "--stage", "baseline@rvq"])
+    assert args.stage == "baseline@rvq" and args.param == [["codec", "rvq"]]
+    assert parser.parse_args(["tokens", "--codec", "rvq", "--stage", "tokens@rvq"]).stage == "tokens@rvq"
+    assert parser.parse_args(["notebook", "run", "00_corpus"]).stage is None, "outside DVC nothing is timed"

@@ -42,16 +42,22 @@ def test_ipynb_twin_exists_has_no_outputs_and_matches(source):
     assert py_cells == nb_cells, f"{twin.name} is out of sync with {source.name}: run `make notebooks`"
 
 
-def test_corpus_notebook_runs_on_real_data_layout(tmp_path, make_musdb):
-    """Users with MUSDB18-HQ-layout data get the corpus report too (no tags, no score checks)."""
+def test_corpus_notebook_runs_on_real_data_layout(tmp_path, make_musdb, monkeypatch):
+    """Users with MUSDB18-HQ-layout data get the corpus report too (no tags, no score checks); run as a
+    stage, the run is timed, the notebook's kernel counted as the stage's own CPU time."""
     from duotok.notebooks import run_notebook
 
+    monkeypatch.setattr("duotok.timing.timing_path", lambda stage: tmp_path / "timing" / f"{stage}.json")
     root = make_musdb(tmp_path / "musdb", tracks=(("train", "Track A", 3.0), ("test", "Track B", 2.0)))
     out = run_notebook("00_corpus", {"profile": "smoke", "data_dir": str(root),
                                      "figures_dir": str(tmp_path / "fig"),
                                      "metrics_path": str(tmp_path / "corpus.json")},
-                       output=tmp_path / "executed.ipynb")
+                       output=tmp_path / "executed.ipynb", stage="corpus")
     assert out.is_file()
+    timing = json.loads((tmp_path / "timing" / "corpus.json").read_text())
+    assert timing["stage"] == "corpus" and timing["profile"] == "smoke" and timing["wall_seconds"] > 0
+    if timing["own_cpu_seconds"] is not None:   # the kernel (a child process) imports numpy, torch, ...
+        assert timing["own_cpu_seconds"] > 1.0, timing
     metrics = json.loads((tmp_path / "corpus.json").read_text())
     assert metrics["layout"] == "musdb" and metrics["n_songs"] == 2
     assert metrics["pitch_check"]["notes"] == 0

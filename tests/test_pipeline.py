@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from duotok.data.synth.singing import espeak_available
 from duotok.workspace import prepare
@@ -88,20 +89,42 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     _check_table2_outputs(repo)
     # ablations: every variant trained from the same stage 1 and measured; the family tables and claims
     _check_ablation_outputs(repo)
+    # every stage timed itself, and the pipeline stage gathered the records in order
+    _check_pipeline_timing(repo)
 
     again = _run([sys.executable, "-m", "dvc", "repro"], repo, env)
     assert "didn't change, skipping" in again or "up to date" in again
     status = _run([sys.executable, "-m", "dvc", "status"], repo, env)
     assert "up to date" in status, status
-    # a forced re-run of the stage reproduces every output byte for byte (dvc.lock unchanged)
-    lock = (repo / "dvc.lock").read_text()
+    # a forced re-run of the stage reproduces every output byte for byte (dvc.lock unchanged) but its
+    # timing record, which holds this run's wall time
+    lock = _lock_without_timing(repo)
     _run([sys.executable, "-m", "dvc", "repro", "--force", "corpus"], repo, env)
-    assert (repo / "dvc.lock").read_text() == lock, "outputs differ between two runs of the same stage"
+    assert _lock_without_timing(repo) == lock, "outputs differ between two runs of the same stage"
     # `data ensure` again is a no-op too
     assert "up to date" in _run([*duotok, "data", "ensure"], repo, env)
 
 
 REGRESSION = Path(__file__).parent / "regression" / "smoke_metrics.json"
+
+
+def _lock_without_timing(repo: Path) -> dict:
+    """dvc.lock without the stages' timing records (reports/metrics/timing/*.json differ run to run)."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    for stage in lock["stages"].values():
+        stage["outs"] = [o for o in stage.get("outs", []) if not o["path"].startswith("reports/metrics/timing/")]
+    return lock
+
+
+def _check_pipeline_timing(repo: Path) -> None:
+    from duotok.reporting.pipeline import load_dvc, pipeline_stages
+
+    summary = json.loads((repo / "reports" / "metrics" / "pipeline.json").read_text())
+    assert [r["stage"] for r in summary["stages"]] == pipeline_stages(load_dvc(repo))
+    assert summary["missing"] == [] and summary["complete"] and summary["profiles"] == ["smoke"]
+    assert all(r["wall_seconds"] > 0 and r["machine"]["logical_cores"] >= 1 for r in summary["stages"])
+    assert 0 < summary["wall_seconds_through_report"] < summary["wall_seconds_total"]
+    assert "| **whole pipeline** |" in (repo / "reports" / "tables" / "pipeline.md").read_text()
 
 
 def _check_ablation_outputs(repo: Path) -> None:

@@ -123,3 +123,14 @@ def test_a_cli_stage_depends_on_what_its_subcommand_imports(tmp_path):
         """)
     [drift] = stage_deps.check(tmp_path)
     assert drift.missing == ["duotok/__init__.py", "duotok/cli.py", "duotok/helpers.py"]
+
+
+def test_a_notebook_stage_depends_on_what_the_runner_imports(tmp_path):
+    """The runner writes the stage's timing record: what it imports is part of every notebook stage."""
+    _toy_project(tmp_path)
+    _write(tmp_path, "duotok/notebooks.py", "from duotok.timer import timed_stage\n")
+    _write(tmp_path, "duotok/timer.py", "timed_stage = 1\n")
+    [drift] = stage_deps.check(tmp_path)
+    assert {"duotok/notebooks.py", "duotok/timer.py"} <= set(drift.missing)
+    stage_deps.sync(tmp_path)
+    assert "duotok/timer.py" in yaml.safe_load((tmp_path / "dvc.yaml").read_text())["stages"]["step"]["deps"]

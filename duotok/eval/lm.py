@@ -39,6 +39,7 @@ __all__ = [
     "evaluate_lm",
     "lm_loss",
     "lm_report",
+    "per_song_report",
     "ppl_at_1024",
     "raw_perplexity",
     "train_token_lm",
@@ -288,7 +289,10 @@ def evaluate_lm(
     target frames of each window are given, not scored. Deterministic (fixed windows, no sampling),
     float32 unless ``bf16``; the model's train/eval mode is restored afterwards.
 
-    Returns ``{"ce": [L_k], "nll_sum": [..], "tokens": scored frames, "windows": n, "frames": n}``.
+    Returns ``{"ce": [L_k], "nll_sum": [..], "tokens": scored frames, "windows": n, "frames": n,
+    "per_song": [{"nll_sum": [..], "tokens": n}, ...]}``; ``per_song`` follows the order of
+    ``sequences`` (each song's windows summed), so song-level values (:func:`per_song_report`) and a
+    bootstrap over test songs can be computed from the same pass as the pooled figures.
     """
     if crop_frames < MIN_WINDOW_FRAMES or batch_size < 1:
         raise ValueError(f"need crop_frames >= {MIN_WINDOW_FRAMES} and batch_size >= 1")
@@ -301,6 +305,8 @@ def evaluate_lm(
     was_training = model.training
     model.eval()
     nll = torch.zeros(len(model.heads), dtype=torch.float64)
+    song_nll = torch.zeros((len(seqs), len(model.heads)), dtype=torch.float64)
+    song_count = torch.zeros(len(seqs), dtype=torch.long)
     count = 0
     try:
         for start in range(0, len(pieces), batch_size):
@@ -313,11 +319,14 @@ def evaluate_lm(
                 items.append(item)
             batch = collate(items)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
-                sums, n = model.token_nll(batch["ids"].to(device), batch["lengths"].to(device),
-                                          batch["cond"].to(device) if conds is not None else None,
-                                          score_from=score_from)
-            nll += sums.double().cpu()
-            count += int(n)
+                sums, n = model.token_nll_per_item(batch["ids"].to(device), batch["lengths"].to(device),
+                                                   batch["cond"].to(device) if conds is not None else None,
+                                                   score_from=score_from)
+            song_index = torch.tensor([i for i, _, _ in chunk])
+            song_nll.index_add_(0, song_index, sums.double().cpu())
+            song_count.index_add_(0, song_index, n.long().cpu())
+            nll += sums.double().sum(0).cpu()
+            count += int(n.sum())
     finally:
         model.train(was_training)
     if count == 0:
@@ -328,4 +337,33 @@ def evaluate_lm(
         "tokens": count,
         "windows": len(pieces),
         "frames": sum(b - a for _, a, b in pieces),
+        "per_song": [{"nll_sum": song_nll[i].tolist(), "tokens": int(song_count[i])} for i in range(len(seqs))],
     }
+
+
+def per_song_report(
+    per_song: Sequence[Mapping[str, Any]],
+    song_ids: Sequence[str],
+    codebook_sizes: Sequence[int],
+    frame_rate: float,
+) -> dict[str, dict[str, float]]:
+    """``{song id: {"ce_mean", "log_ppl_1024", "bits_per_second", "tokens"}}`` from
+    :func:`evaluate_lm`'s ``per_song`` (same order as ``song_ids``): each test song's token-mean CE
+    (nats, mean over codebooks), ``ln`` of its PPL@1024 and its LM bits per second. These are the
+    per-song values a paired bootstrap over test songs compares
+    (:func:`duotok.reporting.verdicts.seed_and_song_verdict`); the pooled figures weight songs by their
+    frames, the per-song ones equally. Songs with nothing scored (shorter than two frames) are left out."""
+    if len(per_song) != len(song_ids):
+        raise ValueError(f"{len(per_song)} per-song records for {len(song_ids)} song ids")
+    if len(set(song_ids)) != len(song_ids):
+        raise ValueError("song ids must be unique")
+    out: dict[str, dict[str, float]] = {}
+    for song, record in zip(song_ids, per_song, strict=True):
+        n = int(record["tokens"])
+        if n == 0:
+            continue
+        ces = [float(v) / n for v in record["nll_sum"]]
+        out[str(song)] = {"ce_mean": sum(ces) / len(ces),
+                          "log_ppl_1024": math.log(ppl_at_1024(ces, codebook_sizes)),
+                          "bits_per_second": bits_per_second(ces, frame_rate), "tokens": n}
+    return out

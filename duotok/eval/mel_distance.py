@@ -49,14 +49,18 @@ How it differs from DAC's ``MelSpectrogramLoss`` (``descriptinc/descript-audio-c
 magnitudes, on audiotools' Slaney mel; the toolkit uses none of that — only the window lengths and
 band counts.
 
-How it differs from the repository's current Mel L1 (:func:`duotok.losses.multiscale_mel_l1`, the
-value :mod:`duotok.eval.reconstruction` reports): that one uses librosa's *Slaney* mel scale with
-*area normalisation* (``norm="slaney"``), which scales each band's weights by
-``2 / (f_{m+2} - f_m)`` (≪ 1 at these band widths), so far more bins fall under the ``1e-5`` clamp
-in both signals and the distance comes out 1.4–4.4× smaller than the toolkit's (issue 18, item 2;
-``tests/eval/test_mel_distance.py`` measures 1.2–5.2× on tonal test pairs). On *loud* broadband noise
-the two agree to ~1 %: a per-band gain cancels in a log difference, so the gap is the clamp (plus the
-Slaney-vs-HTK band placement), i.e. it grows as the signal gets quieter or sparser.
+How it differs from the DAC-style training loss (:func:`duotok.losses.multiscale_mel_l1`, which
+:mod:`duotok.eval.reconstruction` reported as Mel L1 until issue 18 and which the waveform models
+still train on): that one uses librosa's *Slaney* mel scale with *area normalisation*
+(``norm="slaney"``), which scales each band's weights by ``2 / (f_{m+2} - f_m)`` (≪ 1 at these band
+widths), so far more bins fall under the ``1e-5`` clamp in both signals and the distance comes out
+1.4–4.4× smaller than the toolkit's (issue 18, item 2; ``tests/eval/test_mel_distance.py`` measures
+1.2–5.2× on tonal test pairs). On *loud* broadband noise the two agree to ~1 %: a per-band gain
+cancels in a log difference, so the gap is the clamp (plus the Slaney-vs-HTK band placement), i.e.
+it grows as the signal gets quieter or sparser. Since issue 18 the reported ``mel_l1``
+(:func:`duotok.eval.reconstruction.reconstruction_metrics`) is :func:`toolkit_mel_distance`, the
+definition of the published baselines' Mel L1 (:mod:`duotok.eval.published`); the training loss keeps
+its own name and code.
 
 This module is torch-only (``torch.stft`` plus the HTK filterbank written out below): torchaudio is
 deliberately not a dependency.

@@ -167,16 +167,22 @@ def check_disjoint(train: Iterable[ProbeItem | str], test: Iterable[ProbeItem | 
 # ------------------------------------------------------------------------------------------ metrics
 
 
-def multilabel_scores(y_true: np.ndarray, y_score: np.ndarray) -> dict[str, Any]:
+def multilabel_scores(y_true: np.ndarray, y_score: np.ndarray,
+                      tags: Sequence[int] | None = None) -> dict[str, Any]:
     """Macro AP and ROC-AUC of scores ``(N, n_tags)`` against 0/1 labels, over the tags that have both
     positives and negatives among the N rows (the others are excluded, not counted as 0 or 1). NaN means
-    and ``n_tags_scored = 0`` when no tag qualifies."""
+    and ``n_tags_scored = 0`` when no tag qualifies. ``tags`` (column indices) restricts the mean to
+    those tags (e.g. the ones with enough positive test songs); ``None``: every tag."""
     y_true = np.asarray(y_true) > 0.5
     y_score = np.asarray(y_score, dtype=np.float64)
     if y_true.shape != y_score.shape or y_true.ndim != 2:
         raise ValueError(f"labels {y_true.shape} and scores {y_score.shape} must both be (N, n_tags)")
     positives = y_true.sum(0)
-    scored = [k for k in range(y_true.shape[1]) if 0 < positives[k] < y_true.shape[0]]
+    candidates = range(y_true.shape[1]) if tags is None else sorted({int(k) for k in tags})
+    bad = [k for k in candidates if not 0 <= k < y_true.shape[1]]
+    if bad:
+        raise ValueError(f"tag indices {bad} outside the {y_true.shape[1]} label columns")
+    scored = [k for k in candidates if 0 < positives[k] < y_true.shape[0]]
     per_tag_ap = {k: float(average_precision_score(y_true[:, k], y_score[:, k])) for k in scored}
     per_tag_auc = {k: float(roc_auc_score(y_true[:, k], y_score[:, k])) for k in scored}
     return {
@@ -201,28 +207,30 @@ def _window_probs(model: TaggingProbe, windows: _WindowSet) -> torch.Tensor:
     return torch.cat(out)
 
 
-def _evaluate_windows(model: TaggingProbe, windows: _WindowSet) -> dict[str, Any]:
+def _evaluate_windows(model: TaggingProbe, windows: _WindowSet,
+                      tags: Sequence[int] | None = None) -> dict[str, Any]:
     probs = _window_probs(model, windows)
-    window = multilabel_scores(windows.labels(torch.arange(len(windows))).numpy(), probs.numpy())
+    window = multilabel_scores(windows.labels(torch.arange(len(windows))).numpy(), probs.numpy(), tags)
     n_songs = windows.song_tags.shape[0]
     song_probs = torch.zeros(n_songs, probs.shape[1]).index_add_(0, windows.song, probs)
     song_probs /= torch.bincount(windows.song, minlength=n_songs).clamp_min(1)[:, None].float()
-    song = multilabel_scores(windows.song_tags.numpy(), song_probs.numpy())
+    song = multilabel_scores(windows.song_tags.numpy(), song_probs.numpy(), tags)
     return {"ap": window["ap"], "auc": window["auc"], "song_ap": song["ap"], "song_auc": song["auc"],
             "n_tags_scored": window["n_tags_scored"], "n_windows": len(windows), "n_songs": n_songs,
             "per_tag_ap": window["per_tag_ap"]}
 
 
 def evaluate_probe(model: TaggingProbe, items: Sequence[ProbeItem], frame_rate: float,
-                   window_seconds: float = 5.0) -> dict[str, Any]:
+                   window_seconds: float = 5.0, tags: Sequence[int] | None = None) -> dict[str, Any]:
     """Window-level metrics (each window scored against its song's tags: ``ap``, ``auc``) and song-level
     ones (the mean of a song's window probabilities: ``song_ap``, ``song_auc``), plus ``n_tags_scored``,
     ``n_windows``, ``n_songs`` and window-level ``per_tag_ap`` ``{tag index: ap}``.
 
     Every song gives at least one window and windows inherit their song's tags, so the same tags
-    qualify at both levels and one ``n_tags_scored`` describes both."""
+    qualify at both levels and one ``n_tags_scored`` describes both. ``tags``: only these tag indices
+    enter the means (:func:`multilabel_scores`)."""
     _validate(items, model.config, "evaluation songs")
-    return _evaluate_windows(model, _WindowSet(items, frame_rate, window_seconds))
+    return _evaluate_windows(model, _WindowSet(items, frame_rate, window_seconds), tags)
 
 
 # ----------------------------------------------------------------------------------------- training
@@ -274,11 +282,15 @@ def train_probe(train_items: Sequence[ProbeItem], valid_items: Sequence[ProbeIte
 
 
 def run_probe(train: Sequence[ProbeItem], valid: Sequence[ProbeItem], test: Sequence[ProbeItem],
-              frame_rate: float, probe_cfg: ProbeConfig, cfg: ProbeTrainConfig | None = None) -> dict[str, Any]:
+              frame_rate: float, probe_cfg: ProbeConfig, cfg: ProbeTrainConfig | None = None,
+              test_tags: Sequence[int] | None = None) -> dict[str, Any]:
     """For each seed of ``cfg.seeds``: train a probe and evaluate it on ``test``. Returns ``per_seed``
     (each seed's :func:`evaluate_probe` result, plus ``seed`` and ``train_seconds``), the mean and spread
     over seeds (``ap_mean``, ``ap_std``, ``auc_*``, ``song_ap_*``, ``song_auc_*``; std is the *population*
     std, ddof=0 — the spread of these seeds, not an estimate for unseen ones) and the ``config`` used.
+
+    ``test_tags`` (tag indices; ``None``: all) restricts the *test* means to those tags; training and
+    checkpoint selection still use every tag.
 
     Refuses (``ValueError``) any song id shared between train, valid and test."""
     cfg = cfg or ProbeTrainConfig()
@@ -292,7 +304,7 @@ def run_probe(train: Sequence[ProbeItem], valid: Sequence[ProbeItem], test: Sequ
         model = train_probe(train, valid, frame_rate, probe_cfg, cfg, seed)
         seconds = time.perf_counter() - start
         per_seed.append({"seed": seed, "train_seconds": seconds,
-                         **evaluate_probe(model, test, frame_rate, cfg.window_seconds)})
+                         **evaluate_probe(model, test, frame_rate, cfg.window_seconds, test_tags)})
     result: dict[str, Any] = {"per_seed": per_seed}
     for key in ("ap", "auc", "song_ap", "song_auc"):
         values = np.array([r[key] for r in per_seed], dtype=np.float64)

@@ -5,7 +5,10 @@ as *published* next to what this repository *measured*."""
 from __future__ import annotations
 
 #: Table 2 of the Duo-Tok paper (baselines as copied from the toolkit's README). Reconstruction is on
-#: the toolkit's music test set at each codec's own rate; Duo-Tok's reconstruction is per track.
+#: the toolkit's music test set (mixtures) at each codec's own rate; Duo-Tok's reconstruction is per track.
+#: ``mel_l1`` is the toolkit's ``calculate_mel_distance``, the definition this repository reports too
+#: (:func:`duotok.eval.mel_distance.toolkit_mel_distance`, via
+#: :func:`duotok.eval.reconstruction.reconstruction_metrics`): the same scale, on other data.
 TABLE2: dict[str, dict[str, float | str]] = {
     "DAC": {"token_rate": 75, "codebooks": "8x1024", "kbps": 6.00, "mtt_ap": 0.20, "mtt_auc": 0.79,
             "ppl_1024": 194.0, "pesq": 2.66, "stoi": 0.86, "mel_l1": 0.73},
@@ -21,7 +24,8 @@ TABLE2: dict[str, dict[str, float | str]] = {
                      "ppl_1024": 8.10, "pesq": 1.21, "stoi": 0.57, "mel_l1": 1.37},
 }
 
-#: Duo-Tok's own row: reconstruction per track (vocal / accompaniment); ViSQOL is not published.
+#: Duo-Tok's own row: reconstruction per track (vocal / accompaniment); no mixture value and no ViSQOL
+#: are published (so the paper's Duo-Tok has no point on Figure 1's mixture-Mel-L1 axis here).
 DUOTOK: dict[str, object] = {
     "token_rate": 25, "codebooks": "2x32768", "kbps": 0.75, "mtt_ap": 0.35, "mtt_auc": 0.87, "ppl_1024": 4.75,
     "reconstruction": {"vocal": {"pesq": 1.82, "stoi": 0.56, "mel_l1": 0.74},

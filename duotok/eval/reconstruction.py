@@ -1,10 +1,16 @@
-"""Reconstruction quality, with exactly the evaluation toolkit's definitions (SPEC §2).
+"""Reconstruction quality, with the evaluation toolkit's definitions (SPEC §2).
 
-* **Mel L1** (``mel_l1``, lower is better) — DAC-style multi-scale log-mel distance: for each of 7
-  scales (window 32 … 2048 samples, 5 … 320 mel bands, hop = window / 4, Hann window,
-  ``center=True``), the mean absolute difference of ``ln(clamp(mel power, 1e-5))`` between reference
-  and estimate; then the mean over scales. It is a differentiable torch function, so the autoencoder
-  trains on the very quantity it is scored on.
+* **Mel L1** (``mel_l1``, lower is better) — exactly the toolkit's Mel distance (Codec-Evaluation,
+  ``calculate_mel_distance``), :func:`duotok.eval.mel_distance.toolkit_mel_distance`: for each of 7
+  scales (window 32 … 2048 samples, 5 … 320 mel bands) a torchaudio-default ``MelSpectrogram`` —
+  HTK mel scale, no area normalisation (``norm=None``), power 2, centred reflect-padded periodic-Hann
+  frames, hop = window / 4 — then the mean absolute difference of ``ln(clamp(mel power, 1e-5))``
+  between reference and estimate, then the mean over scales. Computed in float32, as the toolkit
+  does on float32 audio. The published baselines' Mel L1 (the toolkit's README, copied into the
+  paper's Table 2: :mod:`duotok.eval.published`) is this same definition, so the two are on one scale
+  (not on the same data). It is *not* the DAC-style training loss
+  :func:`duotok.losses.multiscale_mel_l1` (librosa Slaney mel, area-normalised), which this module
+  reported as Mel L1 before issue 18 and which comes out 1.4–4.4× smaller on the same signals.
 * **PESQ** (``pesq``, higher is better, about 1.04 … 4.64) — ITU-T P.862.2 wide-band PESQ via the
   ``pesq`` package, at 16 kHz only: P.862.2 is defined for 16 kHz input, so other rates are refused
   rather than silently resampled.
@@ -12,7 +18,11 @@
   2011; ``pystoi``, non-extended), which resamples to 10 kHz internally.
 * **ViSQOL** (``visqol``, higher is better, about 1 … 4.73) — ViSQOL v3 in *audio* mode
   (``visqol-python``), measured at 48 kHz after polyphase resampling (``scipy.signal.resample_poly``),
-  because audio mode's similarity-to-quality model was trained on 48 kHz signals.
+  because audio mode's similarity-to-quality model was trained on 48 kHz signals. What it sees on
+  this corpus (audit, issue 18): it barely reacts to phase — the exact STFT magnitudes with *random*
+  phase score 4.29–4.53, while a 4 kHz low-pass with perfect phase scores 3.54–4.43 — so it mostly
+  reports spectral-envelope/bandwidth fidelity. PESQ and STOI do react to phase (random phase drops
+  PESQ to about 1.5); read ViSQOL next to them, never alone.
 
 PESQ, STOI and ViSQOL are undefined when the reference is silent (e.g. the vocal stem of an
 instrumental song), so they are NaN there, while Mel L1 still scores the estimate's leakage;
@@ -29,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from duotok.losses import multiscale_mel_l1
+from duotok.eval.mel_distance import toolkit_mel_distance
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; visqol is imported lazily (slow import)
     from visqol import VisqolApi
@@ -142,6 +152,22 @@ def visqol_audio(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) 
     return float(_visqol_api().measure_from_arrays(ref, est, VISQOL_SAMPLE_RATE).moslqo)
 
 
+def toolkit_mel_l1(reference: np.ndarray | torch.Tensor, estimate: np.ndarray | torch.Tensor,
+                   sample_rate: int) -> float:
+    """The toolkit's Mel L1 (:func:`~duotok.eval.mel_distance.toolkit_mel_distance`) of one mono pair.
+
+    Both signals are cast to float32 first — the precision the toolkit computes in (torchaudio on
+    float32 audio), whatever dtype they arrive in. ``sample_rate`` may be any integral number
+    (``16000``, ``np.int64(16000)``, ``16000.0``); the filterbank spans 0 … ``sample_rate // 2``.
+    Signals must be longer than 1024 samples (the 2048-sample scale); shorter ones raise ValueError."""
+    rate = float(sample_rate)
+    if not (math.isfinite(rate) and rate.is_integer() and rate > 0):
+        raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    ref = torch.as_tensor(_as_float64(reference)).to(torch.float32)
+    est = torch.as_tensor(_as_float64(estimate)).to(torch.float32)
+    return float(toolkit_mel_distance(ref, est, int(rate)))
+
+
 def _validated_pair(reference: Any, estimate: Any) -> tuple[np.ndarray, np.ndarray]:
     """Mono 1-D, equal-length, non-empty, finite float64 copies of the two signals."""
     ref, est = _as_float64(reference), _as_float64(estimate)
@@ -174,9 +200,7 @@ def reconstruction_metrics(reference: np.ndarray | torch.Tensor, estimate: np.nd
     out: dict[str, float] = {}
     for name in metrics:
         if name == "mel_l1":
-            distance = multiscale_mel_l1(torch.from_numpy(ref.astype(np.float32)),
-                                         torch.from_numpy(est.astype(np.float32)), sample_rate)
-            out[name] = float(distance)
+            out[name] = toolkit_mel_l1(ref, est, sample_rate)
         elif name == "pesq":
             out[name] = pesq_wb(ref, est, sample_rate)
         elif name == "stoi":

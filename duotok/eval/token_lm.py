@@ -282,6 +282,26 @@ class TokenLM(nn.Module, PretrainedMixin):
         scored = batch.scored(_check_score_from(score_from), with_eos=False)
         return self._nll(batch, scored), scored.sum()
 
+    def token_nll_per_item(
+        self,
+        ids: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        cond: torch.Tensor | None = None,
+        score_from: int = 0,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`token_nll` per batch row: ``(nll_sum (B, K), count (B,))``, float32 sums over each
+        row's scored real frames, so a caller can attribute the loss to songs (the per-song values of
+        the LM evaluation, :func:`duotok.eval.lm.evaluate_lm`)."""
+        batch = self.prepare(ids, lengths, cond)
+        scored = batch.scored(_check_score_from(score_from), with_eos=False)
+        rows = scored.nonzero(as_tuple=True)[0]
+        h = self.hidden(batch)[scored]
+        sums = torch.zeros((scored.shape[0], len(self.heads)), dtype=torch.float32, device=h.device)
+        for k, head in enumerate(self.heads):
+            ce = F.cross_entropy(head(h).float(), batch.targets[:, k][scored], reduction="none")
+            sums[:, k].index_add_(0, rows, ce)
+        return sums, scored.sum(dim=1)
+
 
 def _check_score_from(score_from: int) -> int:
     if int(score_from) != score_from or score_from < 0:

@@ -171,10 +171,19 @@ def config_from_dict(config_class: type, data: Any, where: str = "config") -> An
     wrong type (``"dim": "sixty-four"``, a list where a float belongs) would only fail later with an
     unrelated message. Each raises :class:`ConfigError` (a ``ValueError``) naming the key path, e.g.
     ``config.encoder.dim: expected int, got str 'sixty-four'``, nested dataclass configs included;
-    :meth:`PretrainedMixin.from_pretrained` turns it into a ``CheckpointError`` naming the file."""
+    :meth:`PretrainedMixin.from_pretrained` turns it into a ``CheckpointError`` naming the file.
+
+    The one exception is declared: a config class may list in ``LEGACY_VALUES`` (a class attribute,
+    field name → value) the fields added after checkpoints of it were written, each with **the
+    behaviour the code had before the field existed** — not the field's current default, which may
+    be a newer recipe (``codebook_lookup`` defaults to ``"l2"`` in the dataclass but the params now
+    choose ``"cosine"``; a checkpoint without the field was trained with ``"l2"``). A missing field
+    listed there takes that value; any other missing field is still an error."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a JSON object for {config_class.__name__}, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(config_class) if f.init}
+    legacy = {k: v for k, v in getattr(config_class, "LEGACY_VALUES", {}).items() if k in fields and k not in data}
+    data = {**data, **legacy}
     unknown = sorted(set(data) - set(fields))
     missing = sorted(set(fields) - set(data))
     if unknown or missing:

@@ -14,8 +14,9 @@ Why these choices:
 * **A small KL weight** (VAE bottleneck): not for sampling from the prior, only to keep the latent's
   scale bounded and roughly unit-variance, which the diffusion decoder that models the latent needs.
   The plain ``"ae"`` bottleneck is there for ablations.
-* **No adversarial loss**: the objective is multi-scale mel L1 (the evaluation's own metric, see
-  :mod:`duotok.eval.reconstruction`) + multi-resolution STFT (spectral convergence + log magnitude) + KL.
+* **No adversarial loss**: the objective is a DAC-style multi-scale mel L1 (:mod:`duotok.losses`; the
+  evaluation reports the toolkit's Mel distance, a close relative, :mod:`duotok.eval.mel_distance`)
+  + multi-resolution STFT (spectral convergence + log magnitude) + KL.
   GAN discriminators are left out so that training fits a CPU budget. Those two losses see magnitudes
   only, so the phase the head predicts is unsupervised — random phase on the exact magnitudes scores ~0
   on both (issue 18). Optional phase-aware terms (``complex_weight``, ``phase_weight``, ``wave_weight``;
@@ -60,6 +61,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -97,6 +99,12 @@ __all__ = [
 
 @dataclass
 class AutoencoderConfig:
+    #: What checkpoints written before a field existed were trained with (see ``config_from_dict``):
+    #: the magnitude-only recipe of issues 1-17.
+    LEGACY_VALUES: ClassVar[dict[str, object]] = {
+        "encoder_input": "magnitude", "phase_head": "angle", "complex_weight": 0.0, "phase_weight": 0.0,
+        "phase_terms": list(PHASE_TERMS), "wave_weight": 0.0, "complex_compression": 0.3}
+
     sample_rate: int = 16000
     n_fft: int = 1024
     hop_length: int = 160          # 100 Hz STFT frames; the latent is at half that rate

@@ -15,6 +15,7 @@ lyrics for the vocal track only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -52,15 +53,21 @@ class DualHeadsConfig:
 
 @dataclass
 class DualTrackConfig:
+    #: What checkpoints written before a field existed were trained with (see ``config_from_dict``).
+    LEGACY_VALUES: ClassVar[dict[str, object]] = {"bottleneck_norm": "none", "codebook_init": "random",
+                                                  "codebook_lookup": "l2", "codebook_shrinkage": 0.0,
+                                                  "lyrics_context": 0}
+
     mel: MelConfig = field(default_factory=MelConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     bottleneck_dim: int = 64
     bottleneck_norm: str = "none"   # stage 2's (finetune.model.bottleneck_norm): layer | none
+    lyrics_context: int = 0         # stage 2's (finetune.model.lyrics_context): the shared lyrics head's shape
     codebook_sizes: tuple[int, int] = (1024, 1024)
     beta: float = 0.25
     quantizer_seed: int = 0
     codebook_init: str = "random"   # random: SimVQ's own start; data: mean/covariance of the inputs (init_codebooks)
-    codebook_lookup: str = "l2"     # l2 (SimVQ as published) | cosine: directions in a whitened space (issue 17)
+    codebook_lookup: str = "l2"     # l2 (SimVQ as published) | cosine: directions of standardised features (issue 17)
     codebook_shrinkage: float = 0.0  # data start: covariance blended with its isotropic part (1 = no whitening)
     heads: DualHeadsConfig = field(default_factory=DualHeadsConfig)
     vocab_size: int = len(CharVocab())
@@ -97,7 +104,7 @@ class DualTrackModel(nn.Module, PretrainedMixin):
                                                lookup=config.codebook_lookup)
         self.heads = build_heads(tuple(n for n in ("lyrics", "mel", "chroma") if getattr(config.heads, n)), dim,
                                  n_mels=config.mel.n_mels, vocab_size=config.vocab_size,
-                                 factor=config.encoder.downsample)
+                                 factor=config.encoder.downsample, lyrics_context=config.lyrics_context)
 
     @classmethod
     def from_finetune(cls, stage2: MultiTaskModel, config: DualTrackConfig) -> DualTrackModel:
@@ -109,6 +116,8 @@ class DualTrackModel(nn.Module, PretrainedMixin):
         if stage2.config.bottleneck_norm != config.bottleneck_norm:
             raise ValueError(f"bottleneck_norm {config.bottleneck_norm!r} differs from stage 2's "
                              f"{stage2.config.bottleneck_norm!r}")
+        if stage2.config.lyrics_context != config.lyrics_context:
+            raise ValueError(f"lyrics_context {config.lyrics_context} differs from stage 2's {stage2.config.lyrics_context}")
         if stage2.config.bottleneck_dim != config.bottleneck_dim:
             raise ValueError(f"bottleneck_dim {config.bottleneck_dim} differs from stage 2's "
                              f"{stage2.config.bottleneck_dim}")

@@ -217,14 +217,27 @@ def separate(
 
 class LyricsHead(nn.Module):
     """Features ``(B, T25, dim)`` → CTC log-probabilities ``(B, T25, vocab_size)`` (float32; index 0
-    is the blank of :class:`duotok.text.CharVocab`)."""
+    is the blank of :class:`duotok.text.CharVocab`).
 
-    def __init__(self, dim: int, vocab_size: int):
+    ``context`` = 0 is the paper's linear head. ``context`` = H > 0 first runs a one-layer
+    bidirectional GRU of H units per direction over the frames (issue 17): at the ``default`` budget
+    the upper Transformer is barely trained and gives a linear head no usable context, and greedy
+    CTC then emits only blanks; a log-mel + BiGRU reader of the same crops learns the lyrics within a
+    few hundred steps (``reports/experiments/quick_log.md``). The GRU runs in float32 (no bf16 GRU
+    kernels on CPU)."""
+
+    def __init__(self, dim: int, vocab_size: int, context: int = 0):
         super().__init__()
+        if context < 0:
+            raise ValueError(f"lyrics head context must be >= 0 (0 = linear), got {context}")
         self.vocab_size = vocab_size
-        self.proj = nn.Linear(dim, vocab_size)
+        self.context = (nn.GRU(dim, context, batch_first=True, bidirectional=True) if context else None)
+        self.proj = nn.Linear(2 * context if context else dim, vocab_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.context is not None:
+            with torch.autocast(device_type=x.device.type, enabled=False):
+                x, _ = self.context(x.float())
         return self.proj(x).float().log_softmax(dim=-1)
 
 
@@ -260,11 +273,12 @@ def ctc_loss(
 
 
 def build_heads(names: tuple[str, ...], dim: int, *, n_mels: int, vocab_size: int, factor: int,
-                n_sources: int = 4, n_freq: int = 513, mask_spectrum: bool = False) -> nn.ModuleDict:
+                n_sources: int = 4, n_freq: int = 513, mask_spectrum: bool = False,
+                lyrics_context: int = 0) -> nn.ModuleDict:
     """The heads named in ``names`` (any of lyrics, mel, chroma, mask), in that order; stages 2 and 3
     build theirs here so a stage-3 head has exactly the shape of its stage-2 namesake."""
     makers = {
-        "lyrics": lambda: LyricsHead(dim, vocab_size),
+        "lyrics": lambda: LyricsHead(dim, vocab_size, context=lyrics_context),
         "mel": lambda: MelHead(dim, n_mels, factor=factor),
         "chroma": lambda: ChromaHead(dim, factor=factor),
         "mask": lambda: MaskHead(dim, n_sources, n_freq, factor=factor, spectrum=mask_spectrum),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -64,11 +65,16 @@ class HeadsConfig:
 
 @dataclass
 class MultiTaskConfig:
+    #: What checkpoints written before a field existed were trained with (see ``config_from_dict``).
+    LEGACY_VALUES: ClassVar[dict[str, object]] = {"bottleneck_norm": "none", "mask_spectrum": False,
+                                                  "lyrics_context": 0}
+
     mel: MelConfig = field(default_factory=MelConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     bottleneck_dim: int = 64
     bottleneck_norm: str = "none"   # layer: per-frame standardisation after proj_in (issue 17) | none
     mask_spectrum: bool = False     # the mask head also reads the mixture's magnitude spectrum (issue 17)
+    lyrics_context: int = 0         # >0: BiGRU units per direction before the linear lyrics head (issue 17)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     heads: HeadsConfig = field(default_factory=HeadsConfig)
     vocab_size: int = len(CharVocab())
@@ -92,7 +98,8 @@ class MultiTaskModel(nn.Module, PretrainedMixin):
         self.heads = build_heads(tuple(n for n in HEADS if getattr(config.heads, n)), dim,
                                  n_mels=config.mel.n_mels, vocab_size=config.vocab_size,
                                  factor=config.encoder.downsample, n_sources=config.n_sources,
-                                 n_freq=config.mel.n_fft // 2 + 1, mask_spectrum=config.mask_spectrum)
+                                 n_freq=config.mel.n_fft // 2 + 1, mask_spectrum=config.mask_spectrum,
+                                 lyrics_context=config.lyrics_context)
 
     @classmethod
     def from_pretrain(cls, pretrained: BestRQModel, config: MultiTaskConfig) -> MultiTaskModel:

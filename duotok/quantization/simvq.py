@@ -12,13 +12,16 @@ Loss (as the official implementation): ``beta * ||sg(z_q) - z||^2 + ||z_q - sg(z
 through which ``W`` learns, because the forward output uses the straight-through estimator
 ``z + sg(z_q - z)``.
 
-``lookup="cosine"`` (issue 17) compares *directions* in a fixed *whitened* space instead: inputs are
-shifted and whitened by buffers fitted once to data (:meth:`SimVQ.init_from_data`), inputs and codes
+``lookup="cosine"`` (issue 17) compares *directions* in a fixed standardised space instead: inputs
+are shifted by their mean and multiplied by a fixed matrix, both fitted once to data
+(:meth:`SimVQ.init_from_data`; with ``shrinkage=1``, the default in ``params.yaml``, the matrix only
+rescales — the features are centred, not whitened; ``shrinkage=0`` whitens fully), inputs and codes
 are scaled to the same norm ``sqrt(D)``, and the quantized vector is mapped back (coloured) to the
 input space. Why: the stage-2 bottleneck is nearly low-rank (≈ 99 % of its variance in 5 of 64
 dimensions) and, with plain L2 lookup, codes of small norm are nearest to most inputs ("hubness"):
 1024 codes fitted to the data's mean and covariance were used with an effective count (perplexity)
-of 140-190; the same codes compared by direction in the whitened space, 390-480 (k-means on the raw
+of 140-190; the same codes compared by direction in the fully whitened space, 390-480
+(on centred features, 256-301; the adopted default, which keeps more harmony in the tokens) (k-means on the raw
 features: 380-450). The codebook is still ``W(C0)`` with ``C0`` frozen — only the metric changed, as
 ViT-VQGAN's l2-normalised codes.
 """
@@ -37,7 +40,7 @@ from duotok.quantization.base import QuantizedResult
 #: (64 MiB); above it the search loops over frame blocks and codebook chunks.
 DEFAULT_MAX_DISTANCE_ELEMENTS = 1 << 24
 
-#: Nearest-neighbour rules: plain L2 (SimVQ as published) or cosine in a fixed whitened space.
+#: Nearest-neighbour rules: plain L2 (SimVQ as published) or cosine in a fixed standardised space.
 LOOKUPS = ("l2", "cosine")
 
 
@@ -252,7 +255,6 @@ class SimVQ(nn.Module):
         cov = centred.T @ centred / (z.shape[0] - 1)
         scale = cov.diagonal().mean().clamp_min(eps)
         eye = torch.eye(self.dim, dtype=cov.dtype)
-        chol = torch.linalg.cholesky(cov + eps * scale * eye)
         if self.lookup == "cosine":
             # metric: whiten by the shrunk covariance; codes: the covariance the inputs have there
             metric = torch.linalg.cholesky((1.0 - shrinkage) * cov + (shrinkage + eps) * scale * eye)
@@ -264,6 +266,7 @@ class SimVQ(nn.Module):
             self.proj.weight.copy_((torch.linalg.cholesky(inner + eps * eye) * self.dim**0.5).to(self.proj.weight))
             self.proj.bias.zero_()
             return
+        chol = torch.linalg.cholesky(cov + eps * scale * eye)
         self.proj.weight.copy_((chol * self.dim**0.5).to(self.proj.weight))
         self.proj.bias.copy_(mean.to(self.proj.bias))
 

@@ -21,6 +21,21 @@ def lm_codebook_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def lm_information_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per codec: PPL@1024 and LM bits/s beside what the test tokens could carry (unigram
+    entropy rate, bits/s; codebook usage), the codec-training seeds and the test songs behind the
+    per-song values. Records without the information fields (older metrics) show NaN."""
+    rows = []
+    for r in results.values():
+        by_seed = r.get("per_song_by_seed") or {}
+        rows.append({"codec": r["codec"], "ppl_1024": r["ppl_1024"], "lm_bits_per_second": r["bits_per_second"],
+                     "entropy_rate_bps": r.get("entropy_rate_bps", float("nan")),
+                     "codebook_usage": r.get("codebook_usage", float("nan")),
+                     "training_seeds": len(by_seed),
+                     "test_songs": len(next(iter(by_seed.values()))) if by_seed else 0})
+    return pd.DataFrame(rows)
+
+
 def lm_protocol_table(protocols: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """Protocol (ii) per codec: accompaniment bits/s without and with the vocal condition."""
     return pd.DataFrame([{

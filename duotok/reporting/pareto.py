@@ -2,9 +2,16 @@
 proportional to its bitrate — the trade-off the paper argues Duo-Tok improves (lower-left is better on
 both axes, and a small bubble there means it is also cheap).
 
-Reconstruction error is one number per codec so single-stream and dual-track codecs share an axis:
-the mixture Mel L1 for single-stream codecs, the mean of vocal and accompaniment Mel L1 for dual-track
-ones (the paper's convention: Duo-Tok at (4.75, 0.93), 0.93 = mean of 0.74 and 1.12)."""
+Reconstruction error is ONE quantity for every codec: the **mixture Mel L1** — the toolkit's Mel
+distance (:func:`duotok.eval.mel_distance.toolkit_mel_distance`, what
+:func:`duotok.eval.reconstruction.reconstruction_metrics` reports as ``mel_l1``) between the true
+mixture and the codec's mixture. A single-stream codec decodes the mixture itself; for a dual-track
+codec it is the sum of its decoded vocal and accompaniment (:mod:`duotok.eval.roundtrip`). This is also
+the quantity the toolkit's README publishes for the baselines, so the published points share the axis
+(on other data). A row without a mixture Mel L1 has no point (``None``): the mean of a dual-track codec's
+per-track values is a different quantity and is never substituted. That is why the paper's own Duo-Tok
+point — (4.75, 0.93), 0.93 being the mean of its vocal 0.74 and accompaniment 1.12, the paper's Figure-1
+convention — is not drawn: the paper publishes no mixture Mel L1 for Duo-Tok."""
 
 from __future__ import annotations
 
@@ -28,6 +35,12 @@ SIZE_REFERENCES_KBPS: tuple[float, ...] = (0.5, 2.0, 6.0)
 #: Marker area for a codec without a known bitrate (drawn as a cross, not a bubble).
 UNKNOWN_KBPS_AREA = 60.0
 MEASURED_COLOR = "#4c72b0"
+#: What the y axis is, for the axis label and for texts that describe Figure 1.
+Y_LABEL = "mixture Mel L1 (toolkit definition) ↓"
+QUANTITY = ("mixture Mel L1: the evaluation toolkit's Mel distance between the true mixture and the "
+            "codec's mixture (dual-track codecs: the sum of the two decoded tracks)")
+#: Legend entry of the published points: the toolkit README's mixture Mel L1 of each baseline.
+PUBLISHED_LABEL = "published (toolkit README, mixture Mel L1; different data)"
 PUBLISHED_COLOR = "0.55"
 
 
@@ -39,26 +52,28 @@ def _value(value: Any) -> float | None:
 
 
 def pareto_mel_l1(row: Mapping[str, Any]) -> float | None:
-    """One Mel L1 per codec: mean of vocal and accompaniment when both were measured (dual-track),
-    else the mixture (single-stream), else ``None``."""
+    """The codec's mixture Mel L1 (:data:`QUANTITY`), the same quantity for single-stream and
+    dual-track codecs; ``None`` when the row has none (missing or NaN). Per-track values are never
+    used in its place, so a row without a mixture is left out rather than placed on another scale."""
     recon = row.get("reconstruction") or {}
-    vocal = _value((recon.get("vocal") or {}).get("mel_l1"))
-    accomp = _value((recon.get("accompaniment") or {}).get("mel_l1"))
-    if vocal is not None and accomp is not None:
-        return (vocal + accomp) / 2
     return _value((recon.get("mixture") or {}).get("mel_l1"))
 
 
 def pareto_points(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Columns ``codec``, ``ppl_1024``, ``mel_l1`` (see :func:`pareto_mel_l1`), ``kbps`` (NaN if
+    """Columns ``codec``, ``ppl_1024``, ``mel_l1`` (the mixture's, :func:`pareto_mel_l1`), ``kbps`` (NaN if
     unknown). Rows without PPL@1024 or Mel L1 cannot be placed and are dropped; they are listed in
     ``points.attrs["dropped"]`` (``{codec: reason}``) so the caller can say which were left out."""
     points, dropped = [], {}
     for row in rows:
         ppl, mel = _value(row.get("ppl_1024")), pareto_mel_l1(row)
-        missing = [name for name, v in (("PPL@1024", ppl), ("Mel L1", mel)) if v is None]
+        missing = [name for name, v in (("PPL@1024", ppl), ("mixture Mel L1", mel)) if v is None]
         if missing:
-            dropped[str(row["codec"])] = "no " + " and no ".join(missing)
+            reason = "no " + " and no ".join(missing)
+            recon = row.get("reconstruction") or {}
+            if mel is None and any(_value((recon.get(t) or {}).get("mel_l1")) is not None
+                                   for t in ("vocal", "accompaniment")):
+                reason += " (per-track Mel L1 only: a different quantity)"
+            dropped[str(row["codec"])] = reason
             continue
         kbps = _value(row.get("kbps"))
         points.append({"codec": str(row["codec"]), "ppl_1024": ppl, "mel_l1": mel,
@@ -69,7 +84,9 @@ def pareto_points(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def published_points() -> pd.DataFrame:
-    """The paper's Figure 1 points, from its Table 2 (:mod:`duotok.eval.published`)."""
+    """The published points, from the paper's Table 2 (:mod:`duotok.eval.published`), on the figure's
+    quantity: the baselines' mixture Mel L1 as the toolkit's README publishes it. Duo-Tok's published
+    row has per-track values only, so it is in ``attrs["dropped"]``, not drawn (see the module docstring)."""
     return pareto_points(published_rows())
 
 
@@ -107,7 +124,7 @@ def _padded_log_limits(values: Sequence[float]) -> tuple[float, float]:
 def plot_pareto(points: pd.DataFrame, title: str = "LM perplexity vs reconstruction (bubble area ∝ kbps)",
                 published: pd.DataFrame | None = None, ax: plt.Axes | None = None,
                 size_references: Sequence[float] = SIZE_REFERENCES_KBPS) -> plt.Figure:
-    """Bubble chart of :func:`pareto_points`: x = PPL@1024 (log), y = Mel L1, area ∝ kbps
+    """Bubble chart of :func:`pareto_points`: x = PPL@1024 (log), y = mixture Mel L1, area ∝ kbps
     (:data:`AREA_PT2_PER_KBPS`), each labelled with its codec. ``published`` (e.g.
     :func:`published_points`) is drawn as hollow grey bubbles under a separate legend entry, since it
     was measured on different data. Draws into ``ax`` when given; returns the figure."""
@@ -129,7 +146,7 @@ def plot_pareto(points: pd.DataFrame, title: str = "LM perplexity vs reconstruct
         ax.set_ylim(min(ys) - 0.25 * span, max(ys) + 0.25 * span)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("PPL@1024 (normalised LM perplexity, log scale) ↓")
-    ax.set_ylabel("Mel L1 ↓ (dual-track: mean of vocal, accomp.)")
+    ax.set_ylabel(Y_LABEL)
     ax.grid(alpha=0.3, which="both")
     ax.annotate("better", xy=(0.03, 0.04), xytext=(0.17, 0.2), xycoords="axes fraction",
                 textcoords="axes fraction", fontsize=9, ha="center", color="0.3",
@@ -142,7 +159,7 @@ def plot_pareto(points: pd.DataFrame, title: str = "LM perplexity vs reconstruct
     if published is not None and len(published):
         source_handles.append(Line2D([], [], marker="o", linestyle="none", markerfacecolor="none",
                                      markeredgecolor=PUBLISHED_COLOR, markersize=8,
-                                     label="published (different data)"))
+                                     label=PUBLISHED_LABEL))
     # Figure-level legends anchored to the axes: they sit outside the plot and, unlike a second
     # axes legend added with add_artist, count for bbox_inches="tight", so they are never clipped.
     fig.legend(handles=source_handles, loc="upper left", bbox_to_anchor=(1.02, 1.0),

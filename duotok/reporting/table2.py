@@ -3,8 +3,9 @@ kept beside it in a separate, clearly labelled section: the published rows come 
 another scale, so they are context, never a column of the measured table.
 
 A *row* is the plain dict the pipeline produces (``codec``, ``kind``, ``token_rate``, ``codebooks``,
-``kbps``, ``ap``/``ap_std``, ``auc``/``auc_std``, ``ppl_1024``, ``bits_per_second`` and
-``reconstruction = {track: {metric: value}}``); any value may be ``None``. Two shapes are derived:
+``kbps``, ``ap``/``ap_std``, ``auc``/``auc_std``, ``ppl_1024``, ``bits_per_second``, ``entropy_rate_bps``
+(the test tokens' unigram entropy rate, bits/s), ``codebook_usage`` (used fraction of the codebook
+entries, mean over codebooks) and ``reconstruction = {track: {metric: value}}``); any value may be ``None``. Two shapes are derived:
 
 * :func:`measured_frame` — numeric, one column per (metric, track) pair: what goes to CSV, so the
   numbers survive a round trip without parsing display strings;
@@ -27,7 +28,7 @@ from duotok.io.files import atomic_write
 
 #: Display columns, in the paper's order (the codec is the index).
 TABLE2_COLUMNS: tuple[str, ...] = ("Token rate", "Codebooks", "kbps", "AP", "AUC", "PPL@1024", "bits/s",
-                                   "PESQ", "STOI", "Mel L1", "ViSQOL")
+                                   "Token H bits/s", "Code usage", "PESQ", "STOI", "Mel L1", "ViSQOL")
 
 #: Reconstruction tracks a row may report; dual-track codecs report vocal + accompaniment (+ mixture).
 TRACKS: tuple[str, ...] = ("vocal", "accompaniment", "mixture")
@@ -35,7 +36,15 @@ TRACKS: tuple[str, ...] = ("vocal", "accompaniment", "mixture")
 RECON_METRICS: dict[str, str] = {"pesq": "PESQ", "stoi": "STOI", "mel_l1": "Mel L1", "visqol": "ViSQOL"}
 #: Scalar (per-codec) numeric fields of a row, in CSV order.
 SCALAR_FIELDS: tuple[str, ...] = ("token_rate", "kbps", "ap", "ap_std", "auc", "auc_std", "ppl_1024",
-                                  "bits_per_second")
+                                  "bits_per_second", "entropy_rate_bps", "codebook_usage")
+
+#: What the two information columns are, for the table's notes (Table 2 md and reports/README.md).
+INFORMATION_NOTE = (
+    "*Token H bits/s*: unigram entropy rate of the codec's test tokens (Shannon entropy of each codebook's "
+    "code frequencies × token rate, summed over codebooks) — how much the tokens could say per second, "
+    "an upper bound that ignores order; *Code usage*: share of the codebook entries used on the test songs "
+    "(mean over codebooks). Read PPL@1024 and LM bits/s beside them: a low perplexity from tokens that carry "
+    "few bits per second is predictability bought by saying less.")
 
 MISSING = "—"
 PUBLISHED_TITLE = "Published (paper Table 2) — different data and scale, not comparable number-for-number"
@@ -88,6 +97,12 @@ def _fmt_rate(value: Any) -> str:
     return f"{float(value):g}"
 
 
+def _fmt_percent(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    return f"{100.0 * float(value):.1f} %"
+
+
 def _fmt_std(value: Any, std: Any) -> str:
     """``0.41 ± 0.02`` when a standard deviation was measured, else just the mean."""
     text = _fmt(value, 2)
@@ -125,6 +140,8 @@ def format_table(frame: pd.DataFrame) -> pd.DataFrame:
             "AUC": _fmt_std(record.get("auc"), record.get("auc_std")),
             "PPL@1024": _fmt(record.get("ppl_1024"), 2),
             "bits/s": _fmt(record.get("bits_per_second"), 0),
+            "Token H bits/s": _fmt(record.get("entropy_rate_bps"), 0),
+            "Code usage": _fmt_percent(record.get("codebook_usage")),
         }
         cells.update({col: _fmt_recon(record, metric, dual) for metric, col in RECON_METRICS.items()})
         out.append(cells)
@@ -139,7 +156,8 @@ def measured_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 def published_rows() -> list[dict[str, Any]]:
     """The paper's Table 2 (:mod:`duotok.eval.published`) as pipeline-style rows: baselines'
-    reconstruction is on the mixture, Duo-Tok's per track; bits/s and ViSQOL were not published."""
+    reconstruction is on the mixture, Duo-Tok's per track; bits/s, the token information columns and
+    ViSQOL were not published."""
     rows: list[dict[str, Any]] = []
     for codec, entry in TABLE2.items():
         rows.append({"codec": codec, "token_rate": entry["token_rate"], "codebooks": entry["codebooks"],
@@ -209,11 +227,12 @@ def _markdown_report(measured: pd.DataFrame, published: pd.DataFrame, note: str)
         to_markdown(measured), "",
         "Reconstruction cells of dual-track codecs read *vocal / accompaniment*; single-stream codecs "
         f"show the mixture. AP/AUC: mean ± std where measured. {MISSING}: not measured.", "",
+        INFORMATION_NOTE, "",
         "---", "",
         f"## {PUBLISHED_TITLE}", "",
         to_markdown(published), "",
-        "Copied from the paper (baselines from the evaluation toolkit's README); bits/s and ViSQOL were "
-        "not published. Baselines' reconstruction is on the toolkit's music test set, Duo-Tok's per track.",
+        "Copied from the paper (baselines from the evaluation toolkit's README); bits/s, token entropy, "
+        "code usage and ViSQOL were not published. Baselines' reconstruction is on the toolkit's music test set, Duo-Tok's per track.",
     ]
     if note:
         parts += ["", "## Note", "", note.strip()]

@@ -6,7 +6,7 @@ Two ways a verdict went wrong before, and what each function here guards against
 * **Noise called a win.** The verdicts rested on the LM and probe seeds of *one* trained codec, so the
   spread they saw was that of the evaluation, not of training the codec again. A difference counts
   here only when (i) each system has >= 2 *codec-training* seeds, (ii) it exceeds the spread of the
-  per-seed means (the :func:`duotok.reporting.claims.combined_spread` rule) and (iii) a paired
+  per-seed means (the :func:`combined_spread` rule) and (iii) a paired
   bootstrap over test songs excludes 0 (:func:`paired_bootstrap`, :func:`seed_and_song_verdict`).
 * **Less information called a win.** PPL@1024 (and any LM loss per token) rewards predictable tokens,
   and a token stream that carries little information is predictable for free: a codec that collapsed
@@ -31,7 +31,6 @@ import numpy as np
 import torch
 
 from duotok.quantization.simvq import usage_statistics
-from duotok.reporting.claims import combined_spread
 
 __all__ = [
     "A_BETTER",
@@ -42,6 +41,7 @@ __all__ = [
     "TIE",
     "UNCONFOUNDED_METRICS",
     "codebook_usage",
+    "combined_spread",
     "confounded",
     "entropy_rate_bits_per_second",
     "information_aware_verdict",
@@ -64,6 +64,16 @@ UNCONFOUNDED_METRICS: frozenset[str] = frozenset(
 _MAX_DRAWS_PER_CHUNK = 2_000_000
 #: How many offending names an error message lists before "... and N more".
 _SHOW = 10
+
+
+def combined_spread(*stds: Any) -> float:
+    """How far apart two means measured over seeds may be and still not differ: ``std_a + std_b``
+    (population std over seeds, as the probe and the LM report it). A side without a spread (one seed,
+    or none reported: ``None`` / NaN) adds 0. The one rule behind Table 2's head-to-head, the claims
+    (:mod:`duotok.reporting.claims`, which re-exports it), the ablation tables
+    (:mod:`duotok.reporting.ablations`) and :func:`seed_and_song_verdict`. It lives here, not in
+    ``claims``, so that the evaluation stages can use this module without importing the report's."""
+    return sum(0.0 if s is None or math.isnan(float(s)) else float(s) for s in stds)
 
 
 def _names(items: Sequence[Any] | set[Any]) -> str:
@@ -335,7 +345,7 @@ def seed_and_song_verdict(
 
     (i) ``>= 2`` seeds on each side — one seed has no spread, so the rule below could not protect it;
     (ii) ``|mean_a - mean_b|`` exceeds the seed spread: population std of a's per-seed means + that of
-         b's (:func:`duotok.reporting.claims.combined_spread`, the rule of Table 2 and the ablations);
+         b's (:func:`combined_spread`, the rule of Table 2 and the ablations);
     (iii) the :func:`paired_bootstrap` interval over songs (each song's value averaged over seeds)
          lies entirely on the side of the difference, i.e. excludes 0.
 

@@ -8,11 +8,15 @@ the ground-truth vocal and accompaniment stems of every song into tokens → qua
 condition), the frozen autoencoder turns the same stems into latents (the target); both are computed
 once up front (:mod:`duotok.data.latents`). The DiT then learns, by flow matching, to generate a
 track's latents from its tokens. At the end the tokenizer, the autoencoder and the DiT are bundled
-into one :class:`DuoTok` that encodes *and* decodes (``decoder.data.codec_dir``). Re-running with the
-same output folder resumes."""
+into one :class:`DuoTok` that encodes *and* decodes (``decoder.data.codec_dir``), with
+``decoder.sampling`` as its starting sampling settings; the stage's notebook then chooses the settings
+on validation songs (:mod:`duotok.eval.sampling_choice`) and writes them into the codec with
+:func:`write_codec_sampling`. Re-running with the same output folder resumes."""
 
 from __future__ import annotations
 
+import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +27,8 @@ from duotok.config import Params, as_params
 from duotok.data import collate_stems
 from duotok.data.latents import TokenLatentDataset, extract_features, latent_stats
 from duotok.errors import CheckpointError
-from duotok.io.checkpoint import config_with_defaults
+from duotok.io.checkpoint import CONFIG_NAME, config_from_dict, config_with_defaults
+from duotok.io.files import write_json_atomic
 from duotok.models.autoencoder import WaveAutoencoder
 from duotok.models.dit import DiTConfig, LatentDiT
 from duotok.paths import resolve
@@ -69,6 +74,35 @@ def _load(cls: type, directory: Path, what: str, stage: str) -> Any:
     if not (directory / "config.json").is_file():
         raise CheckpointError(directory, f"no {what} here: run `duotok train {stage}` first or point at one")
     return cls.from_pretrained(directory).eval()
+
+
+def write_codec_sampling(codec_dir: str | Path, steps: int, cfg_scale: float, seed: int | None = None) -> Path:
+    """Set the sampling settings a complete codec decodes with by default (``config.json`` →
+    ``decoder.steps`` / ``cfg_scale`` / ``seed``; ``seed=None`` keeps the saved one). Weights are
+    untouched. The new config is validated first and written atomically (a temp file beside it, then
+    a rename), so a crash leaves the old or the new file, never half of one. Returns the config path."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if isinstance(cfg_scale, bool) or not isinstance(cfg_scale, (int, float)) or not (
+            math.isfinite(cfg_scale) and cfg_scale >= 0):
+        raise ValueError(f"cfg_scale must be a finite number >= 0, got {cfg_scale!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    directory = Path(codec_dir)
+    DuoTok.read_config(directory)  # a readable DuoTok checkpoint, or a CheckpointError naming it
+    path = directory / CONFIG_NAME
+    header = json.loads(path.read_text(encoding="utf-8"))
+    decoder_cfg = header["config"].get("decoder")
+    if not isinstance(decoder_cfg, dict):
+        raise CheckpointError(path, "this DuoTok has no decoder (a stage-3 tokenizer): no sampling settings to set")
+    decoder_cfg.update(steps=int(steps), cfg_scale=float(cfg_scale))
+    if seed is not None:
+        decoder_cfg["seed"] = int(seed)
+    try:
+        config_from_dict(DuoTok.config_class, header["config"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(path, str(exc)) from exc
+    return write_json_atomic(path, header)
 
 
 def run(params: Params | str | None = None, out_dir: str | Path | None = None, data_dir: str | Path | None = None,

@@ -71,7 +71,7 @@ def run(params: Params | str | None = None, out_dir: str | Path | None = None, d
                                             "point --init at one, or pass --from-scratch")
         model = MultiTaskModel.from_pretrain(BestRQModel.from_pretrained(init_dir), model_cfg)
     collate = SubmixCollate(MultiTaskCollate(CharVocab(), model_cfg.mel.sample_rate, model_cfg.mel.hop_length),
-                            float(data_cfg.get("submix_prob", 0.0)), train_cfg.seed)
+                            float(data_cfg["submix_prob"]), train_cfg.seed)
     trainer = Trainer(model, finetune_loss, train, train_cfg, out, valid_data=valid, collate_fn=collate,
                       device=device)
     result = trainer.fit(resume=resume)

@@ -72,7 +72,7 @@ def run(params: Params | str | None = None, out_dir: str | Path | None = None, d
         stats_data = StemCropDataset(root, "train", float(data_cfg["segment_seconds"]), sr, crops_per_song=1,
                                      seed=train_cfg.seed, random=False)
         fit_normalization(model, stats_data, int(data_cfg["normalization_items"]))
-    collate = SubmixCollate(collate_stems, float(data_cfg.get("submix_prob", 0.0)), train_cfg.seed)
+    collate = SubmixCollate(collate_stems, float(data_cfg["submix_prob"]), train_cfg.seed)
     trainer = Trainer(model, pretrain_loss, train, train_cfg, out, valid_data=valid, collate_fn=collate,
                       device=device)
     result = trainer.fit(resume=resume)

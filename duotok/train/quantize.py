@@ -41,7 +41,8 @@ def build_config(params: Params | str | None = None) -> tuple[DualTrackConfig, T
     p = params.section("quantize")
     model = config_from_dict(DualTrackConfig, {"mel": mel, "encoder": encoder,
                                                "bottleneck_dim": stage2["bottleneck_dim"],
-                                               "bottleneck_norm": stage2.get("bottleneck_norm", "none"),
+                                               "bottleneck_norm": stage2["bottleneck_norm"],
+                                               "lyrics_context": stage2["lyrics_context"],
                                                "vocab_size": len(CharVocab()), **p["model"]})
     return model, TrainConfig.from_dict(p["train"]), p["data"]
 

@@ -8,7 +8,7 @@ that say whether the tokenizer does its job — so a recipe idea is judged in mi
 Each run trains from the resolved ``default`` profile (or ``--profile``) with its ``-S`` overrides and
 shorter step counts, on ``--train-songs`` / ``--eval-songs`` songs of the corpus, into
 ``<out>/<name>/``; it prints and appends one row to ``<out>/log.csv``: the overrides, the wall time
-and, on held-out (test) crops,
+and, on one crop per held-out song of ``--eval-split`` (``valid`` by default: choices are made there),
 
 * stage 1: masked-prediction accuracy;
 * stage 2: lyrics CER (greedy CTC), chroma accuracy, mask-head SDR (vocals median) next to the oracle
@@ -76,14 +76,21 @@ def subset_corpus(root: Path, out: Path, train_songs: int, eval_songs: int) -> P
     return out
 
 
-def _held_out(root: Path, params: Params, section: str) -> StemCropDataset:
+EVAL_SPLITS = ("valid", "test")
+
+
+def _held_out(root: Path, params: Params, section: str, split: str) -> StemCropDataset:
     sr = params.section("audio")["sample_rate"]
     seconds = float(params.section(section)["data"]["segment_seconds"])
-    return StemCropDataset(root, "test", seconds, sr, crops_per_song=1, seed=0, random=False)
+    return StemCropDataset(root, split, seconds, sr, crops_per_song=1, seed=0, random=False)
 
 
-def health(stage_dirs: dict[str, Path], corpus: Path, params: Params) -> dict[str, float]:
-    """The health numbers of whatever stages ``stage_dirs`` holds (``{"pretrain"|"finetune"|"quantize": dir}``)."""
+def health(stage_dirs: dict[str, Path], corpus: Path, params: Params, split: str = "valid") -> dict[str, float]:
+    """The health numbers of whatever stages ``stage_dirs`` holds (``{"pretrain"|"finetune"|"quantize": dir}``),
+    on one crop per song of ``split``: ``valid`` by default, because recipe choices are made on these
+    numbers and no choice may be made on the test split."""
+    if split not in EVAL_SPLITS:
+        raise ValueError(f"split must be one of {EVAL_SPLITS}, got {split!r}")
     from duotok.eval.heads import dualtrack_metrics, multitask_metrics
     from duotok.eval.ssl import masked_prediction
     from duotok.models.bestrq import BestRQModel
@@ -95,16 +102,16 @@ def health(stage_dirs: dict[str, Path], corpus: Path, params: Params) -> dict[st
     with torch.no_grad():
         if "pretrain" in stage_dirs:
             model = BestRQModel.from_pretrained(stage_dirs["pretrain"])
-            out["s1/masked_accuracy"] = masked_prediction(model, _held_out(corpus, params, "pretrain"))["accuracy"]
+            out["s1/masked_accuracy"] = masked_prediction(model, _held_out(corpus, params, "pretrain", split))["accuracy"]
         if "finetune" in stage_dirs:
             model = MultiTaskModel.from_pretrained(stage_dirs["finetune"])
-            m = multitask_metrics(model, _held_out(corpus, params, "finetune"), sdr_items=4)
+            m = multitask_metrics(model, _held_out(corpus, params, "finetune", split), sdr_items=4)
             out.update({"s2/cer": m.get("cer"), "s2/chroma_accuracy": m.get("chroma_accuracy"),
                         "s2/vocals_sdr": m.get("mask/vocals/SDR_median"),
                         "s2/oracle_vocals_sdr": m.get("oracle/vocals/SDR_median")})
         if "quantize" in stage_dirs:
             model = DualTrackModel.from_pretrained(stage_dirs["quantize"])
-            m, _ = dualtrack_metrics(model, _held_out(corpus, params, "quantize"))
+            m, _ = dualtrack_metrics(model, _held_out(corpus, params, "quantize", split))
             for key in ("vocal/usage", "vocal/perplexity", "accompaniment/usage", "accompaniment/perplexity",
                         "vocal/chroma_accuracy", "accompaniment/chroma_accuracy", "vocal/cer"):
                 out[f"s3/{key}"] = m.get(key)
@@ -113,7 +120,8 @@ def health(stage_dirs: dict[str, Path], corpus: Path, params: Params) -> dict[st
 
 def run(name: str, overrides: list[str], out_dir: Path, data_dir: Path, profile: str = "default",
         steps: tuple[int, int, int] = (150, 120, 120), train_songs: int = 32, eval_songs: int = 8,
-        reuse_stage1: Path | None = None, reuse_stage2: Path | None = None) -> dict[str, Any]:
+        reuse_stage1: Path | None = None, reuse_stage2: Path | None = None,
+        eval_split: str = "valid") -> dict[str, Any]:
     """Train stages 1-3 (or the ones not reused) of one experiment and return its log row."""
     from duotok.train import finetune, pretrain, quantize
 
@@ -142,8 +150,8 @@ def run(name: str, overrides: list[str], out_dir: Path, data_dir: Path, profile:
     seconds = time.time() - t0
     row = {"name": name, "profile": profile, "overrides": " ".join(overrides), "steps": " ".join(map(str, steps)),
            "train_songs": train_songs, "eval_songs": eval_songs, "reuse_stage1": str(reuse_stage1 or ""),
-           "reuse_stage2": str(reuse_stage2 or ""), "train_seconds": round(seconds, 1),
-           **health(dirs, corpus, params)}
+           "reuse_stage2": str(reuse_stage2 or ""), "train_seconds": round(seconds, 1), "eval_split": eval_split,
+           **health(dirs, corpus, params, eval_split)}
     write_json_atomic(run_dir / "health.json", row)
     append_log(out_dir / "log.csv", row)
     return row
@@ -187,9 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/quick", help="where runs and log.csv go (git-ignored)")
     parser.add_argument("--reuse-stage1", type=Path, help="a stage-1 model folder to start stage 2 from")
     parser.add_argument("--reuse-stage2", type=Path, help="a stage-2 model folder to start stage 3 from")
+    parser.add_argument("--eval-split", choices=EVAL_SPLITS, default="valid",
+                        help="where the health numbers are measured (choices are made on valid)")
     args = parser.parse_args(argv)
     row = run(args.name, args.set, Path(args.out), Path(args.data_dir), args.profile, tuple(args.steps),
-              args.train_songs, args.eval_songs, args.reuse_stage1, args.reuse_stage2)
+              args.train_songs, args.eval_songs, args.reuse_stage1, args.reuse_stage2, args.eval_split)
     print(format_row(row))
     return 0
 

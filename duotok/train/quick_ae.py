@@ -11,7 +11,8 @@ evaluation does — so a phase recipe is judged in minutes, not after a full pip
 
 Each run trains from the resolved ``default`` profile (or ``--profile``) with its overrides, on the first
 ``--train-songs`` train songs of the corpus (linked into ``<out>/<name>/subset``), into
-``<out>/<name>/ae``; then it scores the first ``--eval-songs`` test songs (one centre excerpt of
+``<out>/<name>/ae``; then it scores the first ``--eval-songs`` songs of ``--eval-split`` (valid by default: recipe
+choices are made there, never on test; one centre excerpt of
 ``--seconds`` each, :func:`duotok.eval.roundtrip.held_out_excerpts`): vocal, accompaniment and mixture
 PESQ-WB, STOI and Mel L1 (:func:`duotok.eval.reconstruction.reconstruction_metrics`). Beside it, on the
 same excerpts, two references that need no training, from the exact STFT magnitudes at the
@@ -55,7 +56,7 @@ from duotok.eval.roundtrip import (
     summary_table,
 )
 from duotok.io import write_json_atomic
-from duotok.train.quick import append_log, parse_override, subset_corpus
+from duotok.train.quick import EVAL_SPLITS, append_log, parse_override, subset_corpus
 
 METRICS = ("pesq", "stoi", "mel_l1")
 SYSTEMS = ("autoencoder", "griffin_lim", "random_phase")
@@ -152,8 +153,12 @@ def _reference_scores(cache: Path, key: str, excerpts: list[Excerpt], sample_rat
 
 def run(name: str, overrides: list[str], out_dir: Path, data_dir: Path, profile: str = "default", steps: int = 400,
         train_songs: int = 64, eval_songs: int = 8, seconds: float | None = None, references: bool = True,
-        gl_iters: int = 32, resume: bool = False) -> dict[str, Any]:
-    """Train the autoencoder of one experiment, score it (and the references) and return its log row."""
+        gl_iters: int = 32, resume: bool = False, eval_split: str = "valid") -> dict[str, Any]:
+    """Train the autoencoder of one experiment, score it (and the references) on ``eval_split``
+    (``valid`` by default: recipe choices are made on these numbers, never on test) and return its
+    log row."""
+    if eval_split not in EVAL_SPLITS:
+        raise ValueError(f"eval_split must be one of {EVAL_SPLITS}, got {eval_split!r}")
     from duotok.models.autoencoder import WaveAutoencoder
     from duotok.train import autoencoder
 
@@ -173,11 +178,11 @@ def run(name: str, overrides: list[str], out_dir: Path, data_dir: Path, profile:
     model = WaveAutoencoder.from_pretrained(run_dir / "ae" / "model").eval()
     c = model.config
 
-    excerpts = held_out_excerpts(corpus, "test", seconds, eval_songs, sample_rate)
+    excerpts = held_out_excerpts(corpus, eval_split, seconds, eval_songs, sample_rate)
     torch.manual_seed(0)
     row: dict[str, Any] = {
         "name": name, "profile": profile, "overrides": " ".join(overrides), "steps": result.step,
-        "train_songs": train_songs, "eval_songs": len(excerpts), "seconds": seconds,
+        "train_songs": train_songs, "eval_split": eval_split, "eval_songs": len(excerpts), "seconds": seconds,
         "train_seconds": round(train_seconds, 1), "s_per_step": round(result.seconds / max(1, result.step), 3),
         "parameters": sum(p.numel() for p in model.parameters()),
         **{f"train/{k}": v for k, v in result.train.items()}, **{f"valid/{k}": v for k, v in result.valid.items()},
@@ -185,7 +190,7 @@ def run(name: str, overrides: list[str], out_dir: Path, data_dir: Path, profile:
     t1 = time.time()
     row.update(score({"autoencoder": autoencoder_system(model)}, excerpts, sample_rate))
     if references:
-        key = f"{data_dir}|test|{eval_songs}|{seconds}|{c.n_fft}|{c.hop_length}|gl{gl_iters}"
+        key = f"{data_dir}|{eval_split}|{eval_songs}|{seconds}|{c.n_fft}|{c.hop_length}|gl{gl_iters}"
         row.update(_reference_scores(out_dir / "references.json", key, excerpts, sample_rate, c.n_fft,
                                      c.hop_length, gl_iters))
     row["eval_seconds"] = round(time.time() - t1, 1)
@@ -222,7 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="default", choices=PROFILES)
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--train-songs", type=int, default=64)
-    parser.add_argument("--eval-songs", type=int, default=8, help="held-out (test) songs, one excerpt each")
+    parser.add_argument("--eval-songs", type=int, default=8, help="held-out songs, one excerpt each")
+    parser.add_argument("--eval-split", choices=EVAL_SPLITS, default="valid",
+                        help="where the excerpts come from (choices are made on valid)")
     parser.add_argument("--seconds", type=float, help="excerpt length (default: autoencoder.eval.seconds)")
     parser.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations of the reference")
     parser.add_argument("--no-references", action="store_true", help="skip the Griffin-Lim / random-phase rows")
@@ -231,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/quick_ae", help="where runs and log.csv go (git-ignored)")
     args = parser.parse_args(argv)
     row = run(args.name, args.set, Path(args.out), Path(args.data_dir), args.profile, args.steps, args.train_songs,
-              args.eval_songs, args.seconds, not args.no_references, args.gl_iters, args.resume)
+              args.eval_songs, args.seconds, not args.no_references, args.gl_iters, args.resume, args.eval_split)
     print(format_row(row))
     return 0
 

@@ -39,13 +39,17 @@ def test_check_ids_names_the_problem():
 @pytest.mark.skipif(not ffmpeg_has_libopus(), reason="ffmpeg with libopus is not installed (make setup installs it)")
 def test_opus_round_trip_keeps_length_and_alignment():
     t = np.arange(16000 * 2) / 16000
-    x = (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+    # A tone over a -40 dB noise floor: on a bare sine nearly every mel bin of the reference sits at the
+    # toolkit Mel L1's 1e-5 clamp, so any codec noise at all scores about as badly as silence.
+    noise = 0.003 * np.random.default_rng(0).standard_normal(t.size)
+    x = (0.3 * np.sin(2 * np.pi * 330 * t) + noise).astype(np.float32)
     codec = OpusCodec(12.0)
     y = codec.reconstruct(torch.from_numpy(x))["mixture"].numpy()
     assert y.shape == x.shape
     assert np.corrcoef(x[8000:24000], y[8000:24000])[0, 1] > 0.9          # aligned: pre-skip removed
     low = OpusCodec(6.0).reconstruct(torch.from_numpy(x))["mixture"].numpy()
-    assert reconstruction_metrics(x, y, 16000, ["mel_l1"])["mel_l1"] < 1.5
+    mel_12, mel_6 = (reconstruction_metrics(x, z, 16000, ["mel_l1"])["mel_l1"] for z in (y, low))
+    assert mel_12 < 1.5 and mel_12 < mel_6                                    # measured: 0.75 and 2.03
     assert low.shape == x.shape
     with pytest.raises(ValueError, match="NaN"):
         codec.reconstruct(torch.full((1600,), float("nan")))

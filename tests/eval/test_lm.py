@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -14,6 +15,7 @@ from duotok.eval.lm import (
     evaluate_lm,
     lm_loss,
     lm_report,
+    per_song_report,
     ppl_at_1024,
     raw_perplexity,
     train_token_lm,
@@ -140,3 +142,35 @@ def test_train_token_lm_runs_the_trainer_and_resumes(tmp_path):
     with pytest.raises(ValueError, match="cond_train"):
         train_token_lm(TokenLMConfig((8, 8), (8,), dim=32, n_layers=1, n_heads=2), train_cfg, songs, None,
                        tmp_path / "c", crop_frames=10)
+
+
+def test_evaluate_lm_per_song_sums_match_the_pooled_ones_and_each_song_alone():
+    """Issue 18: the per-song values come from the same pass as the pooled figures, and a song's share
+    does not depend on which other songs were batched with it."""
+    torch.manual_seed(0)
+    model = TokenLM(TokenLMConfig((8, 8), dim=32, n_layers=1, n_heads=2))
+    songs = _songs([25, 21, 1, 10])
+    out = evaluate_lm(model, songs, crop_frames=10, batch_size=4)
+    per_song = out["per_song"]
+    assert [s["tokens"] for s in per_song] == [25, 20, 0, 10]
+    assert sum(s["tokens"] for s in per_song) == out["tokens"]
+    pooled = [sum(s["nll_sum"][k] for s in per_song) for k in range(2)]
+    assert pooled == pytest.approx(out["nll_sum"], rel=1e-6)
+    alone = evaluate_lm(model, songs[:1], crop_frames=10)
+    assert alone["per_song"][0]["nll_sum"] == pytest.approx(per_song[0]["nll_sum"], rel=1e-5)
+
+
+def test_per_song_report_round_trips_through_json():
+    per_song = [{"nll_sum": [2 * math.log(1024), 2 * math.log(1024)], "tokens": 2},
+                {"nll_sum": [0.5, 1.5], "tokens": 1}, {"nll_sum": [0.0, 0.0], "tokens": 0}]
+    report = per_song_report(per_song, ["a", "b", "empty"], [1024, 1024], 25.0)
+    assert set(report) == {"a", "b"}  # nothing scored: left out, not a zero
+    assert report["a"]["log_ppl_1024"] == pytest.approx(math.log(1024))
+    assert report["a"]["bits_per_second"] == pytest.approx(500.0)  # uniform: 2 x 10 bit x 25 Hz
+    assert report["b"]["ce_mean"] == pytest.approx(1.0) and report["b"]["tokens"] == 1
+    assert report["b"]["bits_per_second"] == pytest.approx(2.0 / math.log(2) * 25.0)
+    assert json.loads(json.dumps(report)) == report
+    with pytest.raises(ValueError, match="song ids"):
+        per_song_report(per_song, ["a", "b"], [1024, 1024], 25.0)
+    with pytest.raises(ValueError, match="unique"):
+        per_song_report(per_song, ["a", "a", "b"], [1024, 1024], 25.0)

@@ -4,8 +4,8 @@ numpy computation: explicit reflect padding and framing, a periodic Hann window 
 obtained by ``np.interp`` between adjacent mel points — torchaudio's construction, written another way.
 
 Plus sanity relations (identity, symmetry, the ``ln 4`` shift of a 2x gain), batching, gradients,
-input validation, and the difference from the repository's current Slaney/area-normalised
-``duotok.losses.multiscale_mel_l1`` (issue 18, item 2). Signals are 4000 samples: fast."""
+input validation, and the difference from the Slaney/area-normalised DAC-style training loss
+``duotok.losses.multiscale_mel_l1``, which was reported as Mel L1 before issue 18 (item 2). Signals are 4000 samples: fast."""
 
 from __future__ import annotations
 
@@ -238,13 +238,13 @@ def test_spectrogram_rejects_bad_input() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# The bug of issue 18 (item 2): the repository's current Mel L1 is not this one
+# The bug of issue 18 (item 2): the training loss, once reported as Mel L1, is not this one
 # --------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("sample_rate", [16000, 24000])
-def test_differs_from_current_repository_mel_l1(sample_rate: int) -> None:
-    """The current ``multiscale_mel_l1`` (librosa Slaney mel, area-normalised) is a different number.
+def test_differs_from_the_dac_style_training_loss(sample_rate: int) -> None:
+    """The training loss ``multiscale_mel_l1`` (librosa Slaney mel, area-normalised) is a different number.
 
     Where part of the spectrum is quiet (tones, a quiet estimate) it is several times smaller: the area
     normalisation scales each band's power down by ``2 / (f_{m+2} - f_m)``, pushing more bins under the
@@ -256,10 +256,10 @@ def test_differs_from_current_repository_mel_l1(sample_rate: int) -> None:
         a, b = torch.from_numpy(ref).float(), torch.from_numpy(est).float()
         rows.append((name, float(toolkit_mel_distance(a, b, sample_rate)), float(multiscale_mel_l1(a, b, sample_rate))))
     print()
-    for name, toolkit, current in rows:
-        print(f"sr={sample_rate} {name}: toolkit={toolkit:.4f} current={current:.4f} "
-              f"toolkit/current={toolkit / current:.3f}")
-    for name, toolkit, current in rows:
-        assert toolkit != current, name
+    for name, toolkit, dac in rows:
+        print(f"sr={sample_rate} {name}: toolkit={toolkit:.4f} dac={dac:.4f} "
+              f"toolkit/dac={toolkit / dac:.3f}")
+    for name, toolkit, dac in rows:
+        assert toolkit != dac, name
         if name.startswith("tone"):                        # quiet spectral regions: the clamp bites
-            assert toolkit / current > 1.15, (name, toolkit, current)
+            assert toolkit / dac > 1.15, (name, toolkit, dac)

@@ -192,3 +192,26 @@ def test_run_probe_spread_over_seeds():
         values = [r[key] for r in result["per_seed"]]
         assert result[f"{key}_mean"] == pytest.approx(np.mean(values))
         assert result[f"{key}_std"] == pytest.approx(np.std(values, ddof=0))
+
+
+def test_multilabel_scores_restricted_to_tags():
+    """Issue 18: a tag left out (too few positive test songs) does not enter the means."""
+    y_true = np.array([[1, 0, 1], [0, 1, 1], [1, 0, 0], [0, 0, 1]])
+    y_score = np.array([[0.9, 0.1, 0.2], [0.2, 0.3, 0.9], [0.8, 0.7, 0.4], [0.1, 0.2, 0.8]])
+    full = multilabel_scores(y_true, y_score)
+    only = multilabel_scores(y_true, y_score, tags=[0, 2])
+    assert full["n_tags_scored"] == 3 and only["n_tags_scored"] == 2 and set(only["per_tag_ap"]) == {0, 2}
+    assert only["ap"] == pytest.approx(np.mean([full["per_tag_ap"][0], full["per_tag_ap"][2]]))
+    assert multilabel_scores(y_true, y_score, tags=list(range(3)))["ap"] == pytest.approx(full["ap"])
+    assert np.isnan(multilabel_scores(y_true, y_score, tags=[])["ap"])
+    with pytest.raises(ValueError, match="outside"):
+        multilabel_scores(y_true, y_score, tags=[3])
+
+
+def test_run_probe_test_tags_restrict_the_test_means_only():
+    cfg = ProbeTrainConfig(steps=10, batch_size=8, lr=3e-3, window_seconds=1.0, seeds=(0,), eval_every=5)
+    songs = synthetic_songs(8, 0, "a"), synthetic_songs(4, 1, "b"), synthetic_songs(6, 2, "c")
+    full = run_probe(*songs, RATE, PROBE, cfg)
+    some = run_probe(*songs, RATE, PROBE, cfg, test_tags=[1])
+    assert set(some["per_seed"][0]["per_tag_ap"]) == {1} and some["per_seed"][0]["n_tags_scored"] == 1
+    assert some["ap_mean"] == pytest.approx(full["per_seed"][0]["per_tag_ap"][1])  # same probe, one tag

@@ -1,4 +1,5 @@
-"""Reconstruction metrics: Mel L1 against hand/librosa computations, PESQ/STOI/ViSQOL sanity
+"""Reconstruction metrics: Mel L1 is the toolkit's (``toolkit_mel_distance``, not the DAC-style training
+loss), the training loss against an independent librosa computation, PESQ/STOI/ViSQOL sanity
 (identical > degraded), NaN conventions for silence, validation errors and the summary.
 
 ViSQOL is called exactly twice (identical and degraded 3-s signals, via a module-scoped fixture)
@@ -14,19 +15,19 @@ import numpy as np
 import pytest
 import torch
 
+from duotok.eval.mel_distance import toolkit_mel_distance
 from duotok.eval.reconstruction import (
     HIGHER_IS_BETTER,
     METRICS,
     PESQ_WB_MIN,
     VISQOL_MIN,
-    multiscale_mel_l1,
     pesq_wb,
     reconstruction_metrics,
     stoi_score,
     summarize_metrics,
     visqol_audio,
 )
-from duotok.losses import MEL_N_MELS, MEL_WINDOW_LENGTHS
+from duotok.losses import MEL_N_MELS, MEL_WINDOW_LENGTHS, multiscale_mel_l1
 
 SR = 16000
 #: Metrics of (x, x) and of (x, noisy x).
@@ -60,6 +61,38 @@ def scored() -> Scored:
 # ---------------------------------------------------------------------------------------------- Mel L1
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_reported_mel_l1_is_the_toolkit_distance_not_the_training_loss(seed: int) -> None:
+    # Issue 18, item 2: ``mel_l1`` must be Codec-Evaluation's ``calculate_mel_distance`` (HTK mel,
+    # norm=None), the definition of the published baselines' Mel L1 — a regression to the DAC-style
+    # training loss (Slaney mel, area-normalised; 1.4-4.4x smaller) fails the second assertion.
+    rng = np.random.default_rng(seed)
+    ref = _music(0.5, seed=seed) * rng.uniform(0.05, 1.0)
+    est = ref + rng.uniform(0.001, 0.1) * rng.standard_normal(ref.size)
+    got = reconstruction_metrics(ref, est, SR, metrics=("mel_l1",))["mel_l1"]
+    a, b = torch.from_numpy(ref).float(), torch.from_numpy(est).float()
+    assert got == pytest.approx(float(toolkit_mel_distance(a, b, SR)), rel=1e-6)
+    assert got == pytest.approx(float(toolkit_mel_distance(a.double(), b.double(), SR)), rel=1e-4)
+    dac = float(multiscale_mel_l1(a, b, SR))
+    assert got > 1.1 * dac, (got, dac)
+
+
+def test_reported_mel_l1_of_a_gain_is_twice_log_gain() -> None:
+    # HTK filters without area normalisation put every band of 0.3-amplitude white noise far above the
+    # 1e-5 clamp at all seven scales (and none is empty at 16 kHz), so each log-mel bin moves by 2 ln 2.
+    x = 0.3 * np.random.default_rng(0).standard_normal(8000)
+    assert reconstruction_metrics(x, 2 * x, SR, ["mel_l1"])["mel_l1"] == pytest.approx(2 * math.log(2), rel=1e-4)
+    # any integral sample rate is accepted (numpy ints from configs, 16000.0), a fractional one is not
+    assert reconstruction_metrics(x, 2 * x, np.int64(SR), ["mel_l1"]) == reconstruction_metrics(x, 2 * x, SR, ["mel_l1"])
+    assert reconstruction_metrics(x, 2 * x, 16000.0, ["mel_l1"]) == reconstruction_metrics(x, 2 * x, SR, ["mel_l1"])
+    with pytest.raises(ValueError, match="sample_rate"):
+        reconstruction_metrics(x, 2 * x, 16000.5, ["mel_l1"])
+
+
+# The DAC-style training loss (duotok.losses.multiscale_mel_l1): no longer the reported metric, but the
+# waveform models still train on it.
+
+
 def test_mel_l1_of_gain_is_twice_log_gain() -> None:
     # Every mel power scales by g**2, so each log-mel bin differs by exactly 2 ln g (no empty filters and
     # all bands far above the clamp at these scales for 0.3-amplitude white noise).
@@ -87,8 +120,9 @@ def test_mel_l1_matches_independent_librosa_computation() -> None:
     got = multiscale_mel_l1(torch.from_numpy(ref).float(), torch.from_numpy(est).float(), SR)
     assert expected > 0.1
     assert float(got) == pytest.approx(expected, rel=1e-4)
-    via_api = reconstruction_metrics(ref, est, SR, metrics=("mel_l1",))
-    assert via_api == {"mel_l1": pytest.approx(expected, rel=1e-4)}
+    # ... and is not what the evaluation reports (that is the toolkit's HTK, norm=None distance)
+    via_api = reconstruction_metrics(ref, est, SR, metrics=("mel_l1",))["mel_l1"]
+    assert via_api != pytest.approx(expected, rel=0.05)
 
 
 def test_mel_l1_is_zero_when_both_signals_are_below_the_clamp() -> None:

@@ -161,3 +161,40 @@ def test_params_overrides_are_checked_the_same_way():
     with pytest.raises(ConfigError, match=r"train.betas: expected tuple\[float, float\]"):
         TrainConfig.from_dict({"betas": 0.9})
     assert TrainConfig.from_dict({"betas": [0.9, 0.95], "lr": 1}).betas == (0.9, 0.95)
+
+
+@dataclass
+class GrownConfig:
+    """A config that gained ``lookup`` after checkpoints were written; the old behaviour was "l2"
+    although today's default is "cosine"."""
+
+    LEGACY_VALUES = {"lookup": "l2"}  # noqa: RUF012 (mirrors the models' ClassVar)
+    dim: int = 4
+    lookup: str = "cosine"
+
+
+def test_a_field_added_later_takes_its_declared_legacy_value_not_its_default():
+    assert config_from_dict(GrownConfig, {"dim": 3}).lookup == "l2"
+    assert config_from_dict(GrownConfig, {"dim": 3, "lookup": "cosine"}).lookup == "cosine"
+    with pytest.raises(ConfigError, match=r"missing field\(s\) \['dim'\]"):
+        config_from_dict(GrownConfig, {"lookup": "l2"})
+
+
+@pytest.mark.parametrize("model_path", ["duotok.models.multitask:MultiTaskModel",
+                                        "duotok.models.dualtrack:DualTrackModel",
+                                        "duotok.models.autoencoder:WaveAutoencoder"])
+def test_checkpoints_written_before_the_issue_17_and_18_fields_still_load(tmp_path, model_path):
+    """A config.json without the fields added by issues 17 (codebook lookup, mask spectrum, lyrics
+    context, ...) and 18 (the autoencoder's phase options) loads with the behaviour it was trained
+    with; every declared legacy value is a valid value of its field."""
+    import importlib
+
+    module, name = model_path.split(":")
+    model_class = getattr(importlib.import_module(module), name)
+    config_class = model_class.config_class
+    legacy = config_class.LEGACY_VALUES
+    config = config_from_dict(config_class, {k: v for k, v in json.loads(json.dumps(asdict(config_class())))
+                                             .items() if k not in legacy})
+    for key, value in legacy.items():
+        got = getattr(config, key)
+        assert (list(got) if isinstance(got, tuple) else got) == value, key

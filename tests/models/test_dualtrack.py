@@ -101,3 +101,17 @@ def test_a_normalised_bottleneck_is_normalised_the_same_way_in_both_stages():
     assert torch.allclose(z.pow(2).mean(-1), torch.ones(()), atol=1e-3)
     with pytest.raises(ValueError, match="bottleneck_norm"):
         DualTrackModel.from_finetune(s2, DualTrackConfig(encoder=ENC, bottleneck_dim=8))
+
+
+def test_stage_3_takes_stage_2s_lyrics_head_with_its_context_layer():
+    """A lyrics head with a BiGRU (``lyrics_context``) is shared: stage 3 copies stage 2's weights,
+    and a stage-3 config with another context size is refused rather than loaded partially."""
+    torch.manual_seed(0)
+    s2 = MultiTaskModel(MultiTaskConfig(encoder=ENC, bottleneck_dim=8, lyrics_context=6))
+    m = DualTrackModel.from_finetune(s2, DualTrackConfig(encoder=ENC, bottleneck_dim=8, lyrics_context=6,
+                                                         codebook_sizes=(64, 32)))
+    for name, value in s2.heads["lyrics"].state_dict().items():
+        assert torch.equal(m.heads["lyrics"].state_dict()[name], value), name
+    assert any(name.startswith("context.") for name in m.heads["lyrics"].state_dict())
+    with pytest.raises(ValueError, match="lyrics_context"):
+        DualTrackModel.from_finetune(s2, DualTrackConfig(encoder=ENC, bottleneck_dim=8))

@@ -189,3 +189,34 @@ def test_a_spectrum_mask_head_reads_the_mixture_and_still_sums_to_one():
     assert torch.allclose(head(x, 3.0 * mag), masks, atol=1e-4), "and not on its overall level"
     with pytest.raises(ValueError, match="mixture magnitude"):
         head(x)
+
+
+def test_a_lyrics_head_with_context_reads_a_sequence_that_a_linear_head_cannot():
+    """``context`` > 0 puts a BiGRU before the projection. Toy task: the character to emit is the
+    one-hot *two frames earlier* (the current frame holds only noise), so a per-frame linear head is
+    at chance while the context head learns it; the output stays float32 log-probabilities."""
+    from duotok.text import CharVocab
+
+    g = torch.Generator().manual_seed(0)
+    vocab = CharVocab()
+    x = torch.randn(16, 12, DIM, generator=g) * 0.1
+    labels = torch.randint(1, 6, (16, 12), generator=g)
+    x[:, :-2][torch.nn.functional.one_hot(labels[:, 2:], DIM).bool()] += 1.0   # frame t-2 names label t
+    heads = {c: LyricsHead(DIM, len(vocab), context=c) for c in (0, 16)}
+    assert heads[0].context is None and isinstance(heads[16].context, torch.nn.GRU)
+    accuracy = {}
+    for c, head in heads.items():
+        torch.manual_seed(0)
+        opt = torch.optim.Adam(head.parameters(), lr=0.02)
+        for _ in range(150):
+            loss = torch.nn.functional.nll_loss(head(x)[:, 2:].reshape(-1, len(vocab)), labels[:, 2:].reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            out = head(x)
+        assert out.dtype == torch.float32 and torch.allclose(out.exp().sum(-1), torch.ones(16, 12), atol=1e-4)
+        accuracy[c] = (out[:, 2:].argmax(-1) == labels[:, 2:]).float().mean().item()
+    assert accuracy[16] > 0.9 and accuracy[0] < 0.5, accuracy
+    with pytest.raises(ValueError, match="context"):
+        LyricsHead(DIM, len(vocab), context=-1)

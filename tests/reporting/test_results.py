@@ -7,7 +7,7 @@ import yaml
 from duotok.codecs.base import fixed_bitrate, sizes_label
 from duotok.paths import project_root
 from duotok.reporting.lm import lm_codebook_table, lm_protocol_table
-from duotok.reporting.results import collect_rows, markdown_table, render_results_readme
+from duotok.reporting.results import collect_rows, dropped_tags_note, markdown_table, render_results_readme
 
 RECON = {"mel_l1": 1.5, "pesq": 1.1, "stoi": 0.3, "visqol": 3.0, "n": 2}
 
@@ -50,6 +50,10 @@ def test_rows_and_readme(metrics_dir):
     text = render_results_readme(rows, protocols, profile="smoke", source="oracle", mel_tolerance=0.15)
     assert "| best tagging AP" in text.lower() or "AP" in text
     assert "confirmed" in text and "(3.00, 1.50)" in text and "12.5" in text
+    # Figure 1's y axis is named for what it is (one quantity for all codecs), Mel L1's definition is the
+    # published one, and ViSQOL's blind spot is stated.
+    assert "y = mixture Mel L1" in text and "mean of vocal and accompaniment" not in text
+    assert "calculate_mel_distance" in text and "4.29–4.53" in text
     # The ablation study is linked (its own stage), not summarised with numbers it does not depend on.
     link = "(tables/ablation_claims.md)"
     assert link in text
@@ -72,3 +76,31 @@ def test_lm_tables():
                                      "bits_per_second_saved": 15.0, "relative_saving": 0.25}})
     assert proto.loc[0, "bits/s saved"] == 15.0
     assert markdown_table(proto).count("\n") == 2
+
+
+def test_rows_and_readme_carry_information_seeds_and_dropped_tags(metrics_dir):
+    """Issue 18: entropy rate, usage and per-song values reach the rows; the README states what each
+    verdict requires, says the run has one training seed, and names the tags left out of the AP."""
+    lm = json.loads((metrics_dir / "lm.json").read_text())
+    songs = {"s0": {"log_ppl_1024": 1.0, "bits_per_second": 80.0}, "s1": {"log_ppl_1024": 1.2, "bits_per_second": 90.0}}
+    lm["codecs"]["duotok"].update(entropy_rate_bps=197.0, codebook_usage=0.08, per_song_by_seed={"0": songs})
+    lm["codecs"]["rvq"].update(entropy_rate_bps=3000.0, codebook_usage=0.9,
+                               per_song_by_seed={"0": {k: {m: 3 * v for m, v in d.items()} for k, d in songs.items()}})
+    (metrics_dir / "lm.json").write_text(json.dumps(lm))
+    probe = json.loads((metrics_dir / "probe.json").read_text())
+    for entry in probe["codecs"].values():
+        entry.update(tags_kept=["a", "b"], tags_dropped={"rare": "2 positive test song(s) < 5"},
+                     min_positive_test_songs=5, per_seed=[{}, {}, {}])
+    (metrics_dir / "probe.json").write_text(json.dumps(probe))
+    rows = collect_rows(metrics_dir, ["duotok", "rvq", "opus"])
+    duo = rows[0]
+    assert duo["entropy_rate_bps"] == 197.0 and duo["codebook_usage"] == 0.08 and duo["probe_seeds"] == 3
+    assert duo["per_song_by_seed"]["0"]["s1"]["bits_per_second"] == 90.0
+    assert dropped_tags_note(rows).startswith("AP/AUC average over the 2 tags with ≥ 5 positive test songs")
+    text = render_results_readme(rows, pd.DataFrame([{"codec": "Duo-Tok"}]), profile="smoke", source="oracle",
+                                 mel_tolerance=0.15)
+    assert "rare (2 positive test song(s) < 5)" in text
+    assert "**confounded**" in text and "trained **once**" in text  # PPL/bits win by 197 vs 3000 bits/s
+    assert "**not testable here (one training seed)**" in text  # the AP win (0.5 vs 0.4) on one run
+    assert "| **confirmed** |" not in text
+    assert "beat (confounded)" in text and "*Token H bits/s*" in text

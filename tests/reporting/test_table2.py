@@ -1,6 +1,7 @@
 """Table 2 / Figure 1 / claim checks from hand-made measured rows: display formatting (dual-track vs
 single-stream, missing values, ± std), the CSV round trip, the separated published section, LaTeX
-escaping, atomic writes, the Pareto Mel L1 convention, figure files, and the claim verdicts."""
+escaping, atomic writes, the Pareto Mel L1 quantity (the mixture's, for every codec), figure files, and the
+claim verdicts."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ import pandas as pd
 import pytest
 
 from duotok.reporting.claims import claim_verdicts, head_to_head
-from duotok.reporting.pareto import pareto_points, plot_pareto, published_points, save_pareto
+from duotok.reporting.pareto import (
+    PUBLISHED_LABEL,
+    Y_LABEL,
+    pareto_mel_l1,
+    pareto_points,
+    plot_pareto,
+    published_points,
+    save_pareto,
+)
 from duotok.reporting.table2 import (
     PUBLISHED_TITLE,
     TABLE2_COLUMNS,
@@ -31,14 +40,15 @@ def _rows() -> list[dict]:
     return [
         {"codec": "Duo-Tok", "kind": "dual-track semantic", "token_rate": 25.0, "codebooks": "2x1024",
          "kbps": 0.5, "ap": 0.41, "ap_std": 0.02, "auc": 0.80, "auc_std": 0.01, "ppl_1024": 3.2,
-         "bits_per_second": 310.0,
+         "bits_per_second": 310.0, "entropy_rate_bps": 400.0, "codebook_usage": 0.5,
          "reconstruction": {"vocal": _recon(0.74, pesq=1.05, stoi=0.2), "accompaniment": _recon(1.12),
-                            "mixture": _recon(1.6)}},
+                            "mixture": _recon(0.95)}},
         {"codec": "DAC_8%", "kind": "acoustic", "token_rate": 75, "codebooks": "8x1024", "kbps": 6.0,
-         "ap": 0.20, "auc": 0.79, "ppl_1024": 194.0, "bits_per_second": 4000.0,
+         "ap": 0.20, "auc": 0.79, "ppl_1024": 194.0, "bits_per_second": 4000.0, "entropy_rate_bps": 350.0,
+         "codebook_usage": 0.25,
          "reconstruction": {"mixture": _recon(0.73, pesq=2.66, visqol=None)}},
         {"codec": "X&Codec", "kind": "semantic", "token_rate": 12.5, "codebooks": "8x1024", "kbps": 4.0,
-         "ap": 0.32, "auc": 0.87, "ppl_1024": 47.5, "bits_per_second": None,
+         "ap": 0.32, "auc": 0.87, "ppl_1024": 47.5, "bits_per_second": None, "entropy_rate_bps": 300.0,
          "reconstruction": {"mixture": _recon(0.91)}},
         {"codec": "Opus", "kind": "waveform", "token_rate": None, "codebooks": None, "kbps": 6.0,
          "ap": None, "auc": None, "ppl_1024": None, "bits_per_second": None,
@@ -57,6 +67,10 @@ def test_format_dual_and_single_stream_rows() -> None:
     assert dac["PESQ"] == "2.66" and dac["Mel L1"] == "0.73"  # mixture, no slash
     assert duo["kbps"] == "0.50" and duo["PPL@1024"] == "3.20" and duo["bits/s"] == "310"
     assert duo["Token rate"] == "25" and table.loc["X&Codec", "Token rate"] == "12.5"
+    # Issue 18: what the tokens carry sits beside the LM figures.
+    assert duo["Token H bits/s"] == "400" and duo["Code usage"] == "50.0 %"
+    assert table.loc["DAC_8%", "Code usage"] == "25.0 %" and table.loc["X&Codec", "Code usage"] == "—"
+    assert list(table.columns).index("Token H bits/s") == list(table.columns).index("bits/s") + 1
 
 
 def test_missing_values_and_std() -> None:
@@ -66,6 +80,7 @@ def test_missing_values_and_std() -> None:
     assert table.loc["DAC_8%", "ViSQOL"] == "—"
     opus = table.loc["Opus"]
     assert opus["AP"] == opus["AUC"] == opus["PPL@1024"] == opus["bits/s"] == opus["Token rate"] == "—"
+    assert opus["Token H bits/s"] == opus["Code usage"] == "—"
     assert opus["Codebooks"] == "—" and opus["Mel L1"] == "0.50"
 
 
@@ -87,6 +102,7 @@ def test_published_table() -> None:
     assert table.loc["Duo-Tok", "Mel L1"] == "0.74 / 1.12" and table.loc["Duo-Tok", "kbps"] == "0.75"
     assert table.loc["DAC", "PESQ"] == "2.66" and table.loc["DAC", "AP"] == "0.20"
     assert (table["bits/s"] == "—").all() and (table["ViSQOL"] == "—").all()
+    assert (table["Token H bits/s"] == "—").all() and (table["Code usage"] == "—").all()
 
 
 def test_write_table2_files(tmp_path) -> None:
@@ -99,6 +115,7 @@ def test_write_table2_files(tmp_path) -> None:
     measured_at, published_at = md.index("## Measured in this repository"), md.index(f"## {PUBLISHED_TITLE}")
     assert measured_at < published_at < md.index("Trained on the smoke corpus.")
     assert "different data and scale, not comparable number-for-number" in md
+    assert "*Token H bits/s*: unigram entropy rate" in md[:published_at]
     assert "| Duo-Tok | 25 | 2x1024 | 0.50 | 0.41 ± 0.02 |" in md[:published_at]
     assert "| MuCodec-LeVo |" in md[published_at:] and "| MuCodec-LeVo |" not in md[:published_at]
 
@@ -110,8 +127,9 @@ def test_csv_round_trip(tmp_path) -> None:
     assert measured["codec"].tolist() == ["Duo-Tok", "DAC_8%", "X&Codec", "Opus"]
     assert len(published) == 7 and "MuCodec-LeVo" in set(published["codec"])
     duo = measured.set_index("codec").loc["Duo-Tok"]
-    assert duo["pesq_vocal"] == 1.05 and duo["mel_l1_accompaniment"] == 1.12 and duo["mel_l1_mixture"] == 1.6
+    assert duo["pesq_vocal"] == 1.05 and duo["mel_l1_accompaniment"] == 1.12 and duo["mel_l1_mixture"] == 0.95
     assert duo["ap_std"] == 0.02 and duo["bits_per_second"] == 310.0 and duo["codebooks"] == "2x1024"
+    assert duo["entropy_rate_bps"] == 400.0 and duo["codebook_usage"] == 0.5
     assert math.isnan(measured.set_index("codec").loc["Opus", "ap"])
     expected = measured_frame(_rows())
     pd.testing.assert_frame_equal(measured.drop(columns="source").reset_index(drop=True)[expected.columns],
@@ -132,16 +150,34 @@ def test_latex_escaping(tmp_path) -> None:
 
 # --- Pareto figure ----------------------------------------------------------------------------------
 
-def test_pareto_points_mean_and_dropped() -> None:
+def test_pareto_mel_l1_is_the_mixture_for_every_kind_of_codec() -> None:
+    dual = {"codec": "dual", "reconstruction": {"vocal": _recon(0.74), "accompaniment": _recon(1.12),
+                                                "mixture": _recon(0.95)}}
+    single = {"codec": "single", "reconstruction": {"mixture": _recon(0.95)}}
+    assert pareto_mel_l1(dual) == pareto_mel_l1(single) == 0.95   # one quantity, not the per-track mean 0.93
+    # Missing data is None, never a silently different quantity (the per-track mean).
+    per_track_only = {"codec": "half", "reconstruction": {"vocal": _recon(0.74), "accompaniment": _recon(1.12)}}
+    nan_mixture = {"codec": "nan", "reconstruction": {**dual["reconstruction"], "mixture": _recon(math.nan)}}
+    assert pareto_mel_l1(per_track_only) is None and pareto_mel_l1(nan_mixture) is None
+    assert pareto_mel_l1({"codec": "none"}) is None and pareto_mel_l1({"codec": "x", "reconstruction": None}) is None
+    points = pareto_points([{**per_track_only, "ppl_1024": 5.0}, {**single, "ppl_1024": 5.0}])
+    assert points["codec"].tolist() == ["single"]
+    assert points.attrs["dropped"] == {"half": "no mixture Mel L1 (per-track Mel L1 only: a different quantity)"}
+
+
+def test_pareto_points_mixture_and_dropped() -> None:
     points = pareto_points(_rows())
     assert points["codec"].tolist() == ["Duo-Tok", "DAC_8%", "X&Codec"]
     duo = points.set_index("codec").loc["Duo-Tok"]
-    assert duo["mel_l1"] == pytest.approx((0.74 + 1.12) / 2)  # not the mixture's 1.6
+    assert duo["mel_l1"] == 0.95  # the mixture's, not the per-track mean (0.74 + 1.12) / 2
     assert points.set_index("codec").loc["DAC_8%", "mel_l1"] == 0.73
     assert points.attrs["dropped"] == {"Opus": "no PPL@1024"}
-    published = published_points().set_index("codec")
-    assert published.loc["Duo-Tok", "mel_l1"] == pytest.approx(0.93)
-    assert published.loc["Duo-Tok", "ppl_1024"] == 4.75
+    # Published: the baselines' mixture Mel L1 (toolkit README); the paper's Duo-Tok row is per track only,
+    # so its Figure-1 point (4.75, 0.93 = mean of 0.74 and 1.12) is a different quantity and is not drawn.
+    published = published_points()
+    assert published.set_index("codec").loc["DAC", "mel_l1"] == 0.73
+    assert "Duo-Tok" not in set(published["codec"])
+    assert "per-track Mel L1 only" in published.attrs["dropped"]["Duo-Tok"]
 
 
 def test_pareto_figure_files(tmp_path) -> None:
@@ -150,7 +186,8 @@ def test_pareto_figure_files(tmp_path) -> None:
     labels = {t.get_text() for t in fig.axes[0].texts}
     assert {"Duo-Tok", "DAC_8%", "X&Codec", "MuCodec-LeVo", "better"} <= labels
     legend_texts = {t.get_text() for legend in fig.legends for t in legend.get_texts()}
-    assert "published (different data)" in legend_texts and "6 kbps" in legend_texts
+    assert PUBLISHED_LABEL in legend_texts and "6 kbps" in legend_texts
+    assert fig.axes[0].get_ylabel() == Y_LABEL and "mixture Mel L1" in Y_LABEL
     paths = save_pareto(fig, tmp_path / "fig1")
     assert sorted(p.name for p in paths) == ["fig1.png", "fig1.svg"]
     assert all(p.stat().st_size > 1000 for p in paths)
@@ -163,15 +200,16 @@ def _verdicts(rows: list[dict]) -> dict[str, dict]:
     return {v["claim"].split(" (")[0]: v for v in claim_verdicts(rows)}
 
 
-def test_claims_confirmed() -> None:
+def test_claims_ahead_on_one_training_run_are_not_testable() -> None:
     verdicts = claim_verdicts(_rows())
-    assert [v["verdict"] for v in verdicts] == ["confirmed", "confirmed", "confirmed", "not confirmed"]
+    one = "not testable here (one training seed)"
+    assert [v["verdict"] for v in verdicts] == [one, one, one, "not confirmed"]
     assert all(set(v) == {"claim", "verdict", "evidence"} for v in verdicts)
     assert "0.41" in verdicts[0]["evidence"] and "X&Codec 0.32" in verdicts[0]["evidence"]
-    # Mel L1: Duo-Tok 0.93 vs best costlier Opus 0.5 (gap 0.43); within tolerance once Opus is gone.
-    assert "Opus" in verdicts[3]["evidence"]
-    assert claim_verdicts(_rows()[:3])[3]["verdict"] == "not confirmed"  # 0.93 vs DAC 0.73: gap 0.20
-    assert claim_verdicts(_rows()[:3], mel_tolerance=0.25)[3]["verdict"] == "confirmed"
+    # Mixture Mel L1: Duo-Tok 0.95 vs best costlier Opus 0.5 (gap 0.45); within tolerance once Opus is gone.
+    assert "Opus" in verdicts[3]["evidence"] and "0.950" in verdicts[3]["evidence"]
+    assert claim_verdicts(_rows()[:3])[3]["verdict"] == "not confirmed"  # 0.95 vs DAC 0.73: gap 0.22
+    assert claim_verdicts(_rows()[:3], mel_tolerance=0.25)[3]["verdict"] == one
 
 
 def test_claims_not_confirmed_and_not_testable() -> None:
@@ -182,13 +220,13 @@ def test_claims_not_confirmed_and_not_testable() -> None:
 
     rows[0] = {**rows[0], "ap": None, "bits_per_second": None}
     verdicts = claim_verdicts(rows)
-    assert verdicts[0]["verdict"] == "not testable" and "Duo-Tok has no AP" in verdicts[0]["evidence"]
-    assert verdicts[2]["verdict"] == "not testable"
+    assert verdicts[0]["verdict"] == "not testable here" and "Duo-Tok has no AP" in verdicts[0]["evidence"]
+    assert verdicts[2]["verdict"] == "not testable here"
 
     only_subject = [_rows()[0], {"codec": "Opus", "kbps": 6.0}]
-    assert {v["verdict"] for v in claim_verdicts(only_subject)} == {"not testable"}
+    assert {v["verdict"] for v in claim_verdicts(only_subject)} == {"not testable here"}
     absent = claim_verdicts(_rows(), subject="absent")
-    assert {v["verdict"] for v in absent} == {"not testable"}
+    assert {v["verdict"] for v in absent} == {"not testable here"}
     assert "no row named 'absent'" in absent[0]["evidence"]
 
 
@@ -196,7 +234,7 @@ def test_claims_tie_counts_as_best() -> None:
     rows = _rows()
     rows[2] = {**rows[2], "ap": 0.41}
     verdict = claim_verdicts(rows)[0]
-    assert verdict["verdict"] == "confirmed" and "tied with" in verdict["evidence"]
+    assert verdict["verdict"] == "not testable here (one training seed)" and "tied with" in verdict["evidence"]
 
 
 def test_head_to_head() -> None:
@@ -224,6 +262,7 @@ def test_differences_within_the_seed_spread_tie() -> None:
     rows[1] = {**rows[1], "ap": 0.5065}                       # best other, without a spread: 0.0015 better
     rows[1].pop("ap_std", None)
     verdict = claim_verdicts(rows)[0]
-    assert verdict["verdict"] == "confirmed" and "within the seed spread 0.002" in verdict["evidence"]
+    assert verdict["verdict"] == "not testable here (one training seed)"
+    assert "within the probe-seed spread (probe seeds on one trained codec) 0.002" in verdict["evidence"]
     rows[1] = {**rows[1], "ap": 0.52}
     assert claim_verdicts(rows)[0]["verdict"] == "not confirmed"

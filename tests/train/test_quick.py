@@ -45,8 +45,17 @@ def test_a_quick_run_trains_three_stages_and_reports_health(tmp_path, make_duosy
     row = run("t", ["quantize.model.codebook_init=data"], tmp_path / "runs", root, profile="smoke",
               steps=(2, 2, 2), train_songs=3, eval_songs=2)
     assert row["overrides"] == "quantize.model.codebook_init=data"
+    assert row["eval_split"] == "valid"   # recipe choices are made on validation songs, never on test
     for key in ("s1/masked_accuracy", "s3/vocal/usage", "s3/accompaniment/perplexity"):
         assert row[key] is not None and row[key] >= 0, key
     assert (tmp_path / "runs" / "t" / "tokenizer" / "model.safetensors").is_file()
     assert json.loads((tmp_path / "runs" / "t" / "health.json").read_text())["name"] == "t"
     assert list(csv.DictReader((tmp_path / "runs" / "log.csv").read_text().splitlines()))[0]["name"] == "t"
+
+
+def test_health_refuses_an_unknown_split(tmp_path):
+    from duotok.config import Params
+    from duotok.train.quick import health
+
+    with pytest.raises(ValueError, match="split"):
+        health({}, tmp_path, Params.load("smoke"), split="train")

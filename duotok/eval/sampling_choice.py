@@ -1,0 +1,146 @@
+"""Choosing the codec's sampling settings (Euler steps, guidance scale) from validation sweeps.
+
+Stage 4b decodes a few **validation** excerpts (``SELECTION_SPLIT``) from the tokens of their true
+stems with every step count of ``decoder.bench.steps_curve`` (at the starting guidance scale of
+``decoder.sampling``), then with every guidance scale of ``decoder.bench.cfg_scales`` at the chosen
+step count, and keeps:
+
+1. **steps**: the *fewest* Euler steps whose validation score is within ``tolerance`` (relative) of
+   the best step count's score. Decoding time is linear in the step count and the quality curve is
+   flat past a knee, so the best score alone would buy a hair of quality at double the cost; the
+   tolerance names how much quality one is willing to trade, on the selection metric.
+2. **cfg_scale**: the guidance scale with the best validation score at that step count. Guidance
+   costs the same whatever its scale (except 1, where the unconditional branch is skipped), so
+   there is no speed to trade and the best score wins.
+
+Scores are the selection metric (``decoder.bench.select_metric``, ``mel_l1`` by default; its
+direction from :data:`~duotok.eval.reconstruction.HIGHER_IS_BETTER`) averaged over excerpts per
+track (undefined values, NaN, excluded), then over tracks, so each track weighs the same whatever
+the number of excerpts it has defined scores on.
+
+Ties are broken explicitly, so the same sweep always gives the same choice: among step counts
+inside the tolerance the smallest wins (by construction); among guidance scales with exactly equal
+scores ``1.0`` wins (it decodes at half the cost), then the smallest scale (the weakest push away
+from the model's own distribution). A setting whose score is NaN (no track had a defined value)
+is never chosen; a sweep with no finite score at all is an error.
+
+Why validation: the test split is what the codec is *reported* on (notebook 04c, Table 2); choosing
+a setting on it would fit the reported number to those songs. Nothing here is chosen on test.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from duotok.eval.reconstruction import HIGHER_IS_BETTER
+
+__all__ = ["SELECTION_SPLIT", "SamplingChoice", "choose_cfg_scale", "choose_sampling", "choose_steps",
+           "sweep_scores"]
+
+#: The corpus split every stage-4b sampling choice is made on (never ``test``).
+SELECTION_SPLIT = "valid"
+
+
+def _direction(metric: str) -> bool:
+    if metric not in HIGHER_IS_BETTER:
+        raise ValueError(f"unknown selection metric {metric!r}; known: {sorted(HIGHER_IS_BETTER)}")
+    return HIGHER_IS_BETTER[metric]
+
+
+def sweep_scores(scores: pd.DataFrame, parameter: str, metric: str) -> dict[Any, float]:
+    """``{value: score}`` of a sweep over ``parameter``: ``metric`` averaged over rows (excerpts) per
+    (value, track), NaN excluded, then over the tracks of that value (NaN where no track has one).
+
+    ``scores`` has one row per (excerpt, track) with columns ``parameter``, ``track`` and ``metric``
+    (what :func:`duotok.eval.roundtrip.score_system` gives, with the swept value assigned)."""
+    _direction(metric)
+    missing = {parameter, "track", metric} - set(scores.columns)
+    if missing:
+        raise ValueError(f"sweep scores lack the column(s) {sorted(missing)}")
+    if scores.empty:
+        raise ValueError(f"empty sweep over {parameter!r}")
+    per_track = scores.groupby([parameter, "track"], sort=True)[metric].mean()
+    per_value = per_track.groupby(level=0, sort=True).mean()
+    return {_plain(k): float(v) for k, v in per_value.items()}
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars → Python int/float (JSON keys and comparisons stay simple)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _finite(values: Mapping[Any, float], what: str) -> dict[Any, float]:
+    finite = {k: float(v) for k, v in values.items() if v is not None and math.isfinite(float(v))}
+    if not finite:
+        raise ValueError(f"no finite validation score in the {what} sweep: {dict(values)}")
+    return finite
+
+
+def choose_steps(step_scores: Mapping[int, float], metric: str = "mel_l1", tolerance: float = 0.02) -> int:
+    """The fewest steps whose score is within ``tolerance`` × |best score| of the best step count's
+    (``tolerance = 0`` → the best step count, the fewest of equal ones)."""
+    if not (math.isfinite(tolerance) and tolerance >= 0):
+        raise ValueError(f"tolerance must be a finite number >= 0, got {tolerance!r}")
+    higher = _direction(metric)
+    finite = _finite(step_scores, "steps")
+    best = max(finite.values()) if higher else min(finite.values())
+    margin = tolerance * abs(best)
+    good = [s for s, v in finite.items() if (v >= best - margin if higher else v <= best + margin)]
+    return int(min(good))
+
+
+def choose_cfg_scale(cfg_scores: Mapping[float, float], metric: str = "mel_l1") -> float:
+    """The guidance scale with the best score; exact ties → ``1.0`` if tied, else the smallest scale."""
+    higher = _direction(metric)
+    finite = _finite(cfg_scores, "guidance scale")
+    best = max(finite.values()) if higher else min(finite.values())
+    tied = [float(s) for s, v in finite.items() if v == best]
+    return 1.0 if 1.0 in tied else min(tied)
+
+
+@dataclass(frozen=True)
+class SamplingChoice:
+    """The chosen settings and the validation evidence behind them (JSON-ready via :meth:`as_dict`)."""
+
+    steps: int
+    cfg_scale: float
+    metric: str
+    tolerance: float
+    steps_at_cfg_scale: float          # the guidance scale the steps sweep ran at
+    steps_scores: dict[int, float] = field(default_factory=dict)
+    cfg_scores: dict[float, float] = field(default_factory=dict)
+    split: str = SELECTION_SPLIT
+
+    def as_dict(self) -> dict[str, Any]:
+        def clean(d: Mapping[Any, float]) -> dict[str, float | None]:
+            return {str(k): (round(v, 4) if math.isfinite(v) else None) for k, v in d.items()}
+
+        return {"steps": self.steps, "cfg_scale": self.cfg_scale, "split": self.split, "metric": self.metric,
+                "higher_is_better": HIGHER_IS_BETTER[self.metric], "tolerance": self.tolerance,
+                "rule": "fewest steps within tolerance of the best, then the best guidance scale at those steps",
+                "steps_at_cfg_scale": self.steps_at_cfg_scale, "score_vs_steps": clean(self.steps_scores),
+                "score_vs_cfg_scale": clean(self.cfg_scores)}
+
+
+def choose_sampling(steps_scores: pd.DataFrame, cfg_scores: pd.DataFrame, steps_at_cfg_scale: float,
+                    metric: str = "mel_l1", tolerance: float = 0.02) -> SamplingChoice:
+    """Both choices from the two validation sweeps (``steps`` / ``cfg_scale`` columns, see
+    :func:`sweep_scores`); ``steps_at_cfg_scale`` is the guidance scale the steps sweep decoded with.
+    ``cfg_scores`` must come from decoding at the chosen step count; when it carries a ``steps``
+    column this is checked."""
+    by_steps = sweep_scores(steps_scores, "steps", metric)
+    steps = choose_steps(by_steps, metric, tolerance)
+    if "steps" in cfg_scores.columns:
+        used = sorted({int(s) for s in cfg_scores["steps"].unique()})
+        if used != [steps]:
+            raise ValueError(f"the guidance sweep ran at {used} steps, but {steps} steps were chosen")
+    by_cfg = sweep_scores(cfg_scores, "cfg_scale", metric)
+    return SamplingChoice(steps=steps, cfg_scale=choose_cfg_scale(by_cfg, metric), metric=metric,
+                          tolerance=float(tolerance), steps_at_cfg_scale=float(steps_at_cfg_scale),
+                          steps_scores={int(k): v for k, v in by_steps.items()},
+                          cfg_scores={float(k): v for k, v in by_cfg.items()})

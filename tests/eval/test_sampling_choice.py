@@ -1,0 +1,92 @@
+"""Stage 4b's sampling choice: fewest steps within tolerance, then the best guidance scale, on valid."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from duotok.data.stems import SPLITS
+from duotok.eval.sampling_choice import (
+    SELECTION_SPLIT,
+    choose_cfg_scale,
+    choose_sampling,
+    choose_steps,
+    sweep_scores,
+)
+
+
+def frame(parameter: str, table: dict, metric: str = "mel_l1") -> pd.DataFrame:
+    """``{value: {track: [per-excerpt scores]}}`` → score_system-like rows with the swept value."""
+    rows = [{parameter: value, "track": track, "song": f"s{i}", metric: v}
+            for value, tracks in table.items() for track, vals in tracks.items() for i, v in enumerate(vals)]
+    return pd.DataFrame(rows)
+
+
+def test_selection_split_is_validation_not_test():
+    assert SELECTION_SPLIT == "valid" and SELECTION_SPLIT in SPLITS
+
+
+def test_sweep_scores_average_excerpts_per_track_then_tracks_skipping_nan():
+    df = frame("steps", {4: {"vocal": [1.0, 3.0, math.nan], "accompaniment": [4.0]},
+                         8: {"vocal": [math.nan], "accompaniment": [1.0, 2.0]}})
+    # 4: vocal mean 2 (NaN excluded), accompaniment 4 -> 3; 8: only accompaniment defined -> 1.5
+    assert sweep_scores(df, "steps", "mel_l1") == {4: 3.0, 8: 1.5}
+    assert all(type(k) is int for k in sweep_scores(df, "steps", "mel_l1"))
+    with pytest.raises(ValueError, match="column"):
+        sweep_scores(df, "cfg_scale", "mel_l1")
+    with pytest.raises(ValueError, match="unknown selection metric"):
+        sweep_scores(df, "steps", "sdr")
+
+
+def test_fewest_steps_within_relative_tolerance_lower_is_better():
+    scores = {4: 1.80, 8: 1.70, 16: 1.68, 32: 1.67}
+    assert choose_steps(scores, "mel_l1", 0.02) == 8     # 1.70 <= 1.67 * 1.02 = 1.7034
+    assert choose_steps(scores, "mel_l1", 0.01) == 16    # 1.68 <= 1.6867; 1.70 is not
+    assert choose_steps(scores, "mel_l1", 0.005) == 32   # 1.68 > 1.67835
+    assert choose_steps(scores, "mel_l1", 0.0) == 32     # the best itself
+    assert choose_steps(scores, "mel_l1", 1.0) == 4      # anything goes: the cheapest
+
+
+def test_fewest_steps_higher_is_better_and_order_independent():
+    scores = {32: 3.50, 4: 3.00, 16: 3.45, 8: 3.30}
+    assert choose_steps(scores, "visqol", 0.02) == 16    # 3.45 >= 3.5 * 0.98 = 3.43; 3.30 is not
+    assert choose_steps(dict(reversed(list(scores.items()))), "visqol", 0.02) == 16
+
+
+def test_steps_ties_and_nan_and_bad_arguments():
+    assert choose_steps({16: 1.5, 8: 1.5, 32: 1.6}, "mel_l1", 0.0) == 8   # exact tie: fewer steps
+    assert choose_steps({4: math.nan, 8: 2.0, 16: 1.99}, "mel_l1", 0.02) == 8  # NaN never chosen
+    with pytest.raises(ValueError, match="no finite"):
+        choose_steps({4: math.nan}, "mel_l1", 0.02)
+    for bad in (-0.1, math.nan, math.inf):
+        with pytest.raises(ValueError, match="tolerance"):
+            choose_steps({4: 1.0}, "mel_l1", bad)
+
+
+def test_cfg_scale_best_score_with_explicit_tie_rules():
+    assert choose_cfg_scale({1.0: 1.8, 1.5: 1.7, 3.0: 1.63}, "mel_l1") == 3.0
+    assert choose_cfg_scale({1.0: 3.1, 1.5: 3.3, 3.0: 3.2}, "pesq") == 1.5
+    assert choose_cfg_scale({3.0: 1.6, 1.0: 1.6, 1.5: 1.7}, "mel_l1") == 1.0    # tie: 1.0 (half the cost)
+    assert choose_cfg_scale({3.0: 1.6, 2.0: 1.6, 1.5: 1.7}, "mel_l1") == 2.0    # tie without 1.0: smallest
+    assert choose_cfg_scale({1.0: math.nan, 2.0: 1.9}, "mel_l1") == 2.0
+    assert isinstance(choose_cfg_scale({2: 1.0}, "mel_l1"), float)
+
+
+def test_choose_sampling_end_to_end_and_record():
+    steps_df = frame("steps", {4: {"vocal": [1.9, 1.9], "accompaniment": [1.7, 1.7]},
+                               8: {"vocal": [1.72, 1.72], "accompaniment": [1.6, 1.6]},
+                               16: {"vocal": [1.7, 1.7], "accompaniment": [1.58, 1.58]}})
+    cfg_df = frame("cfg_scale", {1.0: {"vocal": [1.8], "accompaniment": [1.7]},
+                                 1.5: {"vocal": [1.7], "accompaniment": [1.6]},
+                                 3.0: {"vocal": [1.65], "accompaniment": [1.62]}}).assign(steps=8)
+    choice = choose_sampling(steps_df, cfg_df, steps_at_cfg_scale=1.5, metric="mel_l1", tolerance=0.02)
+    assert (choice.steps, choice.cfg_scale) == (8, 3.0)   # 1.66 <= 1.64 * 1.02; 1.635 < 1.65
+    record = choice.as_dict()
+    assert record["split"] == "valid" and record["metric"] == "mel_l1" and record["higher_is_better"] is False
+    assert (record["steps"], record["cfg_scale"], record["tolerance"]) == (8, 3.0, 0.02)
+    assert record["score_vs_steps"] == {"4": 1.8, "8": 1.66, "16": 1.64}
+    assert record["score_vs_cfg_scale"] == {"1.0": 1.75, "1.5": 1.65, "3.0": 1.635}
+    with pytest.raises(ValueError, match="guidance sweep ran at"):
+        choose_sampling(steps_df, cfg_df.assign(steps=16), steps_at_cfg_scale=1.5)
