@@ -277,10 +277,10 @@ class TokenLM(nn.Module, PretrainedMixin):
         score_from: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(nll_sum (K,), count)``: CE summed over real token targets (EOS excluded: it is a property
-        of the window cut, not of the codec) at or after ``score_from``, and how many frames that is."""
-        batch = self.prepare(ids, lengths, cond)
-        scored = batch.scored(_check_score_from(score_from), with_eos=False)
-        return self._nll(batch, scored), scored.sum()
+        of the window cut, not of the codec) at or after ``score_from``, and how many frames that is:
+        :meth:`token_nll_per_item` summed over the batch rows."""
+        sums, counts = self.token_nll_per_item(ids, lengths, cond, score_from)
+        return sums.sum(dim=0), counts.sum()
 
     def token_nll_per_item(
         self,

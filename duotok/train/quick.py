@@ -76,6 +76,20 @@ def subset_corpus(root: Path, out: Path, train_songs: int, eval_songs: int) -> P
     return out
 
 
+def prepare_run(name: str, overrides: list[str], out_dir: Path, data_dir: Path, profile: str, train_songs: int,
+                eval_songs: int) -> tuple[Params, Path, Path]:
+    """What every quick experiment starts with: the profile's params with the ``-S`` overrides, the run's
+    folder ``<out_dir>/<name>`` and its linked subset corpus. Paths are made absolute because the stage
+    runners resolve relative ones against the repository root."""
+    layers: dict[str, Any] = {}
+    for text in overrides:
+        layers = deep_merge(layers, parse_override(text))
+    params = Params.load(profile).with_overrides(layers) if layers else Params.load(profile)
+    out_dir, data_dir = Path(out_dir).resolve(), Path(data_dir).resolve()
+    run_dir = out_dir / name
+    return params, run_dir, subset_corpus(data_dir, run_dir / "subset", train_songs, eval_songs)
+
+
 EVAL_SPLITS = ("valid", "test")
 
 
@@ -125,13 +139,8 @@ def run(name: str, overrides: list[str], out_dir: Path, data_dir: Path, profile:
     """Train stages 1-3 (or the ones not reused) of one experiment and return its log row."""
     from duotok.train import finetune, pretrain, quantize
 
-    layers: dict[str, Any] = {}
-    for text in overrides:
-        layers = deep_merge(layers, parse_override(text))
-    params = Params.load(profile).with_overrides(layers) if layers else Params.load(profile)
-    out_dir, data_dir = Path(out_dir).resolve(), Path(data_dir).resolve()   # the runners resolve against the root
-    run_dir = out_dir / name
-    corpus = subset_corpus(data_dir, run_dir / "subset", train_songs, eval_songs)
+    params, run_dir, corpus = prepare_run(name, overrides, out_dir, data_dir, profile, train_songs, eval_songs)
+    out_dir, data_dir = run_dir.parent, Path(data_dir).resolve()
     t0 = time.time()
     dirs: dict[str, Path] = {}
     stage1 = reuse_stage1

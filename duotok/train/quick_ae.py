@@ -46,7 +46,7 @@ import pandas as pd
 import torch
 
 from duotok.audio.features import istft, stft
-from duotok.config import PROFILES, Params, deep_merge
+from duotok.config import PROFILES
 from duotok.eval.roundtrip import (
     TRACK_NAMES,
     Excerpt,
@@ -56,7 +56,7 @@ from duotok.eval.roundtrip import (
     summary_table,
 )
 from duotok.io import write_json_atomic
-from duotok.train.quick import EVAL_SPLITS, append_log, parse_override, subset_corpus
+from duotok.train.quick import EVAL_SPLITS, append_log, prepare_run
 
 METRICS = ("pesq", "stoi", "mel_l1")
 SYSTEMS = ("autoencoder", "griffin_lim", "random_phase")
@@ -162,13 +162,8 @@ def run(name: str, overrides: list[str], out_dir: Path, data_dir: Path, profile:
     from duotok.models.autoencoder import WaveAutoencoder
     from duotok.train import autoencoder
 
-    layers: dict[str, Any] = {}
-    for text in overrides:
-        layers = deep_merge(layers, parse_override(text))
-    params = Params.load(profile).with_overrides(layers) if layers else Params.load(profile)
-    out_dir, data_dir = Path(out_dir).resolve(), Path(data_dir).resolve()   # the runners resolve against the root
-    run_dir = out_dir / name
-    corpus = subset_corpus(data_dir, run_dir / "subset", train_songs, eval_songs)
+    params, run_dir, corpus = prepare_run(name, overrides, out_dir, data_dir, profile, train_songs, eval_songs)
+    out_dir, data_dir = run_dir.parent, Path(data_dir).resolve()
     sample_rate = params.section("audio")["sample_rate"]
     seconds = float(seconds if seconds is not None else params.section("autoencoder")["eval"]["seconds"])
 
