@@ -242,14 +242,16 @@ class TokenLM(nn.Module, PretrainedMixin):
         h = self.hidden(self.prepare(ids, lengths, cond))
         return [head(h) for head in self.heads]
 
+    def _frame_ce(self, batch: LMInputs, scored: torch.Tensor) -> torch.Tensor:
+        """(N, K) CE of each of the N ``scored`` positions (row-major order of ``scored``) for each
+        codebook, in float32 whatever the autocast dtype."""
+        h = self.hidden(batch)[scored]
+        return torch.stack([F.cross_entropy(head(h).float(), batch.targets[:, k][scored], reduction="none")
+                            for k, head in enumerate(self.heads)], dim=-1)
+
     def _nll(self, batch: LMInputs, scored: torch.Tensor) -> torch.Tensor:
         """(K,) summed CE over ``scored`` positions, in float32 whatever the autocast dtype."""
-        h = self.hidden(batch)[scored]
-        sums = [
-            F.cross_entropy(head(h).float(), batch.targets[:, k][scored], reduction="sum")
-            for k, head in enumerate(self.heads)
-        ]
-        return torch.stack(sums)
+        return self._frame_ce(batch, scored).sum(dim=0)
 
     # ------------------------------------------------------------------ losses
 
@@ -294,12 +296,9 @@ class TokenLM(nn.Module, PretrainedMixin):
         the LM evaluation, :func:`duotok.eval.lm.evaluate_lm`)."""
         batch = self.prepare(ids, lengths, cond)
         scored = batch.scored(_check_score_from(score_from), with_eos=False)
+        ce = self._frame_ce(batch, scored)
         rows = scored.nonzero(as_tuple=True)[0]
-        h = self.hidden(batch)[scored]
-        sums = torch.zeros((scored.shape[0], len(self.heads)), dtype=torch.float32, device=h.device)
-        for k, head in enumerate(self.heads):
-            ce = F.cross_entropy(head(h).float(), batch.targets[:, k][scored], reduction="none")
-            sums[:, k].index_add_(0, rows, ce)
+        sums = ce.new_zeros((scored.shape[0], ce.shape[-1])).index_add_(0, rows, ce)
         return sums, scored.sum(dim=1)
 
 

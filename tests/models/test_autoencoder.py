@@ -79,18 +79,27 @@ def test_vae_encode_is_the_mean_in_train_and_eval():
     assert torch.equal(train_a, train_b) and torch.equal(train_a, eval_latent) and torch.equal(mean, eval_latent)
 
 
-def test_vae_training_reduces_the_loss():
-    model = tiny().train()
+def train_steps(model, steps: int, check_grads: bool = False):
+    """Adam (lr 3e-3) on two half-second sines for ``steps`` steps; every loss (and, if asked, every
+    gradient) must be finite. Returns the losses and the last step's metrics."""
     audio = sine(0.5, batch=2)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(30):
+    for _ in range(steps):
         loss, metrics = model(audio)
         assert torch.isfinite(loss)
         optimizer.zero_grad()
         loss.backward()
+        if check_grads:
+            assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
         optimizer.step()
         losses.append(loss.item())
+    return losses, metrics
+
+
+def test_vae_training_reduces_the_loss():
+    model = tiny().train()
+    losses, metrics = train_steps(model, 30)
     assert set(metrics) == {"mel_l1", "stft", "kl", "latent_std"}
     assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values())
     assert losses[-1] < 0.8 * losses[0], losses
@@ -195,17 +204,7 @@ def test_unit_phase_head_gives_unit_phase_factors():
 
 def test_phase_aware_training_reduces_the_loss_and_logs_its_terms():
     model = tiny(phase_head="unit", complex_weight=1.0, phase_weight=0.3, wave_weight=1.0).train()
-    audio = sine(0.5, batch=2)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(20):
-        loss, metrics = model(audio)
-        assert torch.isfinite(loss)
-        optimizer.zero_grad()
-        loss.backward()
-        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
-        optimizer.step()
-        losses.append(loss.item())
+    losses, metrics = train_steps(model, 20, check_grads=True)
     assert set(metrics) == {"mel_l1", "stft", "kl", "latent_std", "complex", "phase", "phase_ip", "phase_gd",
                             "phase_iaf", "wave"}
     assert losses[-1] < 0.8 * losses[0], losses
