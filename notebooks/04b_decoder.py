@@ -55,8 +55,8 @@ from IPython.display import Audio, Markdown, display
 from duotok.config import stage_params
 from duotok.eval.reconstruction import HIGHER_IS_BETTER, METRICS
 from duotok.eval.records import training_record, write_record
-from duotok.eval.roundtrip import TRACK_NAMES, codec_system, held_out_excerpts, score_system, sweep_means
-from duotok.eval.sampling_choice import SELECTION_SPLIT, choose_sampling, choose_steps, sweep_scores
+from duotok.eval.roundtrip import TRACK_NAMES, codec_system, held_out_excerpts, sweep_means
+from duotok.eval.sampling_choice import SELECTION_SPLIT, sweep_sampling
 from duotok.paths import resolve
 from duotok.reporting.figures import save_figure
 from duotok.reporting.reconstruction import plot_metric_sweep, plot_spectrograms
@@ -116,26 +116,21 @@ start = p["sampling"]                                 # the starting point (and 
 metric, tolerance = bench["select_metric"], float(bench["tolerance"])
 excerpts = held_out_excerpts(resolve(data_dir), SELECTION_SPLIT, bench["seconds"], bench["n_songs"], sr)
 start_cfg = float(start["cfg_scale"])
-steps_scores = pd.concat([score_system(f"{n} steps", codec_system(codec, "oracle", steps=n, cfg_scale=start_cfg),
-                                       excerpts, sr, METRICS).assign(steps=n, cfg_scale=start_cfg)
-                          for n in bench["steps_curve"]])
-chosen_steps = choose_steps(sweep_scores(steps_scores, "steps", metric), metric, tolerance)
+steps_scores, cfg_scores, choice = sweep_sampling(codec, excerpts, sr, bench["steps_curve"], bench["cfg_scales"],
+                                                  start_cfg, metric, tolerance, METRICS)
+chosen_steps = choice.steps
 fig = plot_metric_sweep(steps_scores, "steps", METRICS, HIGHER_IS_BETTER,
                         f"validation: quality vs Euler steps (guidance {start_cfg:g})")
 save_figure(fig, resolve(figures_dir) / "quality_vs_steps")
 display(steps_scores.groupby(["steps", "track"])[list(METRICS)].mean().round(3))
 
 # %%
-cfg_scores = pd.concat([score_system(f"cfg {s}", codec_system(codec, "oracle", steps=chosen_steps, cfg_scale=s),
-                                     excerpts, sr, METRICS).assign(cfg_scale=s, steps=chosen_steps)
-                        for s in bench["cfg_scales"]])
 fig = plot_metric_sweep(cfg_scores, "cfg_scale", METRICS, HIGHER_IS_BETTER,
                         f"validation: quality vs guidance scale ({chosen_steps} steps)")
 save_figure(fig, resolve(figures_dir) / "quality_vs_cfg")
 display(cfg_scores.groupby(["cfg_scale", "track"])[list(METRICS)].mean().round(3))
 
 # %%
-choice = choose_sampling(steps_scores, cfg_scores, start_cfg, metric, tolerance)
 write_codec_sampling(resolve(codec_dir), choice.steps, choice.cfg_scale)
 codec = DuoTok.from_pretrained(resolve(codec_dir)).eval()   # reloaded: its defaults are now the choice
 assert (codec.decoder.config.steps, codec.decoder.config.cfg_scale) == (choice.steps, choice.cfg_scale)

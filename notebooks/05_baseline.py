@@ -27,6 +27,8 @@
 #
 # Token baselines decode through **the same recipe and budget as Duo-Tok's decoder** (`params.yaml: decoder`):
 # a flow-matching DiT on the same autoencoder's latents, conditioned on this codec's quantized embeddings.
+# Its Euler steps and guidance scale are chosen the same way too: stage 4b's sweeps on **validation**
+# songs (`decoder.bench`, `duotok.eval.sampling_choice.sweep_sampling`), never a hand-set value.
 # The reconstruction is then scored exactly as Duo-Tok's in `04c_reconstruction`.
 
 # %% tags=["parameters"]
@@ -110,10 +112,15 @@ record = {
     "valid_usage": None if result is None else result.get("valid_usage"),
     # the precision each trained part ran in (train.precision: auto = bf16 only where native)
     "precision": None if result is None else {k: result[k] for k in ("precision", "decoder_precision") if k in result},
+    # a token decoder's Euler steps and guidance, chosen on validation songs like Duo-Tok's (stage 4b)
+    "sampling_choice": None if result is None else result.get("sampling_choice"),
 }
 write_json_atomic(resolve(metrics_dir) / f"{codec}.json", record)
+choice = record["sampling_choice"]
 display(Markdown(f"**{model.name}**: {record['kbps']:.2f} kbps"
-                 + ("" if codec == "opus" else f", {record['codebooks']} at {record['token_rate']:g} Hz")))
+                 + ("" if codec == "opus" else f", {record['codebooks']} at {record['token_rate']:g} Hz")
+                 + ("" if not choice else f"; decoded with {choice['steps']} Euler steps, guidance "
+                                          f"{choice['cfg_scale']:g} (chosen on {choice['split']} songs)")))
 
 # %% [markdown]
 # ## Listen: the first held-out excerpt

@@ -31,7 +31,7 @@ a setting on it would fit the reported number to those songs. Nothing here is ch
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +40,7 @@ import pandas as pd
 from duotok.eval.reconstruction import HIGHER_IS_BETTER
 
 __all__ = ["SELECTION_SPLIT", "SamplingChoice", "choose_cfg_scale", "choose_sampling", "choose_steps",
-           "sweep_scores"]
+           "sweep_sampling", "sweep_scores"]
 
 #: The corpus split every stage-4b sampling choice is made on (never ``test``).
 SELECTION_SPLIT = "valid"
@@ -144,3 +144,34 @@ def choose_sampling(steps_scores: pd.DataFrame, cfg_scores: pd.DataFrame, steps_
                           tolerance=float(tolerance), steps_at_cfg_scale=float(steps_at_cfg_scale),
                           steps_scores={int(k): v for k, v in by_steps.items()},
                           cfg_scores={float(k): v for k, v in by_cfg.items()})
+
+
+def sweep_sampling(codec: Any, excerpts: Sequence[Any], sample_rate: int, steps_curve: Sequence[int],
+                   cfg_scales: Sequence[float], start_cfg_scale: float, metric: str = "mel_l1",
+                   tolerance: float = 0.02, metrics: Sequence[str] | None = None
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, SamplingChoice]:
+    """Run both validation sweeps on ``codec`` (anything :func:`duotok.eval.roundtrip.codec_system`
+    takes whose ``decode`` accepts ``steps`` / ``cfg_scale``) and choose: the same procedure for
+    Duo-Tok (notebook 04b) and the token baselines' decoders (:mod:`duotok.train.baselines`), so every
+    decoder of Table 2 gets its settings the same way. ``excerpts`` must come from
+    :data:`SELECTION_SPLIT`; ``metrics`` (default: the selection metric alone, the cheapest) are scored
+    for display. Returns ``(steps_scores, cfg_scores, choice)``."""
+    from duotok.eval.roundtrip import codec_system, score_system  # roundtrip imports the models: lazily
+
+    bad = sorted({ex.split for ex in excerpts if ex.split} - {SELECTION_SPLIT})
+    if bad:
+        raise ValueError(f"sampling settings are chosen on {SELECTION_SPLIT!r} excerpts, got split(s) {bad}")
+    metrics = tuple(metrics) if metrics else (metric,)
+    if metric not in metrics:
+        metrics = (*metrics, metric)
+    start = float(start_cfg_scale)
+    steps_scores = pd.concat([
+        score_system(f"{n} steps", codec_system(codec, "oracle", steps=int(n), cfg_scale=start), excerpts,
+                     sample_rate, metrics).assign(steps=int(n), cfg_scale=start)
+        for n in steps_curve])
+    chosen = choose_steps(sweep_scores(steps_scores, "steps", metric), metric, tolerance)
+    cfg_scores = pd.concat([
+        score_system(f"cfg {s}", codec_system(codec, "oracle", steps=chosen, cfg_scale=float(s)), excerpts,
+                     sample_rate, metrics).assign(cfg_scale=float(s), steps=chosen)
+        for s in cfg_scales])
+    return steps_scores, cfg_scores, choose_sampling(steps_scores, cfg_scores, start, metric, tolerance)

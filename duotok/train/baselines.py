@@ -34,6 +34,8 @@ from duotok.data import collate_stems
 from duotok.data.latents import TokenLatentDataset, TrackFeatures, latent_stats, stem_tracks
 from duotok.data.stems import discover_songs, load_song
 from duotok.errors import DatasetError
+from duotok.eval.roundtrip import held_out_excerpts
+from duotok.eval.sampling_choice import SELECTION_SPLIT, SamplingChoice, sweep_sampling
 from duotok.io.checkpoint import config_with_defaults
 from duotok.io.files import write_json_atomic
 from duotok.models.autoencoder import WaveAutoencoder
@@ -246,9 +248,23 @@ def train_token_decoder(codec: FeatureTokenizer, params: Params, out: Path, root
     s = d["sampling"]
     decoder = TokenDecoder.from_parts(autoencoder, trainer.model.cpu(), steps=int(s["steps"]),
                                       cfg_scale=float(s["cfg_scale"]), seed=int(s["seed"]))
+    choice = choose_decoder_sampling(codec.with_decoder(decoder.eval()), params, root)
     return decoder, {"decoder_steps": result.step, "decoder_seconds": result.seconds,
                      "decoder_precision": result.precision, "decoder_train": result.train,
-                     "decoder_valid": result.valid}
+                     "decoder_valid": result.valid, "sampling_choice": choice.as_dict()}
+
+
+def choose_decoder_sampling(codec: FeatureTokenizer, params: Params, root: Path) -> SamplingChoice:
+    """Stage 4b's validation sweeps (``decoder.bench``, :func:`~duotok.eval.sampling_choice.sweep_sampling`)
+    on this baseline's decoder, and the choice set as its default: every decoder of Table 2 gets its
+    Euler steps and guidance scale the same way, on validation songs, never from a hand-set value."""
+    d = params.section("decoder")
+    bench = d["bench"]
+    excerpts = held_out_excerpts(root, SELECTION_SPLIT, bench["seconds"], bench["n_songs"], codec.sample_rate)
+    *_, choice = sweep_sampling(codec, excerpts, codec.sample_rate, bench["steps_curve"], bench["cfg_scales"],
+                                float(d["sampling"]["cfg_scale"]), bench["select_metric"], float(bench["tolerance"]))
+    codec.decoder.config.steps, codec.decoder.config.cfg_scale = choice.steps, choice.cfg_scale
+    return choice
 
 
 # --------------------------------------------------------------------------- entry point
