@@ -116,8 +116,7 @@ start = p["sampling"]                                 # the starting point (and 
 metric, tolerance = bench["select_metric"], float(bench["tolerance"])
 excerpts = held_out_excerpts(resolve(data_dir), SELECTION_SPLIT, bench["seconds"], bench["n_songs"], sr)
 start_cfg = float(start["cfg_scale"])
-steps_scores, cfg_scores, choice = sweep_sampling(codec, excerpts, sr, bench["steps_curve"], bench["cfg_scales"],
-                                                  start_cfg, metric, tolerance, METRICS)
+steps_scores, cfg_scores, choice = sweep_sampling(codec, resolve(data_dir), bench, start_cfg, METRICS)
 chosen_steps = choice.steps
 fig = plot_metric_sweep(steps_scores, "steps", METRICS, HIGHER_IS_BETTER,
                         f"validation: quality vs Euler steps (guidance {start_cfg:g})")

@@ -44,7 +44,6 @@ class Excerpt:
     vocal: np.ndarray
     accompaniment: np.ndarray
     mixture: np.ndarray
-    split: str = ""      # the corpus split it came from ("" when built by hand)
 
     def track(self, name: str) -> np.ndarray:
         return getattr(self, name)
@@ -66,7 +65,7 @@ def held_out_excerpts(root: str | os.PathLike[str], split: str, seconds: float, 
         length = min(segment, n)
         vocal, accompaniment = stem_tracks(song["stems"])
         tracks = [crop_pad(x, offset, length)[0] for x in (vocal, accompaniment, song["mixture"])]
-        out.append(Excerpt(record.id, offset / sample_rate, *tracks, split=split))
+        out.append(Excerpt(record.id, offset / sample_rate, *tracks))
     return out
 
 

@@ -31,6 +31,7 @@ a setting on it would fit the reported number to those songs. Nothing here is ch
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,32 +147,37 @@ def choose_sampling(steps_scores: pd.DataFrame, cfg_scores: pd.DataFrame, steps_
                           cfg_scores={float(k): v for k, v in by_cfg.items()})
 
 
-def sweep_sampling(codec: Any, excerpts: Sequence[Any], sample_rate: int, steps_curve: Sequence[int],
-                   cfg_scales: Sequence[float], start_cfg_scale: float, metric: str = "mel_l1",
-                   tolerance: float = 0.02, metrics: Sequence[str] | None = None
-                   ) -> tuple[pd.DataFrame, pd.DataFrame, SamplingChoice]:
-    """Run both validation sweeps on ``codec`` (anything :func:`duotok.eval.roundtrip.codec_system`
-    takes whose ``decode`` accepts ``steps`` / ``cfg_scale``) and choose: the same procedure for
-    Duo-Tok (notebook 04b) and the token baselines' decoders (:mod:`duotok.train.baselines`), so every
-    decoder of Table 2 gets its settings the same way. ``excerpts`` must come from
-    :data:`SELECTION_SPLIT`; ``metrics`` (default: the selection metric alone, the cheapest) are scored
-    for display. Returns ``(steps_scores, cfg_scores, choice)``."""
-    from duotok.eval.roundtrip import codec_system, score_system  # roundtrip imports the models: lazily
+def sweep_sampling(codec: Any, root: str | os.PathLike[str], bench: Mapping[str, Any], start_cfg_scale: float,
+                   metrics: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, SamplingChoice]:
+    """Run both sweeps on ``codec`` (anything :func:`duotok.eval.roundtrip.codec_system` takes whose
+    ``decode`` accepts ``steps`` / ``cfg_scale``) over the :data:`SELECTION_SPLIT` excerpts of the
+    corpus at ``root``, and choose. The excerpts are loaded here, from validation only, so no caller can
+    choose on test. The same procedure for Duo-Tok (notebook 04b) and the token baselines' decoders
+    (:mod:`duotok.train.baselines`): every decoder of Table 2 gets its settings the same way.
 
-    bad = sorted({ex.split for ex in excerpts if ex.split} - {SELECTION_SPLIT})
-    if bad:
-        raise ValueError(f"sampling settings are chosen on {SELECTION_SPLIT!r} excerpts, got split(s) {bad}")
+    ``bench`` is ``decoder.bench``: ``steps_curve``, ``cfg_scales``, ``n_songs``, ``seconds``,
+    ``select_metric``, ``tolerance``. ``metrics`` (default: the selection metric alone, the cheapest)
+    are scored for display. Returns ``(steps_scores, cfg_scores, choice)``."""
+    from duotok.eval.roundtrip import (  # imports the models: lazily
+        codec_system,
+        held_out_excerpts,
+        score_system,
+    )
+
+    metric, tolerance = str(bench["select_metric"]), float(bench["tolerance"])
     metrics = tuple(metrics) if metrics else (metric,)
     if metric not in metrics:
         metrics = (*metrics, metric)
+    sample_rate = int(codec.sample_rate)
+    excerpts = held_out_excerpts(root, SELECTION_SPLIT, float(bench["seconds"]), int(bench["n_songs"]), sample_rate)
     start = float(start_cfg_scale)
     steps_scores = pd.concat([
         score_system(f"{n} steps", codec_system(codec, "oracle", steps=int(n), cfg_scale=start), excerpts,
                      sample_rate, metrics).assign(steps=int(n), cfg_scale=start)
-        for n in steps_curve])
+        for n in bench["steps_curve"]])
     chosen = choose_steps(sweep_scores(steps_scores, "steps", metric), metric, tolerance)
     cfg_scores = pd.concat([
         score_system(f"cfg {s}", codec_system(codec, "oracle", steps=chosen, cfg_scale=float(s)), excerpts,
                      sample_rate, metrics).assign(cfg_scale=float(s), steps=chosen)
-        for s in cfg_scales])
+        for s in bench["cfg_scales"]])
     return steps_scores, cfg_scores, choose_sampling(steps_scores, cfg_scores, start, metric, tolerance)

@@ -34,8 +34,7 @@ from duotok.data import collate_stems
 from duotok.data.latents import TokenLatentDataset, TrackFeatures, latent_stats, stem_tracks
 from duotok.data.stems import discover_songs, load_song
 from duotok.errors import DatasetError
-from duotok.eval.roundtrip import held_out_excerpts
-from duotok.eval.sampling_choice import SELECTION_SPLIT, SamplingChoice, sweep_sampling
+from duotok.eval.sampling_choice import SamplingChoice, sweep_sampling
 from duotok.io.checkpoint import config_with_defaults
 from duotok.io.files import write_json_atomic
 from duotok.models.autoencoder import WaveAutoencoder
@@ -259,10 +258,7 @@ def choose_decoder_sampling(codec: FeatureTokenizer, params: Params, root: Path)
     on this baseline's decoder, and the choice set as its default: every decoder of Table 2 gets its
     Euler steps and guidance scale the same way, on validation songs, never from a hand-set value."""
     d = params.section("decoder")
-    bench = d["bench"]
-    excerpts = held_out_excerpts(root, SELECTION_SPLIT, bench["seconds"], bench["n_songs"], codec.sample_rate)
-    *_, choice = sweep_sampling(codec, excerpts, codec.sample_rate, bench["steps_curve"], bench["cfg_scales"],
-                                float(d["sampling"]["cfg_scale"]), bench["select_metric"], float(bench["tolerance"]))
+    *_, choice = sweep_sampling(codec, root, d["bench"], float(d["sampling"]["cfg_scale"]))
     codec.decoder.config.steps, codec.decoder.config.cfg_scale = choice.steps, choice.cfg_scale
     return choice
 

@@ -94,9 +94,10 @@ def test_choose_sampling_end_to_end_and_record():
 
 class _NoisyDecoderCodec:
     """A mixture codec whose decode error shrinks with the Euler steps up to a knee at 8 and is
-    smallest at guidance 3: the sweep must find both, on the excerpts it is given."""
+    smallest at guidance 3: the sweep must find both."""
 
     streams = {"mixture": ("mixture",)}
+    sample_rate = 16000
 
     def __init__(self):
         self.calls: list[tuple[int, float]] = []
@@ -113,34 +114,23 @@ class _NoisyDecoderCodec:
         return {"mixture": ids + error * noise}
 
 
-def _excerpts(split: str, n: int = 2):
-    import numpy as np
-
-    from duotok.eval.roundtrip import Excerpt
-
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(n):
-        x = (0.3 * np.sin(2 * np.pi * 220 * np.arange(8000) / 8000) * rng.uniform(0.5, 1)).astype(np.float32)
-        out.append(Excerpt(f"s{i}", 0.0, x, x, x, split=split))
-    return out
+BENCH = {"steps_curve": [4, 8, 16], "cfg_scales": [1.0, 3.0], "n_songs": 4, "seconds": 0.5,
+         "select_metric": "mel_l1", "tolerance": 0.0}
 
 
-def test_sweep_sampling_runs_both_sweeps_and_chooses_the_knee_then_the_best_guidance():
+def test_sweep_sampling_chooses_the_knee_then_the_best_guidance_on_validation_songs_only(duosynth_root):
+    import json
+
     from duotok.eval.sampling_choice import sweep_sampling
 
     codec = _NoisyDecoderCodec()
-    steps_scores, cfg_scores, choice = sweep_sampling(codec, _excerpts("valid"), 8000, [4, 8, 16], [1.0, 3.0],
-                                                      1.5, "mel_l1", 0.0)
+    steps_scores, cfg_scores, choice = sweep_sampling(codec, duosynth_root, BENCH, 1.5)
     assert choice.steps == 8 and choice.cfg_scale == 3.0        # 16 steps decode no better than 8 here
     # in order, once per excerpt; the guidance sweep runs at the chosen 8 steps
-    assert codec.calls == [c for c in [(4, 1.5), (8, 1.5), (16, 1.5), (8, 1.0), (8, 3.0)] for _ in range(2)]
+    n = steps_scores["song"].nunique()
+    assert codec.calls == [c for c in [(4, 1.5), (8, 1.5), (16, 1.5), (8, 1.0), (8, 3.0)] for _ in range(n)]
     assert set(steps_scores["steps"]) == {4, 8, 16} and set(cfg_scores["steps"]) == {8}
     assert choice.steps_scores[4] > choice.steps_scores[8]
-
-
-def test_sweep_sampling_refuses_test_excerpts():
-    from duotok.eval.sampling_choice import sweep_sampling
-
-    with pytest.raises(ValueError, match="'test'"):
-        sweep_sampling(_NoisyDecoderCodec(), _excerpts("test"), 8000, [4], [1.0], 1.5)
+    manifest = json.loads((duosynth_root / "manifest.json").read_text())
+    valid = {s["id"] for s in manifest["songs"] if s["split"] == SELECTION_SPLIT}
+    assert set(steps_scores["song"]) == set(cfg_scores["song"]) == valid   # never a test or train song
