@@ -116,6 +116,7 @@ TRAIN_STAGES = {
     "decoder": "stage 4b: the diffusion decoder",
     "baselines": "the Table-2 baselines (--codec rvq|mixture_vq|mucodec|kmeans)",
     "ablation": "one ablation variant of stages 2-3 (--variant NAME from params.yaml: ablation.variants)",
+    "replica": "every codec's tokenizer again under another training seed (--part duotok|baselines|tokens --seed S)",
 }
 RUNNER_MODULES = {"ablation": "duotok.ablations.train"}
 

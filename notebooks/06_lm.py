@@ -46,7 +46,7 @@ figures_dir: str = "reports/figures/lm"
 import pandas as pd
 from IPython.display import Markdown, display
 
-from duotok.config import stage_params
+from duotok.config import Params, stage_params
 from duotok.eval.corpus_tokens import load_corpus_tokens
 from duotok.eval.lm_protocols import merge_training_seeds, training_seed, unconditional, vocal_conditioned
 from duotok.io import write_json_atomic
@@ -55,6 +55,7 @@ from duotok.paths import resolve
 from duotok.reporting.figures import save_figure
 from duotok.reporting.lm import lm_codebook_table, lm_information_table, lm_protocol_table, plot_lm_results
 from duotok.reporting.results import markdown_table
+from duotok.train.replica import token_paths
 
 p = stage_params("lm", profile)
 tokens = {name: load_corpus_tokens(resolve(tokens_dir) / f"{name}.pt") for name in p["codecs"]}
@@ -70,21 +71,22 @@ display(pd.DataFrame({t["codec"]: {"frame rate": t["frame_rate"], "codebooks": l
 #   codebooks) and codebook usage. A low PPL@1024 from tokens that carry few bits per second is
 #   predictability bought by saying less; the report calls such a win *confounded*.
 # * **per-song values keyed by the codec's training seed** (`per_song_by_seed`: each test song's
-#   token-mean CE, ln PPL@1024 and bits/s), for a paired bootstrap over songs. Every codec here is
-#   trained once (seed 0); `lm.training_seed_tokens` names the corpus tokens of codecs trained with
-#   further seeds, and each gets its own LM — only then can a verdict tell a codec from a lucky run.
+#   token-mean CE, ln PPL@1024 and bits/s), for a paired bootstrap over songs. The main pipeline
+#   trains every codec once (seed 0); the replica stages (`replicas.seeds`, notebook
+#   `05_training_seed`) train each again under further seeds and tokenize the corpus with them. Each
+#   training seed of each codec gets its own LM here — only then can a verdict tell a codec from a
+#   lucky run.
 
 # %%
 results = {}
-extra_seeds = p.get("training_seed_tokens") or {}
+extra_seeds = token_paths(Params.load(profile))        # {codec: {seed: replica token file}}
 for name, tok in tokens.items():
     runs = {training_seed(tok): unconditional(tok, p, resolve(out_dir) / name)}
     for seed, path in (extra_seeds.get(name) or {}).items():
-        other = load_corpus_tokens(resolve(path))
-        other.setdefault("training_seed", int(seed))
-        if training_seed(other) in runs:
-            raise ValueError(f"{name}: training seed {training_seed(other)} given twice ({path})")
-        runs[training_seed(other)] = unconditional(other, p, resolve(out_dir) / f"{name}_seed{seed}")
+        other = load_corpus_tokens(path)
+        if training_seed(other) != seed:
+            raise ValueError(f"{path}: tokens of training seed {training_seed(other)}, expected {seed}")
+        runs[seed] = unconditional(other, p, resolve(out_dir) / f"{name}_seed{seed}")
     results[name] = merge_training_seeds(runs)
     r = results[name]
     display(Markdown(f"**{tok['codec']}**: CE {r['ce_mean']:.3f} nats/token, PPL@1024 {r['ppl_1024']:.2f}, "

@@ -161,6 +161,11 @@ def _check_table2_outputs(repo: Path) -> None:
     probe = json.loads((metrics / "probe.json").read_text())
     assert set(lm["codecs"]) == set(probe["codecs"]) == {"duotok", "rvq", "mixture_vq", "mucodec", "kmeans"}
     assert set(lm["protocols"]) == {"duotok", "mucodec"}
+    # the replica stages trained every codec again (training seed 1): one LM per codec per seed
+    for codec, r in lm["codecs"].items():
+        assert r["training_seeds"] == [0, 1] and set(r["per_song_by_seed"]) == {"0", "1"}, codec
+    replica = json.loads((metrics / "replicas" / "tokens_seed1.json").read_text())
+    assert set(replica["token_information"]) == {f"{c}@seed{s}" for c in lm["codecs"] for s in (0, 1)}
     tables = repo / "reports" / "tables"
     table2 = (tables / "table2.md").read_text()
     assert "Duo-Tok" in table2 and "MuCodec-style" in table2 and "Published (paper Table 2)" in table2
