@@ -44,17 +44,26 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from duotok.codecs.registry import load_codec
-from duotok.config import stage_params
+from duotok.config import Params, stage_params
 from duotok.eval.corpus_tokens import load_corpus_tokens
 from duotok.eval.probe_codecs import probe_codec
 from duotok.io import write_json_atomic
 from duotok.paths import resolve
 from duotok.reporting.figures import save_figure
 from duotok.reporting.probe import plot_probe_results
+from duotok.train.replica import load_replica_codec, token_paths
 
 p = stage_params("probe", profile)
 
+# %% [markdown]
+# **Training seeds.** Probe seeds only measure the probe's noise on one trained codec. Each codec is
+# therefore probed once more for every replica (`replicas.seeds`, notebook `05_training_seed`: the
+# codec trained again under another seed). Table 2 shows seed 0's AP; `per_training_seed` keeps every
+# seed's, and `per_song_by_seed` each test song's own tag AP (averaged over probe seeds) per training
+# seed — what the claims bootstrap over songs and seeds.
+
 # %%
+params = Params.load(profile)
 results = {}
 for name in p["codecs"]:
     codec = load_codec(name, profile)
@@ -62,8 +71,19 @@ for name in p["codecs"]:
     results[name] = {"name": codec.name, **probe_codec(codec, tokens, p["model"], p["train"],
                                                         min_positive_test_songs=p.get("min_positive_test_songs"))}
     r = results[name]
+    by_seed = {0: r}
+    for seed, path in token_paths(params)[name].items():
+        replica = load_replica_codec(params, seed, name)
+        by_seed[seed] = probe_codec(replica, load_corpus_tokens(path, replica), p["model"], p["train"],
+                                    min_positive_test_songs=p.get("min_positive_test_songs"))
+    r["training_seeds"] = sorted(by_seed)
+    r["per_training_seed"] = {str(s): {k: v[k] for k in ("ap_mean", "ap_std", "auc_mean", "auc_std")}
+                              for s, v in by_seed.items()}
+    r["per_song_by_seed"] = {str(s): {song: {"song_ap": ap} for song, ap in v["per_song_ap"].items()}
+                             for s, v in by_seed.items()}
     display(Markdown(f"**{codec.name}**: AP {r['ap_mean']:.3f} ± {r['ap_std']:.3f}, "
-                     f"AUC {r['auc_mean']:.3f} ± {r['auc_std']:.3f} ({len(r['per_seed'])} probe seeds)"))
+                     f"AUC {r['auc_mean']:.3f} ± {r['auc_std']:.3f} ({len(r['per_seed'])} probe seeds); "
+                     "AP per training seed: " + ", ".join(f"{s}: {v['ap_mean']:.3f}" for s, v in by_seed.items())))
 
 # %%
 dropped = next(iter(results.values()))["tags_dropped"]  # the same test songs and tags for every codec

@@ -23,3 +23,7 @@ def test_replica_stages_cover_the_seeds_of_every_profile():
     lm_deps = set(stages["lm_eval"]["deps"])
     assert {f"models/replicas/seed{s}/tokens" for s in seeds} <= lm_deps
     assert {"replicas.base", "replicas.${profile}"} <= set(stages["lm_eval"]["params"])
+    # the probe reads the replicas' codecs (their embeddings) as well as their tokens
+    probe_deps = set(stages["probe"]["deps"])
+    assert {f"models/replicas/seed{s}/{part}" for s in seeds for part in ("duotok", "baselines", "tokens")} <= probe_deps
+    assert {"replicas.base", "replicas.${profile}"} <= set(stages["probe"]["params"])

@@ -116,6 +116,7 @@ class _WindowSet:
             index += [(s, j) for j in range(windows.shape[0])]
         self.index = index
         self.song = torch.tensor([s for s, _ in index], dtype=torch.long)
+        self.song_ids = [item.song_id for item in items]
         self.song_tags = torch.stack([item.tags.detach().float().cpu() for item in items])
 
     def __len__(self) -> int:
@@ -193,6 +194,23 @@ def multilabel_scores(y_true: np.ndarray, y_score: np.ndarray,
     }
 
 
+def per_song_ap(y_true: np.ndarray, y_score: np.ndarray, tags: Sequence[int] | None = None) -> list[float]:
+    """Each row's (song's) average precision of ranking its own tags above the others, over the tag
+    columns ``tags`` (``None``: all): the per-song form of tagging AP (sklearn's ``average="samples"``
+    for one row). It is what a paired bootstrap over songs can resample, which macro AP over tags is
+    not. NaN for a row with no positive or no negative among those columns (its ranking is undefined)."""
+    y_true = np.asarray(y_true) > 0.5
+    y_score = np.asarray(y_score, dtype=np.float64)
+    if y_true.shape != y_score.shape or y_true.ndim != 2:
+        raise ValueError(f"labels {y_true.shape} and scores {y_score.shape} must both be (N, n_tags)")
+    cols = list(range(y_true.shape[1])) if tags is None else sorted({int(k) for k in tags})
+    out = []
+    for labels, scores in zip(y_true[:, cols], y_score[:, cols], strict=True):
+        defined = 0 < labels.sum() < labels.size
+        out.append(float(average_precision_score(labels, scores)) if defined else math.nan)
+    return out
+
+
 @torch.no_grad()
 def _window_probs(model: TaggingProbe, windows: _WindowSet) -> torch.Tensor:
     """Sigmoid tag probabilities ``(N, n_tags)`` of every window, in order."""
@@ -215,9 +233,11 @@ def _evaluate_windows(model: TaggingProbe, windows: _WindowSet,
     song_probs = torch.zeros(n_songs, probs.shape[1]).index_add_(0, windows.song, probs)
     song_probs /= torch.bincount(windows.song, minlength=n_songs).clamp_min(1)[:, None].float()
     song = multilabel_scores(windows.song_tags.numpy(), song_probs.numpy(), tags)
+    per_song = per_song_ap(windows.song_tags.numpy(), song_probs.numpy(), tags)
     return {"ap": window["ap"], "auc": window["auc"], "song_ap": song["ap"], "song_auc": song["auc"],
             "n_tags_scored": window["n_tags_scored"], "n_windows": len(windows), "n_songs": n_songs,
-            "per_tag_ap": window["per_tag_ap"]}
+            "per_tag_ap": window["per_tag_ap"],
+            "per_song_ap": {sid: v for sid, v in zip(windows.song_ids, per_song, strict=True) if not math.isnan(v)}}
 
 
 def evaluate_probe(model: TaggingProbe, items: Sequence[ProbeItem], frame_rate: float,
@@ -287,7 +307,8 @@ def run_probe(train: Sequence[ProbeItem], valid: Sequence[ProbeItem], test: Sequ
     """For each seed of ``cfg.seeds``: train a probe and evaluate it on ``test``. Returns ``per_seed``
     (each seed's :func:`evaluate_probe` result, plus ``seed`` and ``train_seconds``), the mean and spread
     over seeds (``ap_mean``, ``ap_std``, ``auc_*``, ``song_ap_*``, ``song_auc_*``; std is the *population*
-    std, ddof=0 — the spread of these seeds, not an estimate for unseen ones) and the ``config`` used.
+    std, ddof=0 — the spread of these seeds, not an estimate for unseen ones), ``per_song_ap`` (each test
+    song's own tag AP, :func:`per_song_ap`, averaged over the seeds) and the ``config`` used.
 
     ``test_tags`` (tag indices; ``None``: all) restricts the *test* means to those tags; training and
     checkpoint selection still use every tag.
@@ -306,6 +327,10 @@ def run_probe(train: Sequence[ProbeItem], valid: Sequence[ProbeItem], test: Sequ
         per_seed.append({"seed": seed, "train_seconds": seconds,
                          **evaluate_probe(model, test, frame_rate, cfg.window_seconds, test_tags)})
     result: dict[str, Any] = {"per_seed": per_seed}
+    # each test song's own tag AP, averaged over the probe seeds (the probe's noise averaged out): what
+    # the claims bootstrap over songs (duotok.reporting.claims)
+    songs = sorted(set.intersection(*(set(r["per_song_ap"]) for r in per_seed)))
+    result["per_song_ap"] = {sid: float(np.mean([r["per_song_ap"][sid] for r in per_seed])) for sid in songs}
     for key in ("ap", "auc", "song_ap", "song_auc"):
         values = np.array([r[key] for r in per_seed], dtype=np.float64)
         result[f"{key}_mean"] = float(values.mean())

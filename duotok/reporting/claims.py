@@ -15,7 +15,7 @@ numbers instead of reading one absolute score against the paper's. The verdicts 
   subject is ahead on this run but each codec was trained once: the spread seen is that of the LM / probe
   seeds on one trained codec, and a training run's luck cannot be told apart from the codec. The
   evidence then gives the paired bootstrap interval over test songs for that one seed, where per-song
-  values exist (the LM's).
+  values exist (the LM's, and the probe's per-song tag AP).
 
 Ties: a subject equal to the best competitor (within :func:`tie_margin`, the evaluation-seed spread)
 counts as ahead on this run, and the evidence says "tied"."""
@@ -52,10 +52,15 @@ ONE_TRAINING_SEED = "not testable here (one training seed)"
 VERDICTS: tuple[str, ...] = (CONFIRMED, NOT_CONFIRMED, CONFOUNDED, NOT_TESTABLE, ONE_TRAINING_SEED)
 #: Claims whose win can come from tokens that carry less information (see :func:`information_confound`).
 INFORMATION_METRICS: frozenset[str] = frozenset({"ppl_1024", "bits_per_second"})
-#: Per-song value of a Table-2 metric in the LM's ``per_song_by_seed`` (None: no per-song values).
-PER_SONG_KEY: dict[str, str | None] = {"ap": None, "ppl_1024": "log_ppl_1024", "bits_per_second": "bits_per_second",
-                                       "mel_l1": None}
-PER_SONG_LABEL: dict[str, str] = {"log_ppl_1024": "ln PPL@1024", "bits_per_second": "LM bits/s"}
+#: Per-song value of a Table-2 metric (None: no per-song values) and the row field holding it, keyed by
+#: training seed: the LM's ``per_song_by_seed`` (``{seed: {song: {key: value}}}``), the probe's
+#: ``probe_per_song_by_seed`` (each song's own tag AP, macro AP's per-song form).
+PER_SONG_KEY: dict[str, str | None] = {"ap": "song_ap", "ppl_1024": "log_ppl_1024",
+                                       "bits_per_second": "bits_per_second", "mel_l1": None}
+PER_SONG_FIELD: dict[str, str] = {"ap": "probe_per_song_by_seed", "ppl_1024": "per_song_by_seed",
+                                  "bits_per_second": "per_song_by_seed"}
+PER_SONG_LABEL: dict[str, str] = {"log_ppl_1024": "ln PPL@1024", "bits_per_second": "LM bits/s",
+                                  "song_ap": "the song's own tag AP"}
 #: What the ``<metric>_std`` of a row is the spread of: seeds of the evaluation, not of the codec.
 SPREAD_LABEL: dict[str, str] = {"ap": "probe-seed spread (probe seeds on one trained codec)",
                                 "ppl_1024": "LM-seed spread (LM seeds on one trained codec)",
@@ -106,10 +111,10 @@ def training_seeds(row: Mapping[str, Any]) -> list[int]:
 
 
 def per_song_values(row: Mapping[str, Any], metric: str) -> dict[int, dict[str, float]] | None:
-    """``{training seed: {song: value}}`` of ``metric`` (:data:`PER_SONG_KEY`) from a row's LM
-    ``per_song_by_seed``; ``None`` when the metric has no per-song values or the row carries none."""
+    """``{training seed: {song: value}}`` of ``metric`` (:data:`PER_SONG_KEY`) from the row's
+    :data:`PER_SONG_FIELD`; ``None`` when the metric has no per-song values or the row carries none."""
     key = PER_SONG_KEY.get(metric)
-    by_seed = row.get("per_song_by_seed")
+    by_seed = row.get(PER_SONG_FIELD.get(metric, ""))
     if key is None or not by_seed:
         return None
     return {int(seed): {str(song): float(v[key]) for song, v in songs.items()} for seed, songs in by_seed.items()}

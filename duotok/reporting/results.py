@@ -70,6 +70,8 @@ def collect_rows(metrics_dir: str | Path, codecs: Sequence[str], source: str = "
             p = probe[codec]
             row.update(ap=p["ap_mean"], ap_std=p["ap_std"], auc=p["auc_mean"], auc_std=p["auc_std"],
                        probe_seeds=len(p.get("per_seed") or []))
+            if p.get("per_song_by_seed"):     # each test song's tag AP per codec-training seed
+                row["probe_per_song_by_seed"] = p["per_song_by_seed"]
             if "tags_dropped" in p:
                 row.update(tags_dropped=p["tags_dropped"], tags_kept=p.get("tags_kept"),
                            min_positive_test_songs=p.get("min_positive_test_songs"))
@@ -96,7 +98,7 @@ def _verdict_rules(rows: Sequence[Mapping[str, Any]], subject: str) -> list[str]
         "the measured numbers, or the seed-and-song test finds no difference. **not testable here** — numbers are "
         "missing; **(one training seed)** — the subject is ahead on this run but each codec was trained once; "
         "the evidence then gives the bootstrap interval over test songs for that one seed where per-song values "
-        "exist (the LM's).",
+        "exist (the LM's; for AP each song's own tag AP, averaged over probe seeds).",
         "",
         run,
     ]

@@ -215,3 +215,19 @@ def test_run_probe_test_tags_restrict_the_test_means_only():
     some = run_probe(*songs, RATE, PROBE, cfg, test_tags=[1])
     assert set(some["per_seed"][0]["per_tag_ap"]) == {1} and some["per_seed"][0]["n_tags_scored"] == 1
     assert some["ap_mean"] == pytest.approx(full["per_seed"][0]["per_tag_ap"][1])  # same probe, one tag
+
+
+def test_per_song_ap_ranks_each_songs_own_tags_over_the_chosen_columns():
+    import math
+
+    from duotok.eval.probe import per_song_ap
+
+    y = np.array([[1, 0, 0, 1], [0, 0, 0, 0], [1, 1, 1, 1], [0, 1, 0, 0]])
+    scores = np.array([[0.9, 0.8, 0.1, 0.2], [0.5, 0.5, 0.5, 0.5], [0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]])
+    ap = per_song_ap(y, scores)
+    # song 0: positives ranked 1st and 3rd -> (1/1 + 2/3) / 2; song 3: its one positive ranked 2nd -> 1/2
+    assert ap[0] == pytest.approx(5 / 6) and ap[3] == pytest.approx(0.5)
+    assert math.isnan(ap[1]) and math.isnan(ap[2])        # no positive / no negative: undefined
+    # restricted to columns 1-2, song 0 has no positive there; song 3's positive is ranked first
+    sub = per_song_ap(y, scores, tags=[2, 1])
+    assert math.isnan(sub[0]) and sub[3] == 1.0

@@ -125,3 +125,29 @@ def test_one_seed_on_one_side_only_is_still_not_testable():
 @pytest.mark.parametrize("metric", ["ap", "mel_l1"])
 def test_metrics_without_per_song_values(metric):
     assert per_song_values(_row("x", 3.0, 1.0), metric) is None
+
+
+def _probe_songs(level: float, seeds: tuple[int, ...], codec: str) -> dict:
+    """The probe's per-song tag AP per training seed (as 07_probe writes it), around ``level``."""
+    out = {}
+    for s in seeds:
+        rng = np.random.default_rng(1000 * len(codec) + s)
+        out[str(s)] = {song: {"song_ap": float(np.clip(level + 0.03 * rng.standard_normal(), 0, 1))}
+                       for song in SONGS}
+    return out
+
+
+def test_the_ap_claim_uses_each_songs_tag_ap_over_training_seeds():
+    rows = [_row("Duo-Tok", 3.0, 400.0, seeds=(0, 1), ap=0.6), _row("MuCodec-style", 4.7, 312.0, seeds=(0, 1), ap=0.4)]
+    rows[0]["probe_per_song_by_seed"] = _probe_songs(0.7, (0, 1), "Duo-Tok")
+    rows[1]["probe_per_song_by_seed"] = _probe_songs(0.5, (0, 1), "MuCodec-style")
+    assert sorted(per_song_values(rows[0], "ap")) == [0, 1]
+    v = _by_claim(rows)
+    assert v["ap"]["verdict"] == CONFIRMED and "the song's own tag AP per song" in v["ap"]["evidence"]
+    # the same per-song APs on both sides: the table's AP lead is not a difference the songs support
+    rows[1]["probe_per_song_by_seed"] = _probe_songs(0.7, (0, 1), "MuCodec-style")
+    assert _by_claim(rows)["ap"]["verdict"] == NOT_CONFIRMED
+    # one training seed of the probe side: the song interval, but no confirmation
+    rows[1]["probe_per_song_by_seed"] = _probe_songs(0.5, (0,), "MuCodec-style")
+    v = _by_claim(rows)
+    assert v["ap"]["verdict"] == ONE_TRAINING_SEED and "tag AP per song" in v["ap"]["evidence"]
