@@ -61,3 +61,34 @@ def test_run_refuses_an_unknown_part_or_seed_zero():
         run("decoder", 1, "smoke")
     with pytest.raises(ValueError, match="seed 0 is the main pipeline"):
         run("tokens", 0, "smoke")
+
+
+SONGS = (("a", "train", 3.0), ("b", "train", 2.5), ("c", "valid", 2.0), ("d", "test", 2.0))
+
+
+@pytest.mark.slow
+def test_a_smoke_replica_trains_every_codec_and_marks_its_tokens(tmp_path, make_duosynth):
+    """The three parts end to end on a tiny corpus: stages 1-3 and the four baselines' tokenizers under
+    seed 1, then tokens of all five codecs carrying ``training_seed: 1``; each baseline's codebooks
+    differ from another seed's (a replica is a new run, not a copy)."""
+    from duotok.eval.corpus_tokens import load_corpus_tokens
+    from duotok.train import autoencoder
+
+    root = make_duosynth(tmp_path / "data", SONGS)
+    autoencoder.run("smoke", out_dir=tmp_path / "ae", data_dir=root, steps=2)
+    params = Params.load("smoke").with_overrides({
+        "replicas": {"out_dir": str(tmp_path / "replicas"), "seeds": [1, 2]},
+        "baselines": {"data": {"autoencoder": str(tmp_path / "ae" / "model")}},
+        "tokens": {"root": str(root)},
+    })
+    fingerprints = {}
+    for seed in (1, 2):
+        for part in ("duotok", "baselines", "tokens"):
+            record = run(part, seed, params)
+            assert record["training_seed"] == seed and (replica_dir(params, seed) / f"{part}.json").is_file()
+        for codec, path in token_paths(params).items():
+            tokens = load_corpus_tokens(path[seed])
+            assert tokens["training_seed"] == seed and {s["split"] for s in tokens["songs"]} == {"train", "valid", "test"}
+            fingerprints[(codec, seed)] = tokens["fingerprint"]
+    for codec in TOKEN_CODECS:
+        assert fingerprints[(codec, 1)] != fingerprints[(codec, 2)], f"{codec}: seeds 1 and 2 gave the same codebooks"
