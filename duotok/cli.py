@@ -483,6 +483,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=POSITIVE_INT, help="torch CPU threads")
     p.set_defaults(func=cmd_encode)
 
+    from duotok.separation.cli import add_separate_parser   # torch-free import: --help stays fast
+
+    add_separate_parser(sub)
+
     p = sub.add_parser("decode", help="render .tok files back to audio: vocal, accompaniment and mixture WAVs")
     p.add_argument("input", help=".tok file or folder of them (hidden files are skipped)")
     p.add_argument("-o", "--output", required=True, help="output folder; a song goes to OUT/<name>/{vocal,"

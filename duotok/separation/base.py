@@ -7,12 +7,17 @@ CLI never guess. Systems differ in how (masks, token generation); nothing downst
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a tensor is touched: `duotok --help` reads STEMS from here
+    import torch
 
 #: The stems of MUSDB18 and of the generated corpus, in the order every table and generative model uses.
 STEMS: tuple[str, ...] = ("vocals", "drums", "bass", "other")
+#: Chunk length when neither the caller nor the separator (a ``chunk_seconds`` attribute: its training
+#: crop) names one, and the longest default overlap (``duotok separate``'s defaults; see chunking).
+DEFAULT_CHUNK_SECONDS = 10.0
+DEFAULT_OVERLAP_SECONDS = 1.0
 
 
 @runtime_checkable
@@ -31,6 +36,8 @@ def check_stems(stems: Mapping[str, torch.Tensor], n_samples: int, who: str = "s
     """The stems of a separator's output, checked: exactly :data:`STEMS`, each 1-D of ``n_samples``
     finite float samples; returned in :data:`STEMS` order as float32. A separator that breaks the
     contract fails here with its name, not later inside a metric."""
+    import torch
+
     missing = [s for s in STEMS if s not in stems]
     extra = [s for s in stems if s not in STEMS]
     if missing or extra:
