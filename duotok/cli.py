@@ -483,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=POSITIVE_INT, help="torch CPU threads")
     p.set_defaults(func=cmd_encode)
 
-    from duotok.separation.cli import add_separate_parser   # torch-free import: --help stays fast
+    from duotok.separation.cli import add_separate_parser  # torch-free import: --help stays fast
 
     add_separate_parser(sub)
 

@@ -31,7 +31,11 @@ import math
 import numpy as np
 import torch
 
-from duotok.separation.base import DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_SECONDS, STEMS, Separator, check_stems
+from duotok.separation.base import (
+    STEMS,
+    Separator,
+    check_stems,
+)
 
 #: Crossfade shapes: ``hann`` (raised-cosine, smooth at both ends: no kink where the fade starts) and
 #: ``linear`` (a straight ramp).
