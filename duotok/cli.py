@@ -117,6 +117,7 @@ TRAIN_STAGES = {
     "baselines": "the Table-2 baselines (--codec rvq|mixture_vq|mucodec|kmeans)",
     "ablation": "one ablation variant of stages 2-3 (--variant NAME from params.yaml: ablation.variants)",
     "replica": "every codec's tokenizer again under another training seed (--part duotok|baselines|tokens --seed S)",
+    "separation": "issue 19: a separator (--system openunmix|generative|variant:NAME)",
 }
 RUNNER_MODULES = {"ablation": "duotok.ablations.train"}
 

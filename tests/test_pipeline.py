@@ -89,6 +89,8 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     _check_table2_outputs(repo)
     # ablations: every variant trained from the same stage 1 and measured; the family tables and claims
     _check_ablation_outputs(repo)
+    # separation (issue 19): every separator trained, every system scored, the table, figures and findings
+    _check_separation_outputs(repo)
     # every stage timed itself, and the pipeline stage gathered the records in order
     _check_pipeline_timing(repo)
 
@@ -125,6 +127,33 @@ def _check_pipeline_timing(repo: Path) -> None:
     assert all(r["wall_seconds"] > 0 and r["machine"]["logical_cores"] >= 1 for r in summary["stages"])
     assert 0 < summary["wall_seconds_through_report"] < summary["wall_seconds_total"]
     assert "| **whole pipeline** |" in (repo / "reports" / "tables" / "pipeline.md").read_text()
+
+
+def _check_separation_outputs(repo: Path) -> None:
+    import math
+
+    from duotok.config import Params
+    from duotok.separation.systems import evaluation_plan
+
+    record = json.loads((repo / "reports" / "metrics" / "separation.json").read_text())
+    plan = evaluation_plan(Params.load("smoke", repo / "params.yaml"))
+    assert record["profile"] == "smoke" and list(record["systems"]) == [spec.key for spec in plan]
+    for key, system in record["systems"].items():
+        mel = system["average"]["mel_l1"]["mean"]
+        assert mel is not None and math.isfinite(mel) and mel >= 0, (key, mel)
+        assert system["rtf"] > 0 and system["n_songs"] == 1, key
+    systems = record["systems"]
+    assert systems["oracle"]["average"]["sdr"]["median"] > systems["mask_head"]["average"]["sdr"]["median"]
+    assert [f["verdict"] for f in record["findings"]] and record["temperature_curve"]["split"] == "valid"
+    tables = repo / "reports" / "tables"
+    assert "published (MUSDB18-HQ, real music)" in (tables / "separation.md").read_text()
+    assert (tables / "separation.csv").is_file()
+    for name in ("spectrograms", "temperature"):
+        assert (repo / "reports" / "figures" / "separation" / f"{name}.png").stat().st_size > 1000
+    assert "## Source separation (issue 19)" in (repo / "reports" / "README.md").read_text()
+    variant = json.loads((repo / "models" / "separation" / "variants" / "independent" / "seed0" / "result.json")
+                         .read_text())
+    assert variant["model"]["cross_track"] is False and variant["borrowed_cache"]
 
 
 def _check_ablation_outputs(repo: Path) -> None:

@@ -222,6 +222,15 @@ def render_results_readme(rows: Sequence[Mapping[str, Any]], lm_protocols: pd.Da
     return "\n".join(lines) + "\n"
 
 
+def append_sections(text: str, paths: Sequence[str | Path]) -> str:
+    """``text`` followed by the content of each file of ``paths`` that exists (a section another stage
+    wrote, e.g. the separation stage's ``reports/separation_section.md``), in order, a blank line between.
+    A missing file is skipped: the README is still written when that stage has not run."""
+    parts = [text.rstrip("\n")]
+    parts += [Path(p).read_text(encoding="utf-8").strip("\n") for p in paths if Path(p).is_file()]
+    return "\n\n".join(parts) + "\n"
+
+
 def markdown_table(frame: pd.DataFrame) -> str:
     """A pipe table of any frame (floats to 3 significant digits, NaN as "—"), by Table 2's writer."""
     frame = frame.reset_index() if frame.index.name or not isinstance(frame.index, pd.RangeIndex) else frame

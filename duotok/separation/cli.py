@@ -45,7 +45,35 @@ def load_mask_head(model_dir: str | None) -> Separator:
     return MaskHeadSeparator(tokenizer.separator, tokenizer.config.chunk_seconds, tokenizer.config.chunk_batch)
 
 
+def load_openunmix(model_dir: str | None) -> Separator:
+    """The Open-Unmix-style model (default: the pipeline's ``models/separation/openunmix/model``)."""
+    from duotok.paths import resolve
+    from duotok.separation.openunmix import OpenUnmixSeparator
+
+    return OpenUnmixSeparator.from_pretrained(model_dir or resolve("models/separation/openunmix/model"))
+
+
+def load_token_lm(model_dir: str | None) -> Separator:
+    """The generative token-LM separator with the active profile's sampling settings and RVQ codec
+    (``params.yaml: separation.generative``); ``model_dir`` replaces the trained model's folder."""
+    from duotok.config import Params
+    from duotok.paths import resolve
+    from duotok.separation.generative import TokenLMSeparator
+    from duotok.separation.systems import ChunkedSeparator, load_generative
+
+    if model_dir is None:
+        return load_generative(Params.load())
+    g = Params.load().section("separation")["generative"]
+    s = g["sampling"]
+    separator = TokenLMSeparator.from_pretrained(model_dir, resolve(g["codec_dir"]), temperature=float(s["temperature"]),
+                                                 top_k=int(s["top_k"]), top_p=float(s["top_p"]), seed=int(s["seed"]))
+    c = separator.model.config
+    return ChunkedSeparator(separator, c.max_frames * c.hop_length / c.sample_rate)
+
+
 SEPARATORS["mask-head"] = load_mask_head
+SEPARATORS["openunmix"] = load_openunmix
+SEPARATORS["token-lm"] = load_token_lm
 
 
 def add_separate_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

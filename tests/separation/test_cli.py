@@ -181,3 +181,13 @@ def test_mask_head_wrapper_matches_duotok_separate(tiny_model_dir):
     assert sep.sample_rate == SR and sep.chunk_seconds == 1.0
     assert torch.allclose(stems["vocals"], vocals, atol=1e-5)
     assert torch.allclose(stems["drums"] + stems["bass"] + stems["other"], accompaniment, atol=1e-5)
+
+
+def test_the_trained_separators_are_registered_and_openunmix_loads_from_a_folder(tmp_path):
+    from duotok.separation.cli import load_openunmix, load_token_lm
+    from duotok.separation.openunmix import OpenUnmix, OpenUnmixConfig
+
+    assert SEPARATORS["openunmix"] is load_openunmix and SEPARATORS["token-lm"] is load_token_lm
+    OpenUnmix(OpenUnmixConfig(hidden_size=16, n_layers=1)).save_pretrained(tmp_path / "ou")
+    stems = load_openunmix(str(tmp_path / "ou")).separate(torch.zeros(SR // 2))
+    assert set(stems) == {"vocals", "drums", "bass", "other"} and stems["bass"].shape == (SR // 2,)
