@@ -40,7 +40,7 @@ from duotok.errors import DuotokError
 from duotok.io.files import check_writable, remove_stale_temp_files
 from duotok.separation.base import DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_SECONDS, STEMS, Separator
 from duotok.separation.chunking import chunk_geometry, separate_long
-from duotok.tokenizer.batch import AUDIO_SUFFIXES, audio_files, token_outputs
+from duotok.tokenizer.batch import AUDIO_SUFFIXES, audio_files, input_problem, token_outputs
 
 #: What one bad file of a folder job raises; it is reported and the job goes on (as ``duotok encode``).
 _PER_FILE_ERRORS = (DuotokError, ValueError, OSError)
@@ -188,14 +188,6 @@ def separate_file(separator: Separator, src: Path, song_dir: Path, overwrite: bo
     return notes
 
 
-def _problem(src: Path, exc: BaseException) -> str:
-    """The message of a failed input, starting with its path."""
-    message = str(exc) or type(exc).__name__
-    if isinstance(exc, OSError) and exc.strerror:
-        message = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
-    return message if str(src) in message else f"{src}: {message}"
-
-
 def run_separate(separator: Separator, plan: SeparatePlan, overwrite: bool = False, progress: bool = True,
                  chunk_seconds: float | None = None, overlap_seconds: float | None = None,
                  fade: str = "hann") -> SeparateReport:
@@ -216,7 +208,7 @@ def run_separate(separator: Separator, plan: SeparatePlan, overwrite: bool = Fal
         except _PER_FILE_ERRORS as exc:
             if not plan.folder:
                 raise
-            report.failed[src] = _problem(src, exc)
+            report.failed[src] = input_problem(src, exc)
             continue
         if notes:
             report.notes[src] = notes

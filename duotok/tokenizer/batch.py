@@ -149,7 +149,9 @@ def prepare_output(plan: Plan, overwrite: bool = False) -> list[Path]:
     return removed
 
 
-def _problem(src: Path, exc: BaseException) -> str:
+def input_problem(src: Path, exc: BaseException) -> str:
+    """The message of a failed input of a folder job, starting with its path (shared by ``duotok
+    encode`` / ``decode`` and ``duotok separate``)."""
     message = str(exc) or type(exc).__name__
     if isinstance(exc, OSError) and exc.strerror:
         message = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
@@ -168,7 +170,7 @@ def _run(plan: Plan, overwrite: bool, progress: bool, work) -> EncodeReport:
         except _PER_FILE_ERRORS as exc:
             if not plan.folder:
                 raise
-            report.failed[src] = _problem(src, exc)
+            report.failed[src] = input_problem(src, exc)
             continue
         report.written.append(dst)
     return report
