@@ -144,15 +144,18 @@ def load_replica_codec(params: Params, seed: int, codec: str) -> Any:
     from duotok.tokenizer.model import DuoTok
 
     base = replica_dir(params, seed)
-    duotok = DuoTokCodec(DuoTok.from_pretrained(base / "duotok" / "tokenizer").eval())
+
+    def duotok() -> DuoTokCodec:   # loaded only where it is needed: it is the largest model here
+        return DuoTokCodec(DuoTok.from_pretrained(base / "duotok" / "tokenizer").eval())
+
     if codec == "duotok":
-        return duotok
+        return duotok()
     path = base / "baselines" / codec / "model"
     if codec == "rvq":
         return RVQCodecModel.from_pretrained(path).eval()
     tokenizer = FeatureTokenizer.from_pretrained(path).eval()
     if "mixture" not in tokenizer.streams:
-        tokenizer.with_separator(duotok.separate)   # this seed's separator, for tokens.source: separated
+        tokenizer.with_separator(duotok().separate)   # this seed's separator, for tokens.source: separated
     return tokenizer
 
 
