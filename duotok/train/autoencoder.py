@@ -24,6 +24,7 @@ from duotok.io.checkpoint import config_with_defaults
 from duotok.models.autoencoder import AutoencoderConfig, WaveAutoencoder
 from duotok.paths import resolve
 from duotok.train.common import crop_datasets, print_result, runner_parser, write_result
+from duotok.train.launch import launchable
 from duotok.train.loop import TrainConfig, Trainer, TrainResult
 from duotok.train.precision import check_setting
 
@@ -67,6 +68,7 @@ def make_loss(tracks: tuple[str, ...] | list[str]):
     return autoencoder_loss
 
 
+@launchable
 def run(params: Params | str | None = None, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
         steps: int | None = None, resume: bool = True, device: str | None = None,
         precision: str | None = None) -> TrainResult:

@@ -35,6 +35,7 @@ from duotok.paths import resolve
 from duotok.tokenizer.decoder import TokenDecoder
 from duotok.tokenizer.model import DuoTok
 from duotok.train.common import print_result, runner_parser, write_result
+from duotok.train.launch import launchable
 from duotok.train.loop import TrainConfig, Trainer, TrainResult
 from duotok.train.precision import check_setting
 
@@ -105,6 +106,7 @@ def write_codec_sampling(codec_dir: str | Path, steps: int, cfg_scale: float, se
     return write_json_atomic(path, header)
 
 
+@launchable
 def run(params: Params | str | None = None, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
         tokenizer_dir: str | Path | None = None, autoencoder_dir: str | Path | None = None,
         codec_dir: str | Path | None = None, steps: int | None = None, resume: bool = True,

@@ -26,6 +26,7 @@ from duotok.models.multitask import MultiTaskConfig, MultiTaskModel
 from duotok.paths import resolve
 from duotok.text import CharVocab
 from duotok.train.common import crop_datasets, mel_settings, print_result, runner_parser, write_result
+from duotok.train.launch import launchable
 from duotok.train.loop import TrainConfig, Trainer, TrainResult
 from duotok.train.precision import check_setting
 
@@ -48,6 +49,7 @@ def finetune_loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.
     return model(**{k: batch[k] for k in BATCH_KEYS})
 
 
+@launchable
 def run(params: Params | str | None = None, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
         init: str | Path | None = None, steps: int | None = None, resume: bool = True,
         from_scratch: bool = False, device: str | None = None,

@@ -4,6 +4,9 @@ What it takes care of, so stage runners only define "model + loss of a batch":
 
 * **scale** — runs unchanged as one process or under ``torchrun`` (DDP; gloo on CPU, NCCL on GPU);
   each process sees its own shard of the data (``DistributedSampler``); metrics are averaged;
+* **batch size beyond memory** — ``train.grad_accum`` micro-batches of ``batch_size`` per optimiser
+  step (gradients summed over them, DDP's all-reduce only on the last), so the effective batch is
+  ``batch_size × grad_accum × processes``; with ``grad_accum: 1`` the step is exactly the plain one;
 * **numerics** — bf16 autocast where the hardware computes it natively (``train.precision: auto``,
   :mod:`duotok.train.precision`; float32 elsewhere, since emulated bf16 is 10-20x slower), AdamW
   with linear warm-up then cosine decay, gradient clipping, and a NaN guard that skips a non-finite
@@ -36,6 +39,7 @@ written before the data position was recorded.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import math
@@ -68,7 +72,7 @@ LossFn = Callable[[nn.Module, Mapping[str, Any]], tuple[torch.Tensor, dict[str, 
 
 MAX_CONSECUTIVE_BAD_STEPS = 5
 #: Settings a resumed run must share with the checkpoint (``steps`` may grow: train longer).
-RESUME_MUST_MATCH = ("batch_size", "lr", "weight_decay", "betas", "warmup_steps", "min_lr_ratio", "seed")
+RESUME_MUST_MATCH = ("batch_size", "grad_accum", "lr", "weight_decay", "betas", "warmup_steps", "min_lr_ratio", "seed")
 
 
 @dataclass
@@ -76,7 +80,8 @@ class TrainConfig:
     """Optimisation and bookkeeping settings shared by every stage (``params.yaml: <stage>.train``)."""
 
     steps: int = 1000
-    batch_size: int = 16
+    batch_size: int = 16       # per process and micro-batch
+    grad_accum: int = 1        # micro-batches per optimiser step (effective batch = batch_size x grad_accum x processes)
     lr: float = 5e-4
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.98)
@@ -104,6 +109,8 @@ class TrainConfig:
         # Each value is checked against the field's annotation: `steps: "10"` names train.steps, int expected.
         cfg = config_with_defaults(cls, dict(data), "train")
         check_setting(cfg.precision)
+        if cfg.grad_accum < 1:
+            raise ValueError(f"train.grad_accum must be >= 1 (micro-batches per optimiser step), got {cfg.grad_accum}")
         return cfg
 
 
@@ -389,6 +396,47 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
+    def _accumulate(self, batches: Iterator[Mapping[str, Any]]) -> tuple[float | None, dict[str, float]]:
+        """Forward and backward ``grad_accum`` micro-batches, leaving the gradient of their *mean* loss
+        in ``.grad``. Returns (mean loss, mean metrics), or (None, {}) when a micro-batch's loss is not
+        finite on any process: the whole step is then skipped everywhere. Every micro-batch of the step
+        is drawn either way, so the data position never depends on where a bad one fell.
+
+        Under DDP every micro-batch but the last runs in ``no_sync`` (gradients are all-reduced once per
+        step), and every process runs every backward even after a non-finite loss, because a process
+        that skipped the synchronising backward would leave the others waiting; whether to step is then
+        agreed by an all-reduce. With ``grad_accum == 1`` on one process this is the plain step,
+        operation for operation (no division by 1, the same zero_grad → forward → backward order)."""
+        n = self.cfg.grad_accum
+        distributed = self.info.distributed
+        self.optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        sums: dict[str, float] = {}
+        finite = True
+        for i in range(n):
+            batch = self._to_device(next(batches))
+            if not finite and not distributed:
+                continue                       # the step is lost already: only keep the data position
+            sync = self.ddp_model.no_sync() if distributed and i < n - 1 else contextlib.nullcontext()
+            with sync:
+                with self._autocast():
+                    loss, metrics = self.loss_fn(self.ddp_model, batch)
+                ok = bool(torch.isfinite(loss))
+                finite = finite and ok
+                if not ok and not distributed:
+                    continue
+                (loss if n == 1 else loss / n).backward()
+            total += float(loss.detach())
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        if distributed:
+            flag = torch.tensor([1.0 if finite else 0.0], device=self.info.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+            finite = bool(flag.item() > 0)
+        if not finite:
+            return None, {}
+        return total / n, {k: v / n for k, v in sums.items()}
+
     def fit(self, resume: bool = True) -> TrainResult:
         cfg, info = self.cfg, self.info
         resumed = self.try_resume() if resume else None
@@ -409,10 +457,8 @@ class Trainer:
         bad_in_a_row = skipped = 0
         batches = self._batches()
         while self.step < cfg.steps:
-            batch = self._to_device(next(batches))
-            with self._autocast():
-                loss, metrics = self.loss_fn(self.ddp_model, batch)
-            if not torch.isfinite(loss):
+            loss, metrics = self._accumulate(batches)
+            if loss is None:
                 bad_in_a_row += 1
                 skipped += 1
                 self.optimizer.zero_grad(set_to_none=True)
@@ -423,14 +469,12 @@ class Trainer:
                     )
                 continue
             bad_in_a_row = 0
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.optimizer.step()
             self.scheduler.step()
             self.step += 1
             bar.update()
-            for k, v in {"loss": float(loss.detach()), "grad_norm": float(grad_norm), **metrics}.items():
+            for k, v in {"loss": loss, "grad_norm": float(grad_norm), **metrics}.items():
                 self._window[k] = self._window.get(k, 0.0) + float(v)
             self._window_n += 1
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:

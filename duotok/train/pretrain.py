@@ -22,6 +22,7 @@ from duotok.models.bestrq import BestRQConfig, BestRQModel
 from duotok.models.encoder import mel_statistics
 from duotok.paths import resolve
 from duotok.train.common import crop_datasets, mel_settings, print_result, runner_parser, write_result
+from duotok.train.launch import launchable
 from duotok.train.loop import TrainConfig, Trainer, TrainResult
 from duotok.train.precision import check_setting
 
@@ -53,6 +54,7 @@ def fit_normalization(model: BestRQModel, data: StemCropDataset, max_items: int)
     model.encoder.set_normalization(mean, std)
 
 
+@launchable
 def run(params: Params | str | None = None, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
         steps: int | None = None, resume: bool = True, device: str | None = None,
         precision: str | None = None) -> TrainResult:

@@ -29,6 +29,7 @@ from duotok.models.multitask import MultiTaskModel
 from duotok.paths import resolve
 from duotok.text import CharVocab
 from duotok.train.common import crop_datasets, mel_settings, print_result, runner_parser, write_result
+from duotok.train.launch import launchable
 from duotok.train.loop import LossFn, TrainConfig, Trainer, TrainResult
 from duotok.train.precision import check_setting
 
@@ -53,6 +54,7 @@ def quantize_loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.
                  batch["chroma_accompaniment"], batch["lyrics"], batch["lyrics_lengths"], batch["has_lyrics"])
 
 
+@launchable
 def run(params: Params | str | None = None, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
         init: str | Path | None = None, steps: int | None = None, resume: bool = True,
         device: str | None = None, precision: str | None = None, tokenizer_dir: str | Path | None = None,
