@@ -213,18 +213,12 @@ def _user_errors(func):
 
 
 def _report_batch(report, kind: str, n_jobs: int) -> int:
-    """Print what a folder / file job did; exit code 1 if any input failed."""
-    for path in report.written:
-        print(f"wrote {path}" if kind == "encode" else f"wrote {path}/{{vocal,accompaniment,mixture}}.wav")
-    if report.skipped:
-        print(f"skipped {len(report.skipped)} existing output(s) (--overwrite to redo)")
-    for problem in report.failed.values():
-        print(f"duotok: error: {problem}", file=sys.stderr)
-    if report.failed:
-        print(f"duotok: error: {len(report.failed)} of {n_jobs} file(s) failed (listed above); the other "
-              f"{n_jobs - len(report.failed)} were {kind}d or kept", file=sys.stderr)
-        return 1
-    return 0
+    """Print what an encode / decode job did; exit code 1 if any input failed."""
+    from duotok.tokenizer.batch import print_report
+
+    if kind == "encode":
+        return print_report(report, n_jobs, "encoded", lambda path: f"wrote {path}")
+    return print_report(report, n_jobs, "decoded", lambda path: f"wrote {path}/{{vocal,accompaniment,mixture}}.wav")
 
 
 def _prepare(plan, overwrite: bool) -> None:

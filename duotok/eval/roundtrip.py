@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from duotok.codecs.base import Codec, Reconstructor
 from duotok.codecs.duotok import as_codec
 from duotok.data.latents import stem_tracks
-from duotok.data.stems import crop_offset, crop_pad, discover_songs, load_song
+from duotok.data.stems import SongRecord, crop_offset, crop_pad, discover_songs, load_song
 from duotok.errors import DatasetError
 from duotok.eval.reconstruction import METRICS, reconstruction_metrics
 from duotok.tokenizer.model import DuoTok
@@ -49,20 +49,29 @@ class Excerpt:
         return getattr(self, name)
 
 
-def held_out_excerpts(root: str | os.PathLike[str], split: str, seconds: float, n_songs: int,
-                      sample_rate: int) -> list[Excerpt]:
-    """The centre ``seconds`` of the first ``n_songs`` songs of ``split`` (corpus order). Songs shorter
-    than that are used whole (not padded: silence would inflate every metric)."""
+def held_out_songs(root: str | os.PathLike[str], split: str, n_songs: int) -> list[SongRecord]:
+    """The first ``n_songs`` songs of ``split`` in corpus order: the songs every held-out table scores."""
     records = [r for r in discover_songs(root) if r.split == split][: int(n_songs)]
     if not records:
         raise DatasetError(root, f"no songs in split {split!r}")
+    return records
+
+
+def centre_span(n_samples: int, seconds: float, sample_rate: int) -> tuple[int, int]:
+    """``(offset, length)`` in samples of a song's centre ``seconds``; a shorter song is used whole (not
+    padded: silence would inflate every metric). One rule, so codec, separation and domain-gap tables
+    cover the same audio."""
     segment = int(round(seconds * sample_rate))
+    return crop_offset(n_samples, segment, random=False, seed=0, epoch=0, index=0), min(segment, n_samples)
+
+
+def held_out_excerpts(root: str | os.PathLike[str], split: str, seconds: float, n_songs: int,
+                      sample_rate: int) -> list[Excerpt]:
+    """The centre ``seconds`` (:func:`centre_span`) of the :func:`held_out_songs` of ``split``."""
     out = []
-    for record in records:
+    for record in held_out_songs(root, split, n_songs):
         song = load_song(record, sample_rate)
-        n = song["mixture"].shape[-1]
-        offset = crop_offset(n, segment, random=False, seed=0, epoch=0, index=0)
-        length = min(segment, n)
+        offset, length = centre_span(song["mixture"].shape[-1], seconds, sample_rate)
         vocal, accompaniment = stem_tracks(song["stems"])
         tracks = [crop_pad(x, offset, length)[0] for x in (vocal, accompaniment, song["mixture"])]
         out.append(Excerpt(record.id, offset / sample_rate, *tracks))

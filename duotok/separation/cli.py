@@ -126,22 +126,11 @@ def _prepare(plan: SeparatePlan, overwrite: bool) -> None:
 
 
 def report_separation(report: SeparateReport, n_jobs: int) -> int:
-    """Print what a job did (as ``duotok encode``'s summary); exit code 1 if any input failed."""
+    """Print what a job did (the same summary as ``duotok encode``'s); exit code 1 if any input failed."""
+    from duotok.tokenizer.batch import print_report
+
     stems = ",".join(STEMS)
-    for path in report.written:
-        print(f"wrote {path}/{{{stems}}}.wav")
-    if report.skipped:
-        print(f"skipped {len(report.skipped)} existing output(s) (--overwrite to redo)")
-    for notes in report.notes.values():
-        for note in notes:
-            print(f"duotok: note: {note}", file=sys.stderr)
-    for problem in report.failed.values():
-        print(f"duotok: error: {problem}", file=sys.stderr)
-    if report.failed:
-        print(f"duotok: error: {len(report.failed)} of {n_jobs} file(s) failed (listed above); the other "
-              f"{n_jobs - len(report.failed)} were separated or kept", file=sys.stderr)
-        return 1
-    return 0
+    return print_report(report, n_jobs, "separated", lambda path: f"wrote {path}/{{{stems}}}.wav")
 
 
 def _separate(args: argparse.Namespace) -> int:

@@ -36,10 +36,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from duotok.data.stems import crop_offset, crop_pad, discover_songs, load_song
+from duotok.data.stems import crop_pad, load_song
 from duotok.errors import DatasetError
 from duotok.eval.reconstruction import METRICS as RECONSTRUCTION_METRICS
 from duotok.eval.reconstruction import reconstruction_metrics
+from duotok.eval.roundtrip import centre_span, held_out_songs
 from duotok.eval.separation import bss_eval_track
 from duotok.separation.base import STEMS, Separator, check_stems
 
@@ -71,24 +72,19 @@ class StemExcerpt:
 def stem_excerpts(root: str | os.PathLike[str], split: str, seconds: float, n_songs: int,
                   sample_rate: int) -> list[StemExcerpt]:
     """The centre ``seconds`` of the first ``n_songs`` songs of ``split`` (corpus order) with all four
-    stems — the spans :func:`duotok.eval.roundtrip.held_out_excerpts` picks (same offset rule; songs
-    shorter than ``seconds`` are used whole, not padded: silence would inflate every metric)."""
+    stems — the songs and spans :func:`duotok.eval.roundtrip.held_out_excerpts` picks (its
+    :func:`~duotok.eval.roundtrip.held_out_songs` and :func:`~duotok.eval.roundtrip.centre_span`)."""
     if not seconds > 0 or n_songs < 1:
         raise ValueError(f"need seconds > 0 and n_songs >= 1, got seconds={seconds}, n_songs={n_songs}")
-    records = [r for r in discover_songs(root) if r.split == split][: int(n_songs)]
-    if not records:
-        raise DatasetError(root, f"no songs in split {split!r}")
+    records = held_out_songs(root, split, n_songs)
     for record in records:
         if record.layout == "duosynth" and record.sample_rate != sample_rate:
             raise DatasetError(Path(root), f"the corpus is at {record.sample_rate} Hz but the separator reads "
                                            f"{sample_rate} Hz audio (duosynth audio is never resampled)")
-    segment = int(round(seconds * sample_rate))
     out = []
     for record in records:
         song = load_song(record, sample_rate)
-        n = song["mixture"].shape[-1]
-        offset = crop_offset(n, segment, random=False, seed=0, epoch=0, index=0)
-        length = min(segment, n)
+        offset, length = centre_span(song["mixture"].shape[-1], seconds, sample_rate)
         mixture = crop_pad(song["mixture"], offset, length)[0]
         stems = crop_pad(song["stems"], offset, length)[0]
         out.append(StemExcerpt(record.id, offset / sample_rate, mixture, stems))

@@ -16,9 +16,12 @@ renaming is reported."""
 from __future__ import annotations
 
 import os
+import sys
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -156,6 +159,27 @@ def input_problem(src: Path, exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         message = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
     return message if str(src) in message else f"{src}: {message}"
+
+
+def print_report(report: EncodeReport | Any, n_jobs: int, done: str, wrote: Callable[[Path], str]) -> int:
+    """Print what a folder / file job did — outputs written, kept, notes, every failed input — and
+    return its exit code (1 if any input failed). One summary for ``duotok encode`` / ``decode`` and
+    ``duotok separate``, so a user reads the same lines whichever job they ran. ``done`` is the past
+    tense of the job ("encoded"); ``wrote(path)`` the line of one written output."""
+    for path in report.written:
+        print(wrote(path))
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} existing output(s) (--overwrite to redo)")
+    for notes in getattr(report, "notes", {}).values():
+        for note in notes:
+            print(f"duotok: note: {note}", file=sys.stderr)
+    for problem in report.failed.values():
+        print(f"duotok: error: {problem}", file=sys.stderr)
+    if report.failed:
+        print(f"duotok: error: {len(report.failed)} of {n_jobs} file(s) failed (listed above); the other "
+              f"{n_jobs - len(report.failed)} were {done} or kept", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _run(plan: Plan, overwrite: bool, progress: bool, work) -> EncodeReport:
