@@ -27,7 +27,6 @@ metrics_dir: str = "reports/metrics"
 tables_dir: str = "reports/tables"
 figures_dir: str = "reports/figures"
 readme_path: str = "reports/README.md"
-separation_section: str = "reports/separation_section.md"  # written by the separation stage
 
 # %%
 import pandas as pd
@@ -38,7 +37,7 @@ from duotok.io.files import atomic_write
 from duotok.paths import resolve
 from duotok.reporting.claims import claim_verdicts, head_to_head
 from duotok.reporting.pareto import pareto_points, plot_pareto, published_points, save_pareto
-from duotok.reporting.results import append_sections, collect_rows, dropped_tags_note, render_results_readme
+from duotok.reporting.results import collect_rows, dropped_tags_note, link_pages, render_results_readme
 from duotok.reporting.table2 import format_table, measured_frame, published_table, write_table2
 
 p = stage_params("report", profile)
@@ -90,7 +89,8 @@ display(head_to_head(rows, subject=subject))
 lm_protocols = pd.read_csv(resolve(tables_dir) / "lm_protocols.csv")
 text = render_results_readme(rows, lm_protocols, profile=profile, source=p["reconstruction_source"],
                              mel_tolerance=float(p["mel_tolerance"]), subject=subject)
-text = append_sections(text, [resolve(separation_section)])   # issue 19: the separation results, if run
+text = link_pages(text, [("Source separation (the second paper)", "separation.md",
+                         "every separator against the codec ceiling and the oracle mask; written by the separation stage")])
 with atomic_write(resolve(readme_path)) as f:
     f.write(text)
 display(Markdown(text))

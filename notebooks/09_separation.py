@@ -44,7 +44,7 @@ metrics_path: str = "reports/metrics/separation.json"
 separator_metrics_dir: str = "reports/metrics/separators"
 tables_dir: str = "reports/tables"
 figures_dir: str = "reports/figures/separation"
-section_path: str = "reports/separation_section.md"
+page_path: str = "reports/separation.md"
 
 # %%
 import json
@@ -162,7 +162,7 @@ for stem, reference in references.items():
             *(player(estimates[stem]) for estimates in shown.values()))
 
 # %%
-text = render_separation_section(record, findings)
-with atomic_write(resolve(section_path)) as fh:
+text = render_separation_section(record, findings, title="# Source separation: generation against masks (issue 19)")
+with atomic_write(resolve(page_path)) as fh:
     fh.write(text)
 display(Markdown(text))

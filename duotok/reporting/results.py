@@ -222,13 +222,17 @@ def render_results_readme(rows: Sequence[Mapping[str, Any]], lm_protocols: pd.Da
     return "\n".join(lines) + "\n"
 
 
-def append_sections(text: str, paths: Sequence[str | Path]) -> str:
-    """``text`` followed by the content of each file of ``paths`` that exists (a section another stage
-    wrote, e.g. the separation stage's ``reports/separation_section.md``), in order, a blank line between.
-    A missing file is skipped: the README is still written when that stage has not run."""
-    parts = [text.rstrip("\n")]
-    parts += [Path(p).read_text(encoding="utf-8").strip("\n") for p in paths if Path(p).is_file()]
-    return "\n\n".join(parts) + "\n"
+def link_pages(text: str, pages: Sequence[tuple[str, str, str]]) -> str:
+    """``text`` followed by a "More results" section linking each ``(title, relative path, what)`` page.
+
+    Why links and not the pages' text: a page another stage writes (the separation stage's
+    ``reports/separation.md``) stays that stage's output, so the report does not depend on it and
+    re-rendering Table 2 never waits for, nor re-runs, the separation benchmark."""
+    if not pages:
+        return text
+    lines = [text.rstrip("\n"), "", "## More results", ""]
+    lines += [f"- **{title}**: [`{path}`]({path}) — {what}" for title, path, what in pages]
+    return "\n".join(lines) + "\n"
 
 
 def markdown_table(frame: pd.DataFrame) -> str:

@@ -351,8 +351,10 @@ def ceiling_text(ceiling: Mapping[str, Any] | None) -> str:
 
 
 def render_separation_section(record: Mapping[str, Any], findings: Sequence[Mapping[str, str]] | None = None,
-                              figures: str = "figures/separation", tables: str = "tables") -> str:
-    """The ``## Source separation`` section of ``reports/README.md`` (links relative to ``reports/``)."""
+                              figures: str = "figures/separation", tables: str = "tables",
+                              title: str = "## Source separation (issue 19)") -> str:
+    """The separation results in markdown under ``title`` — the page ``reports/separation.md`` (links
+    relative to ``reports/``)."""
     findings = list(findings if findings is not None else record.get("findings", []))
     frame = table_frame(record)
     mean = frame[frame["stem"] == "mean"]
@@ -364,7 +366,7 @@ def render_separation_section(record: Mapping[str, Any], findings: Sequence[Mapp
     sdr = ", ".join(f"{k} {v} dB" for k, v in SDR_MEAN_OVER_STEMS.items())
     published = ", ".join(f"{k} {v:.2f}" for k, v in VISQOL_MEAN_OVER_STEMS.items())
     lines = [
-        "## Source separation (issue 19)",
+        title,
         "",
         "Four stems from the mixture by every system on the same "
         f"{p.get('n_songs')} test excerpts of {_fmt(p.get('seconds'), 0)} s (ablations of the generative model: the "

@@ -12,7 +12,7 @@ import pytest
 
 from duotok.eval.published_separation import SOURCE, VISQOL_MEAN_OVER_STEMS
 from duotok.reporting.claims import ONE_TRAINING_SEED
-from duotok.reporting.results import append_sections
+from duotok.reporting.results import link_pages
 from duotok.reporting.separation import (
     DID_NOT_HOLD,
     HELD,
@@ -157,11 +157,14 @@ def test_the_readme_section_renders_the_numbers_and_the_findings():
         render_separation_section(record)
 
 
-def test_the_report_appends_the_section_when_it_exists(tmp_path):
-    section = tmp_path / "separation_section.md"
-    assert append_sections("# Results\n", [section]) == "# Results\n"
-    section.write_text("## Source separation\n\nnumbers\n")
-    assert append_sections("# Results\n\nend\n", [section]) == "# Results\n\nend\n\n## Source separation\n\nnumbers\n"
+def test_the_report_links_the_separation_page():
+    assert link_pages("# Results\n", []) == "# Results\n"
+    text = link_pages("# Results\n\nend\n", [("Source separation", "separation.md", "every separator")])
+    assert text == "# Results\n\nend\n\n## More results\n\n- **Source separation**: [`separation.md`](separation.md) — every separator\n"
+
+
+def test_the_page_has_its_own_title():
+    assert render_separation_section(_record(), title="# Separation").startswith("# Separation\n")
 
 
 def test_figures_draw(tmp_path):
