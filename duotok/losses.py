@@ -108,12 +108,6 @@ def _magnitude_of(spec: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(_power(spec).clamp_min(MAGNITUDE_POWER_FLOOR))
 
 
-def _magnitude(audio: torch.Tensor, window: int) -> torch.Tensor:
-    spec = _spectrum(audio, window)
-    with torch.autocast(device_type=audio.device.type, enabled=False):
-        return _magnitude_of(spec)
-
-
 def _magnitude_terms(ref: torch.Tensor, est: torch.Tensor) -> torch.Tensor:
     """Spectral convergence + log-magnitude L1 of two magnitude spectrograms at one resolution."""
     convergence = torch.linalg.vector_norm(ref - est) / torch.linalg.vector_norm(ref).clamp_min(1e-7)
@@ -126,12 +120,38 @@ def multiresolution_stft_loss(reference: torch.Tensor, estimate: torch.Tensor,
     """Mean over ``windows`` (Hann, hop = window / 4) of spectral convergence ``‖|S| − |Ŝ|‖_F / ‖|S|‖_F``
     (over the whole batch, so one silent item cannot divide by zero) plus the mean absolute difference of
     ``log(|S| + 1e-5)``. Float32 throughout. Magnitude only: blind to phase."""
+    return _multiresolution_terms(reference, estimate, windows, ("stft",))["stft"]
+
+
+#: The per-resolution terms :func:`_multiresolution_terms` can compute from one pair of spectrograms.
+RESOLUTION_TERMS = ("stft", "complex", "phase")
+
+
+def _multiresolution_terms(reference: torch.Tensor, estimate: torch.Tensor, windows: tuple[int, ...],
+                           wanted: tuple[str, ...], compression: float = COMPLEX_COMPRESSION,
+                           ) -> dict[str, torch.Tensor]:
+    """The ``wanted`` terms (of :data:`RESOLUTION_TERMS`), each a mean over ``windows``, from **one** STFT
+    of each signal per window: ``stft`` (spectral convergence + log-magnitude L1), ``complex``
+    (compressed complex L1) and, for ``phase``, ``ip`` / ``gd`` / ``iaf``. Autocast off, float32 — the
+    one loop behind :func:`multiresolution_stft_loss`, :func:`multiresolution_complex_loss`,
+    :func:`phase_losses` and :func:`spectral_reconstruction_loss`."""
+    unknown = set(wanted) - set(RESOLUTION_TERMS)
+    if unknown:
+        raise ValueError(f"unknown resolution terms {sorted(unknown)}; known: {RESOLUTION_TERMS}")
+    names = [n for n in ("stft", "complex") if n in wanted] + (["ip", "gd", "iaf"] if "phase" in wanted else [])
     with torch.autocast(device_type=reference.device.type, enabled=False):
         reference, estimate = reference.float(), estimate.float()
-        total = reference.new_zeros(())
+        totals = {name: reference.new_zeros(()) for name in names}
         for win in windows:
-            total = total + _magnitude_terms(_magnitude(reference, win), _magnitude(estimate, win))
-        return total / len(windows)
+            ref_spec, est_spec = _spectrum(reference, win), _spectrum(estimate, win)
+            if "stft" in totals:
+                totals["stft"] = totals["stft"] + _magnitude_terms(_magnitude_of(ref_spec), _magnitude_of(est_spec))
+            if "complex" in totals:
+                totals["complex"] = totals["complex"] + _complex_term(ref_spec, est_spec, compression)
+            if "phase" in wanted:
+                for name, term in zip(("ip", "gd", "iaf"), _phase_terms(ref_spec, est_spec, compression), strict=True):
+                    totals[name] = totals[name] + term
+        return {name: total / len(windows) for name, total in totals.items()}
 
 
 # --------------------------------------------------------------------------- phase-aware losses
@@ -193,12 +213,7 @@ def multiresolution_complex_loss(reference: torch.Tensor, estimate: torch.Tensor
     Float32 throughout, differentiable in ``estimate``."""
     if not 0.0 < compression <= 1.0:
         raise ValueError(f"compression must be in (0, 1], got {compression}")
-    with torch.autocast(device_type=reference.device.type, enabled=False):
-        reference, estimate = reference.float(), estimate.float()
-        total = reference.new_zeros(())
-        for win in windows:
-            total = total + _complex_term(_spectrum(reference, win), _spectrum(estimate, win), compression)
-        return total / len(windows)
+    return _multiresolution_terms(reference, estimate, windows, ("complex",), compression)["complex"]
 
 
 def anti_wrap(x: torch.Tensor) -> torch.Tensor:
@@ -276,13 +291,7 @@ def phase_losses(reference: torch.Tensor, estimate: torch.Tensor, windows: tuple
     The estimate's phase has a floored gradient (:data:`PHASE_GRAD_FLOOR`). Float32, differentiable."""
     if not 0.0 < compression <= 1.0:
         raise ValueError(f"compression must be in (0, 1], got {compression}")
-    with torch.autocast(device_type=reference.device.type, enabled=False):
-        reference, estimate = reference.float(), estimate.float()
-        totals = [reference.new_zeros(()) for _ in range(3)]
-        for win in windows:
-            terms = _phase_terms(_spectrum(reference, win), _spectrum(estimate, win), compression)
-            totals = [t + term for t, term in zip(totals, terms, strict=True)]
-        return {name: t / len(windows) for name, t in zip(("ip", "gd", "iaf"), totals, strict=True)}
+    return _multiresolution_terms(reference, estimate, windows, ("phase",), compression)
 
 
 def waveform_l1(reference: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
@@ -320,35 +329,21 @@ def spectral_reconstruction_loss(reference: torch.Tensor, estimate: torch.Tensor
     with torch.autocast(device_type=reference.device.type, enabled=False):
         reference, estimate = reference.float(), estimate.float()
         mel = multiscale_mel_l1(reference, estimate, sample_rate)
-        terms: dict[str, torch.Tensor] = {"mel_l1": mel}
         use_complex, use_phase = complex_weight > 0, phase_weight > 0
-        if not (use_complex or use_phase):
-            spectral = multiresolution_stft_loss(reference, estimate, stft_windows)
-        else:
-            spectral = reference.new_zeros(())
-            complex_total = reference.new_zeros(())
-            phase_totals = [reference.new_zeros(()) for _ in range(3)]
-            for win in stft_windows:
-                ref_spec, est_spec = _spectrum(reference, win), _spectrum(estimate, win)
-                spectral = spectral + _magnitude_terms(_magnitude_of(ref_spec), _magnitude_of(est_spec))
-                if use_complex:
-                    complex_total = complex_total + _complex_term(ref_spec, est_spec, compression)
-                if use_phase:
-                    parts = _phase_terms(ref_spec, est_spec, compression)
-                    phase_totals = [t + p for t, p in zip(phase_totals, parts, strict=True)]
-            spectral = spectral / len(stft_windows)
-        terms["stft"] = spectral
-        loss = mel_weight * mel + stft_weight * spectral
+        wanted = ("stft",) + (("complex",) if use_complex else ()) + (("phase",) if use_phase else ())
+        parts = _multiresolution_terms(reference, estimate, stft_windows, wanted, compression)
+        terms: dict[str, torch.Tensor] = {"mel_l1": mel, "stft": parts["stft"]}
+        loss = mel_weight * mel + stft_weight * parts["stft"]
         if use_complex:
-            terms["complex"] = complex_total / len(stft_windows)
+            terms["complex"] = parts["complex"]
             loss = loss + complex_weight * terms["complex"]
         if use_phase:
-            parts = dict(zip(("ip", "gd", "iaf"), (t / len(stft_windows) for t in phase_totals), strict=True))
-            unknown = set(phase_terms) - set(parts)
+            phases = ("ip", "gd", "iaf")
+            unknown = set(phase_terms) - set(phases)
             if unknown or not phase_terms:
-                raise ValueError(f"phase_terms must name some of {tuple(parts)}, got {phase_terms!r}")
+                raise ValueError(f"phase_terms must name some of {phases}, got {phase_terms!r}")
             terms["phase"] = sum((parts[name] for name in phase_terms), reference.new_zeros(()))
-            terms.update({f"phase_{name}": value for name, value in parts.items()})
+            terms.update({f"phase_{name}": parts[name] for name in phases})
             loss = loss + phase_weight * terms["phase"]
         if wave_weight > 0:
             terms["wave"] = waveform_l1(reference, estimate)
