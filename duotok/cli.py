@@ -482,6 +482,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_separate_parser(sub)
 
+    from duotok.eval.domain_gap import add_domain_gap_parser  # torch-free import: --help stays fast
+
+    add_domain_gap_parser(sub)
+
     p = sub.add_parser("decode", help="render .tok files back to audio: vocal, accompaniment and mixture WAVs")
     p.add_argument("input", help=".tok file or folder of them (hidden files are skipped)")
     p.add_argument("-o", "--output", required=True, help="output folder; a song goes to OUT/<name>/{vocal,"

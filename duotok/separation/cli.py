@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from duotok.separation.base import DEFAULT_CHUNK_SECONDS, STEMS, Separator
 
 if TYPE_CHECKING:
+    from duotok.config import Params
     from duotok.separation.predict import SeparatePlan, SeparateReport
 
 #: ``--system`` name → loader of that separator from an optional checkpoint folder.
@@ -53,20 +54,25 @@ def load_openunmix(model_dir: str | None) -> Separator:
     return OpenUnmixSeparator.from_pretrained(model_dir or resolve("models/separation/openunmix/model"))
 
 
-def load_token_lm(model_dir: str | None) -> Separator:
-    """The generative token-LM separator with the active profile's sampling settings and RVQ codec
-    (``params.yaml: separation.generative``); ``model_dir`` replaces the trained model's folder."""
+def load_token_lm(model_dir: str | None, codec_dir: str | None = None, params: Params | None = None) -> Separator:
+    """The generative token-LM separator with ``params``' sampling settings (``params.yaml:
+    separation.generative``; default: the active profile). ``model_dir`` replaces the trained model's
+    folder and ``codec_dir`` its RVQ codec's (default ``separation.generative.codec_dir``): a model must
+    be decoded by the codec it was trained with, which lives beside it in another models folder."""
     from duotok.config import Params
     from duotok.paths import resolve
     from duotok.separation.generative import TokenLMSeparator
-    from duotok.separation.systems import ChunkedSeparator, load_generative
+    from duotok.separation.systems import ChunkedSeparator, load_generative, system_dir
 
-    if model_dir is None:
-        return load_generative(Params.load())
-    g = Params.load().section("separation")["generative"]
+    params = params or Params.load()
+    if model_dir is None and codec_dir is None:
+        return load_generative(params)
+    g = params.section("separation")["generative"]
     s = g["sampling"]
-    separator = TokenLMSeparator.from_pretrained(model_dir, resolve(g["codec_dir"]), temperature=float(s["temperature"]),
-                                                 top_k=int(s["top_k"]), top_p=float(s["top_p"]), seed=int(s["seed"]))
+    model = model_dir if model_dir is not None else system_dir("generative", params) / "model"
+    separator = TokenLMSeparator.from_pretrained(model, codec_dir or resolve(g["codec_dir"]),
+                                                 temperature=float(s["temperature"]), top_k=int(s["top_k"]),
+                                                 top_p=float(s["top_p"]), seed=int(s["seed"]))
     c = separator.model.config
     return ChunkedSeparator(separator, c.max_frames * c.hop_length / c.sample_rate)
 
