@@ -212,6 +212,16 @@ def _user_errors(func):
     return wrapper
 
 
+@_user_errors
+def cmd_data_musdb_hq(args: argparse.Namespace) -> int:
+    from duotok.data.datasets import convert_stem_mp4_to_hq
+
+    report = convert_stem_mp4_to_hq(args.source, args.output, overwrite=args.overwrite)
+    print(f"MUSDB18-HQ layout in {args.output}: {len(report.written)} track(s) written, {len(report.kept)} already "
+          "complete (kept)")
+    return 0
+
+
 def _report_batch(report, kind: str, n_jobs: int) -> int:
     """Print what an encode / decode job did; exit code 1 if any input failed."""
     from duotok.tokenizer.batch import print_report
@@ -416,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="duotok", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    data = sub.add_parser("data", help="the duosynth corpus").add_subparsers(dest="data_command", required=True)
+    data = sub.add_parser("data", help="the duosynth corpus and real datasets").add_subparsers(dest="data_command", required=True)
     for name, func, help_ in (("synth", cmd_data_synth, "generate the corpus (always)"),
                               ("ensure", cmd_data_ensure, "generate the corpus unless data/ is current")):
         p = data.add_parser(name, help=help_)
@@ -429,6 +439,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
     p = data.add_parser("catalog", help="rescan music21's corpus for usable scores")
     p.set_defaults(func=cmd_data_catalog)
+    p = data.add_parser("musdb-hq", help="convert MUSDB18 (.stem.mp4, via ffmpeg) to the MUSDB18-HQ wav layout "
+                                         "every stage reads")
+    p.add_argument("source", help="MUSDB18 root holding train/ and test/ with <track>.stem.mp4")
+    p.add_argument("output", help="where to write {train,test}/<track>/{mixture,vocals,drums,bass,other}.wav")
+    p.add_argument("--overwrite", action="store_true", help="rewrite tracks that are already complete")
+    p.set_defaults(func=cmd_data_musdb_hq)
     p = data.add_parser("info", help="summarise a corpus folder")
     p.add_argument("path", nargs="?", default="data")
     p.set_defaults(func=cmd_data_info)

@@ -16,7 +16,9 @@ import torch
 
 from duotok.config import Params, as_params
 from duotok.data import StemCropDataset, collate_stems
+from duotok.data.datasets.crops import ItemCropDataset, mixture_crop_datasets
 from duotok.data.submix import SubmixCollate
+from duotok.errors import ConfigError
 from duotok.io.checkpoint import config_from_dict
 from duotok.models.bestrq import BestRQConfig, BestRQModel
 from duotok.models.encoder import mel_statistics
@@ -67,12 +69,23 @@ def run(params: Params | str | None = None, out_dir: str | Path | None = None, d
     out = resolve(out_dir or data_cfg["out_dir"])
     root = resolve(data_dir or data_cfg["root"])
     sr = model_cfg.mel.sample_rate
-    train, valid = crop_datasets(root, data_cfg, sr, train_cfg.seed)
+    mixtures = data_cfg.get("mixtures")
+    if mixtures:
+        # Mixture-only real music (MTG-Jamendo, a folder, ...): BEST-RQ needs no stems, submixes do.
+        if float(data_cfg["submix_prob"]) > 0:
+            raise ConfigError("pretrain.data.submix_prob > 0 needs stems, but pretrain.data.mixtures trains on "
+                              "mixture-only data: set submix_prob to 0")
+        train, valid = mixture_crop_datasets(mixtures, float(data_cfg["segment_seconds"]), sr, train_cfg.seed,
+                                             int(data_cfg["crops_per_song"]))
+        stats_data = ItemCropDataset(train.items, float(data_cfg["segment_seconds"]), sr, seed=train_cfg.seed,
+                                     random=False)
+    else:
+        train, valid = crop_datasets(root, data_cfg, sr, train_cfg.seed)
+        stats_data = StemCropDataset(root, "train", float(data_cfg["segment_seconds"]), sr, crops_per_song=1,
+                                     seed=train_cfg.seed, random=False)
     torch.manual_seed(train_cfg.seed)
     model = BestRQModel(model_cfg)
     if not (out / "last" / "training_state.pt").is_file() or not resume:
-        stats_data = StemCropDataset(root, "train", float(data_cfg["segment_seconds"]), sr, crops_per_song=1,
-                                     seed=train_cfg.seed, random=False)
         fit_normalization(model, stats_data, int(data_cfg["normalization_items"]))
     collate = SubmixCollate(collate_stems, float(data_cfg["submix_prob"]), train_cfg.seed)
     trainer = Trainer(model, pretrain_loss, train, train_cfg, out, valid_data=valid, collate_fn=collate,

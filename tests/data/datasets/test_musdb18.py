@@ -162,3 +162,17 @@ def test_bad_files_are_all_reported(musdb_root, tmp_path, make_stem_mp4):
     with pytest.raises(DatasetProblems):
         convert_stem_mp4_to_hq(root, dst)
     assert not dst.exists(), "conversion wrote files before checking the source"
+
+
+def test_the_cli_converts_a_stem_mp4_tree(tmp_path, capsys, make_stem_mp4):
+    """``duotok data musdb-hq SRC DST``: the conversion as a command; a second run keeps the tracks."""
+    from duotok.cli import main
+    from duotok.data.stems import discover_songs
+
+    src = tmp_path / "musdb18"
+    make_stem_mp4(src / "train" / "Artist - Song.stem.mp4")
+    assert main(["data", "musdb-hq", str(src), str(tmp_path / "hq")]) == 0
+    assert "1 track(s) written" in capsys.readouterr().out
+    assert [r.id for r in discover_songs(tmp_path / "hq", "musdb")] == ["Artist - Song"]
+    assert main(["data", "musdb-hq", str(src), str(tmp_path / "hq")]) == 0
+    assert "1 already complete" in capsys.readouterr().out
