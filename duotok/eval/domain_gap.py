@@ -809,14 +809,9 @@ def cmd_domain_gap(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m duotok.eval.domain_gap FOLDER ...`` (what ``duotok domain-gap`` runs): exit 0 / 1 as
     :func:`cmd_domain_gap`, 2 with ``duotok: error: ...`` for a problem with the whole job."""
-    parser = _add_arguments(argparse.ArgumentParser(prog="duotok domain-gap", description=__doc__.split("\n\n")[0],
-                                                    formatter_class=argparse.RawDescriptionHelpFormatter))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, RuntimeError, FileNotFoundError) as exc:
-        print(f"duotok: error: {exc}", file=sys.stderr)
-        return 2
+    from duotok.cli import main as duotok_main
+
+    return duotok_main(["domain-gap", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
