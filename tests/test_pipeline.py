@@ -150,7 +150,9 @@ def _check_separation_outputs(repo: Path) -> None:
     assert (tables / "separation.csv").is_file()
     for name in ("spectrograms", "temperature"):
         assert (repo / "reports" / "figures" / "separation" / f"{name}.png").stat().st_size > 1000
-    assert "## Source separation (issue 19)" in (repo / "reports" / "README.md").read_text()
+    page = (repo / "reports" / "separation.md").read_text()
+    assert page.startswith("# Source separation") and "### The paper's findings, checked on this run" in page
+    assert "(separation.md)" in (repo / "reports" / "README.md").read_text()
     variant = json.loads((repo / "models" / "separation" / "variants" / "independent" / "seed0" / "result.json")
                          .read_text())
     assert variant["model"]["cross_track"] is False and variant["borrowed_cache"]
