@@ -67,7 +67,7 @@ from duotok.reporting.results import markdown_table
 from duotok.train.replica import load_replica_codec, token_paths
 
 p = stage_params("lm", profile)
-data = open_eval_data(p.get("data"), "lm.data")  # None: the corpus tokens, and no codec is loaded
+data = open_eval_data(p["data"], "lm.data")  # None: the corpus tokens, and no codec is loaded
 tokens = {name: evaluation_tokens(resolve(tokens_dir) / f"{name}.pt", data, partial(load_codec, name, profile))
           for name in p["codecs"]}
 display(pd.DataFrame({t["codec"]: {"frame rate": t["frame_rate"], "codebooks": len(t["codebook_sizes"]),

@@ -58,7 +58,7 @@ from duotok.reporting.probe import plot_probe_results
 from duotok.train.replica import load_replica_codec, token_paths
 
 p = stage_params("probe", profile)
-data = open_eval_data(p.get("data"), "probe.data")  # None: the corpus tokens
+data = open_eval_data(p["data"], "probe.data")  # None: the corpus tokens
 
 # %% [markdown]
 # **Training seeds.** Probe seeds only measure the probe's noise on one trained codec. Each codec is
