@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from duotok.models.dualtrack import DualHeadsConfig, DualTrackConfig, DualTrackModel
+from duotok.models.encoder import EncoderConfig
 from duotok.train.distributed import cleanup, init_distributed
 from duotok.train.loop import Trainer
 
@@ -33,6 +35,33 @@ class Conditional(Toy):
         if int(index.sum()) % 2 == 0:      # differs between the ranks' batches, step by step
             loss = loss + 0.1 * self.aux(x).pow(2).mean()
         return loss, metrics
+
+
+class StemPairs(torch.utils.data.Dataset):
+    """Random vocal / accompaniment pairs of 0.5 s for a tiny stage-3 model."""
+
+    def __len__(self) -> int:
+        return 16
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        g = torch.Generator().manual_seed(i)
+        return {"vocals": torch.randn(8000, generator=g) * 0.1, "accompaniment": torch.randn(8000, generator=g) * 0.1,
+                "length": torch.tensor(8000), "index": torch.tensor(i)}
+
+
+def stage3_without_heads(root: Path, info) -> None:
+    """The ``heads_none`` stage-3 ablation at toy size: no loss reaches the upper encoder."""
+    torch.manual_seed(0)
+    model = DualTrackModel(DualTrackConfig(encoder=EncoderConfig(dim=32, n_lower=1, n_upper=1, n_heads=2),
+                                           bottleneck_dim=8, codebook_sizes=(64, 32),
+                                           heads=DualHeadsConfig(lyrics=False, mel=False, chroma=False)))
+    initial = {k: v.detach().clone() for k, v in model.named_parameters()}
+    out = root / "stage3" if info.rank == 0 else root / f"stage3_rank{info.rank}_must_not_exist"
+    trainer = Trainer(model, lambda m, b: m(b["vocals"], b["accompaniment"], b["length"]), StemPairs(),
+                      cfg(steps=3, batch_size=2, eval_every=1000, save_every=1000, lr=1e-2), out, dist_info=info)
+    trainer.fit()
+    torch.save({"initial": initial, "params": {k: v.detach().clone() for k, v in model.named_parameters()}},
+               root / f"stage3_rank{info.rank}.pt")
 
 
 def run(root: Path, name: str, info, model: nn.Module | None = None, **settings) -> None:
@@ -65,6 +94,7 @@ def main(root: Path) -> None:
     initial = {k: v.detach().clone() for k, v in conditional.named_parameters()}
     torch.save(initial, root / f"conditional_init_rank{info.rank}.pt")
     run(root, "conditional", info, model=conditional, batch_size=4, grad_accum=2, precision="fp32")
+    stage3_without_heads(root, info)
     cleanup(info)
 
 

@@ -54,6 +54,17 @@ def test_a_module_no_loss_reaches_is_left_alone_and_a_sometimes_used_one_trains(
         assert not torch.equal(final[key], initial[key]), f"{key} did not train"
 
 
+def test_the_stage_3_ablation_without_heads_trains_under_ddp(ddp_runs):
+    """``heads_none``: the quantizer trains, the upper encoder (no loss reaches it) stays where it was, and
+    the ranks agree."""
+    a, b = load(ddp_runs, "stage3", 0), load(ddp_runs, "stage3", 1)
+    for key in a["params"]:
+        assert torch.equal(a["params"][key], b["params"][key]), f"{key} differs between ranks"
+    moved = {k for k in a["params"] if not torch.equal(a["params"][k], a["initial"][k])}
+    assert any(k.startswith("quantizer.") for k in moved), "the quantizer did not train"
+    assert not any(k.startswith("encoder.") for k in moved), f"frozen or loss-free encoder weights moved: {moved}"
+
+
 def test_bf16_is_used_when_forced_and_still_learns(ddp_runs):
     bf16, fp32 = load(ddp_runs, "bf16", 0), load(ddp_runs, "accumulated", 0)
     assert bf16["precision"] == "bf16" and fp32["precision"] == "fp32"
