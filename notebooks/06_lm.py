@@ -33,6 +33,12 @@
 # Then the paper's two **Duo-Tok protocols** (its Fig. 5): (i) the unconditional dual-track LM above,
 # and (ii) a *vocal-conditioned* accompaniment LM — the vocal tokens as a prefix, plus the first
 # `prefix_seconds` of the accompaniment — compared with the same accompaniment LM without the vocals.
+#
+# **Real data.** With `params.yaml: lm.data` set (e.g. `{dataset: mtg_jamendo, root: ..., options:
+# {metadata_root: ...}}`), every codec tokenizes that dataset's mixtures here (a dual-track codec separates
+# them first) and the LMs train, select and score on its official train / valid / test instead of the corpus
+# tokens (`duotok/eval/dataset_tokens.py`); `lm.json: data` names the dataset and every track it could not
+# use. `null`: the corpus tokens, as always.
 
 # %% tags=["parameters"]
 profile: str = "default"
@@ -43,11 +49,14 @@ tables_dir: str = "reports/tables"
 figures_dir: str = "reports/figures/lm"
 
 # %%
+from functools import partial
+
 import pandas as pd
 from IPython.display import Markdown, display
 
+from duotok.codecs.registry import load_codec
 from duotok.config import Params, stage_params
-from duotok.eval.corpus_tokens import load_corpus_tokens
+from duotok.eval.dataset_tokens import data_record, evaluation_tokens, open_eval_data
 from duotok.eval.lm_protocols import merge_training_seeds, training_seed, unconditional, vocal_conditioned
 from duotok.io import write_json_atomic
 from duotok.io.files import atomic_write
@@ -55,10 +64,12 @@ from duotok.paths import resolve
 from duotok.reporting.figures import save_figure
 from duotok.reporting.lm import lm_codebook_table, lm_information_table, lm_protocol_table, plot_lm_results
 from duotok.reporting.results import markdown_table
-from duotok.train.replica import token_paths
+from duotok.train.replica import load_replica_codec, token_paths
 
 p = stage_params("lm", profile)
-tokens = {name: load_corpus_tokens(resolve(tokens_dir) / f"{name}.pt") for name in p["codecs"]}
+data = open_eval_data(p["data"], "lm.data")  # None: the corpus tokens, and no codec is loaded
+tokens = {name: evaluation_tokens(resolve(tokens_dir) / f"{name}.pt", data, partial(load_codec, name, profile))
+          for name in p["codecs"]}
 display(pd.DataFrame({t["codec"]: {"frame rate": t["frame_rate"], "codebooks": len(t["codebook_sizes"]),
                                    "songs": len(t["songs"]), "source": t["source"]} for t in tokens.values()}).T)
 
@@ -79,11 +90,12 @@ display(pd.DataFrame({t["codec"]: {"frame rate": t["frame_rate"], "codebooks": l
 
 # %%
 results = {}
-extra_seeds = token_paths(Params.load(profile))        # {codec: {seed: replica token file}}
+params = Params.load(profile)
+extra_seeds = token_paths(params)        # {codec: {seed: replica token file}}
 for name, tok in tokens.items():
     runs = {training_seed(tok): unconditional(tok, p, resolve(out_dir) / name)}
     for seed, path in (extra_seeds.get(name) or {}).items():
-        other = load_corpus_tokens(path)
+        other = evaluation_tokens(path, data, partial(load_replica_codec, params, seed, name), training_seed=seed)
         if training_seed(other) != seed:
             raise ValueError(f"{path}: tokens of training seed {training_seed(other)}, expected {seed}")
         runs[seed] = unconditional(other, p, resolve(out_dir) / f"{name}_seed{seed}")
@@ -111,5 +123,6 @@ per_codebook.to_csv(tables / "lm.csv", index=False)
 protocol_table.to_csv(tables / "lm_protocols.csv", index=False)
 with atomic_write(tables / "lm_protocols.md") as f:
     f.write("# LM protocols (measured here)\n\n" + markdown_table(protocol_table) + "\n")
-write_json_atomic(resolve(metrics_path), {"profile": profile, "codecs": results, "protocols": protocols})
+write_json_atomic(resolve(metrics_path), {"profile": profile, "data": data_record(data, next(iter(tokens.values()))),
+                                          "codecs": results, "protocols": protocols})
 save_figure(plot_lm_results(results), resolve(figures_dir) / "ppl_bits")

@@ -32,6 +32,10 @@
 #   and in `probe.json` (`tags_dropped`).
 # * **Deviation.** The toolkit trains with AdamW at 1e-4; with a few hundred steps on a CPU that
 #   under-fits every codec equally, so `params.yaml: probe.train.lr` is 1e-3 (weight decay 0.08 as published).
+# * **Real data.** With `params.yaml: probe.data` set (e.g. `{dataset: magnatagatune, root: ..., options:
+#   {top_k: 50}}`), every codec tokenizes that dataset's mixtures here and the probe uses its splits and tag
+#   vocabulary (the paper's MagnaTagATune top-50) instead of the corpus (`duotok/eval/dataset_tokens.py`);
+#   `probe.json: data` names the dataset and every item it could not use. `null`: the corpus, as always.
 
 # %% tags=["parameters"]
 profile: str = "default"
@@ -45,7 +49,7 @@ from IPython.display import Markdown, display
 
 from duotok.codecs.registry import load_codec
 from duotok.config import Params, stage_params
-from duotok.eval.corpus_tokens import load_corpus_tokens
+from duotok.eval.dataset_tokens import data_record, evaluation_tokens, open_eval_data, tag_vocabulary
 from duotok.eval.probe_codecs import probe_codec
 from duotok.io import write_json_atomic
 from duotok.paths import resolve
@@ -54,6 +58,7 @@ from duotok.reporting.probe import plot_probe_results
 from duotok.train.replica import load_replica_codec, token_paths
 
 p = stage_params("probe", profile)
+data = open_eval_data(p["data"], "probe.data")  # None: the corpus tokens
 
 # %% [markdown]
 # **Training seeds.** Probe seeds only measure the probe's noise on one trained codec. Each codec is
@@ -64,18 +69,20 @@ p = stage_params("probe", profile)
 
 # %%
 params = Params.load(profile)
-results = {}
+results, data_info = {}, None
 for name in p["codecs"]:
     codec = load_codec(name, profile)
-    tokens = load_corpus_tokens(resolve(tokens_dir) / f"{name}.pt", codec)
-    results[name] = {"name": codec.name, **probe_codec(codec, tokens, p["model"], p["train"],
+    tokens = evaluation_tokens(resolve(tokens_dir) / f"{name}.pt", data, codec)
+    vocabulary = tag_vocabulary(tokens)
+    data_info = data_info or data_record(data, tokens)
+    results[name] = {"name": codec.name, **probe_codec(codec, tokens, p["model"], p["train"], vocabulary,
                                                         min_positive_test_songs=p.get("min_positive_test_songs"))}
     r = results[name]
     by_seed = {0: r}
     for seed, path in token_paths(params)[name].items():
         replica = load_replica_codec(params, seed, name)
-        by_seed[seed] = probe_codec(replica, load_corpus_tokens(path, replica), p["model"], p["train"],
-                                    min_positive_test_songs=p.get("min_positive_test_songs"))
+        by_seed[seed] = probe_codec(replica, evaluation_tokens(path, data, replica, training_seed=seed), p["model"],
+                                    p["train"], vocabulary, min_positive_test_songs=p.get("min_positive_test_songs"))
     r["training_seeds"] = sorted(by_seed)
     r["per_training_seed"] = {str(s): {k: v[k] for k in ("ap_mean", "ap_std", "auc_mean", "auc_std")}
                               for s, v in by_seed.items()}
@@ -100,7 +107,7 @@ table = pd.DataFrame({r["name"]: {"AP": r["ap_mean"], "AP std": r["ap_std"], "AU
 display(table.round(3))
 fig = plot_probe_results(results)
 save_figure(fig, resolve(figures_dir) / "ap_auc")
-write_json_atomic(resolve(metrics_path), {"profile": profile, "codecs": results})
+write_json_atomic(resolve(metrics_path), {"profile": profile, "data": data_info, "codecs": results})
 
 # %% [markdown]
 # Published for comparison (paper Table 2, MagnaTagATune, real music — not comparable number for

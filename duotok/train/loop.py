@@ -221,8 +221,15 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_lambda(s, cfg))
         self.ddp_model: nn.Module = self.model
         if self.info.distributed:
+            # find_unused_parameters: a head whose target a batch lacks (the lyrics head on a batch of
+            # instrumental crops) gets no gradient on that rank, and a variant may never use a module
+            # (the ``heads_none`` ablation leaves stage 3's upper encoder without a loss). Plain DDP
+            # refuses both; with the flag a locally unused parameter joins the all-reduce with a zero
+            # gradient, and one unused on every rank keeps ``grad = None``, so AdamW skips it exactly as
+            # a single process does. The cost is one walk of the autograd graph per step.
             self.ddp_model = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.info.device.index] if self.info.device.type == "cuda" else None
+                self.model, device_ids=[self.info.device.index] if self.info.device.type == "cuda" else None,
+                find_unused_parameters=True,
             )
         self.step = 0
         self.epoch = 0
