@@ -37,6 +37,11 @@
 # so even the codec ceiling — the true stems, merely encoded and decoded — scores about −2 dB. SDR still
 # ranks mask systems, which keep the mixture's phase; the generative ones are ranked by Mel L1 and
 # ViSQOL, as the paper does.
+#
+# **Why the headline is checked on Mel L1 too.** The paper's target is stated in ViSQOL (audio mode),
+# and on this corpus ViSQOL barely reacts: an audit scored random phase on the exact magnitudes
+# 4.29–4.53. So the target reads *confounded* when it is met on ViSQOL while Mel L1 puts the
+# generative system beyond the same tolerance behind the best mask system.
 
 # %% tags=["parameters"]
 profile: str = "default"

@@ -14,6 +14,7 @@ from duotok.eval.published_separation import SOURCE, VISQOL_MEAN_OVER_STEMS
 from duotok.reporting.claims import ONE_TRAINING_SEED
 from duotok.reporting.results import link_pages
 from duotok.reporting.separation import (
+    CONFOUNDED,
     DID_NOT_HOLD,
     HELD,
     NOT_TESTABLE,
@@ -94,6 +95,22 @@ def test_the_headline_target_and_drums_are_read_from_this_run():
     bass = separation_findings(_systems(generative=_system("generative", {"vocals": 3.3, "drums": 3.0, "bass": 2.7,
                                                                           "other": 3.1})))
     assert bass[1]["verdict"] == DID_NOT_HOLD and "weakest: bass" in bass[1]["evidence"]
+
+
+def test_a_headline_met_on_visqol_alone_reads_confounded_when_mel_l1_puts_generation_far_behind():
+    """This run's case: ViSQOL within 10 % of the best mask system, Mel L1 twice the mask systems'."""
+    far = _system("generative", {"vocals": 3.3, "drums": 2.9, "bass": 3.2, "other": 3.1}, mel=3.0)
+    headline = separation_findings(_systems(generative=far))[0]
+    assert headline["verdict"] == CONFOUNDED and headline["verdict"] in VERDICTS
+    assert "8.1 %" in headline["evidence"] and "Mel L1: generative 3.000 vs best discriminative" in headline["evidence"]
+    assert "behind by 100.0 %" in headline["evidence"] and "codec ceiling" in headline["evidence"]
+    assert separation_findings(_systems(generative=far), check=None)[0]["verdict"] == HELD
+    near = _system("generative", {"vocals": 3.3, "drums": 2.9, "bass": 3.2, "other": 3.1}, mel=1.6)
+    assert separation_findings(_systems(generative=near))[0]["verdict"] == HELD        # 6.7 % behind on Mel L1
+    missed = _system("generative", _flat(2.5), mel=3.0)
+    assert separation_findings(_systems(generative=missed))[0]["verdict"] == DID_NOT_HOLD
+    with pytest.raises(ValueError, match="check"):
+        separation_findings(_systems(), check="pesq")
 
 
 def test_two_training_seeds_decide_a_difference():
