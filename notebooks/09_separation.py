@@ -23,7 +23,10 @@
 #   mixture's STFT (they keep the mixture's phase);
 # * **generative**: the token-LM separator (`09_separator`), and its ablations — frozen stage-1 features or
 #   no encoder instead of the learnable Conformer, stems generated independently instead of in sequence,
-#   the stem order reversed — each at a smaller budget, once per training seed;
+#   the stem order reversed — each at a smaller budget, once per training seed. Each generates a 10-s
+#   excerpt in crossfaded chunks of the crop length it was trained on (2 s): asked for 10 s in one
+#   sequence, an LM trained on 2 s drifts into noise or silence after a few seconds (Mel L1 3.03–3.18
+#   against 2.43–2.55 in 2-s chunks, validation excerpts; `duotok.separation.systems.generation_chunk_seconds`);
 # * **bounds** that read the true stems, so no one could run them on a new song: the **codec ceiling**
 #   (the true stems through the codec's first K codebooks — a perfect token generator) and the **oracle
 #   ratio mask** (a perfect mask on the mask head's STFT grid).

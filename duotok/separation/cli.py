@@ -62,7 +62,12 @@ def load_token_lm(model_dir: str | None, codec_dir: str | None = None, params: P
     from duotok.config import Params
     from duotok.paths import resolve
     from duotok.separation.generative import TokenLMSeparator
-    from duotok.separation.systems import ChunkedSeparator, load_generative, system_dir
+    from duotok.separation.systems import (
+        ChunkedSeparator,
+        generation_chunk_seconds,
+        load_generative,
+        system_dir,
+    )
 
     params = params or Params.load()
     if model_dir is None and codec_dir is None:
@@ -73,8 +78,7 @@ def load_token_lm(model_dir: str | None, codec_dir: str | None = None, params: P
     separator = TokenLMSeparator.from_pretrained(model, codec_dir or resolve(g["codec_dir"]),
                                                  temperature=float(s["temperature"]), top_k=int(s["top_k"]),
                                                  top_p=float(s["top_p"]), seed=int(s["seed"]))
-    c = separator.model.config
-    return ChunkedSeparator(separator, c.max_frames * c.hop_length / c.sample_rate)
+    return ChunkedSeparator(separator, generation_chunk_seconds(separator.model.config, float(g["segment_seconds"])))
 
 
 SEPARATORS["mask-head"] = load_mask_head
