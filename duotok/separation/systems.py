@@ -174,7 +174,7 @@ def generation_chunk_seconds(config: Any, trained_seconds: float) -> float:
 
     Why not ``max_frames``: an LM trained on 2-s crops and asked for 10 s leaves its training
     distribution — past a few seconds a stem drifts into noise or silence. Measured on the default
-    model (validation excerpts, 10 s each, toolkit Mel L1 mean over stems; runs/diag/sep_chunk.py):
+    model (validation excerpts, 10 s each, toolkit Mel L1 mean over stems; scripts/diag/separation_chunks.py):
     10-s sequences 3.03 / 3.18, 2-s chunks crossfaded 2.43 / 2.55 (4 excerpts sampling seed 0 / 8
     excerpts sampling seed 1), every stem better."""
     longest = config.max_frames * config.hop_length / config.sample_rate
