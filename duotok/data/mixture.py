@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from duotok.audio.io import load_audio
-from duotok.data.stems import EpochCropDataset, _check_crop_args, _SongCache, crop_offset, crop_pad
+from duotok.data.stems import EpochCropDataset, SongCache, check_crop_args, crop_offset, crop_pad
 from duotok.errors import DatasetError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
@@ -75,7 +75,7 @@ class MixtureFolderDataset(EpochCropDataset):
         crops_per_file: int = 1,
         cache_size: int = 2,
     ) -> None:
-        self.segment = _check_crop_args(segment_seconds, sample_rate, crops_per_file, seed)
+        self.segment = check_crop_args(segment_seconds, sample_rate, crops_per_file, seed)
         self.root = Path(root)
         self.files = discover_audio_files(root, extensions)
         self.sample_rate = int(sample_rate)
@@ -83,7 +83,7 @@ class MixtureFolderDataset(EpochCropDataset):
         self.random = bool(random)
         self.crops_per_file = int(crops_per_file)
         self.epoch = 0
-        self._cache = _SongCache(cache_size)
+        self._cache = SongCache(cache_size)
 
     def __len__(self) -> int:
         return len(self.files) * self.crops_per_file

@@ -299,7 +299,7 @@ def crop_pad(audio: np.ndarray, offset: int, segment: int) -> tuple[np.ndarray, 
     return out, int(piece.shape[-1])
 
 
-class _SongCache:
+class SongCache:
     """A tiny LRU of decoded songs. Each DataLoader worker holds its own copy of the dataset and
     hence its own cache; it is dropped when the dataset is pickled (spawned workers)."""
 
@@ -325,7 +325,9 @@ class _SongCache:
         return {"size": self.size, "_items": OrderedDict()}
 
 
-def _check_crop_args(segment_seconds: float, sample_rate: int, crops: int, seed: int) -> int:
+def check_crop_args(segment_seconds: float, sample_rate: int, crops: int, seed: int) -> int:
+    """The crop length in samples, after refusing a non-positive crop length or count or a negative seed:
+    every crop dataset (stems, mixtures, registry items) checks its arguments here, alike."""
     segment = int(round(segment_seconds * sample_rate))
     if segment <= 0:
         raise ValueError(f"segment_seconds * sample_rate must be at least one sample, got {segment_seconds}")
@@ -380,7 +382,7 @@ class StemCropDataset(EpochCropDataset):
         random: bool = True,
         cache_size: int = 2,
     ) -> None:
-        self.segment = _check_crop_args(segment_seconds, sample_rate, crops_per_song, seed)
+        self.segment = check_crop_args(segment_seconds, sample_rate, crops_per_song, seed)
         records = discover_songs(root, layout)
         self.records = [r for r in records if r.split == split]
         if not self.records:
@@ -400,7 +402,7 @@ class StemCropDataset(EpochCropDataset):
         self.seed = int(seed)
         self.random = bool(random)
         self.epoch = 0
-        self._cache = _SongCache(cache_size)
+        self._cache = SongCache(cache_size)
 
     def __len__(self) -> int:
         return len(self.records) * self.crops_per_song

@@ -46,7 +46,7 @@ def _rows(tokens: dict[str, Any], split: str, codebooks: list[int] | None = None
     return seqs if codebooks is None else [s[codebooks] for s in seqs]
 
 
-def _lm_config(model: dict[str, Any], sizes: list[int], cond_sizes: list[int] | None = None,
+def lm_config(model: dict[str, Any], sizes: list[int], cond_sizes: list[int] | None = None,
                max_frames: int = 0) -> TokenLMConfig:
     return TokenLMConfig(codebook_sizes=tuple(sizes), cond_codebook_sizes=tuple(cond_sizes or ()),
                          max_positions=max(4096, 2 * max_frames + 8), **model)
@@ -122,7 +122,7 @@ def unconditional(tokens: dict[str, Any], params: dict[str, Any], out_dir: Path,
     rate = float(tokens["frame_rate"])
     crop = crop_frames(float(params["crop_seconds"]), rate)
     sizes = list(tokens["codebook_sizes"])
-    model, trained = train_token_lm(_lm_config(params["model"], sizes, max_frames=crop),
+    model, trained = train_token_lm(lm_config(params["model"], sizes, max_frames=crop),
                                     TrainConfig.from_dict(params["train"]), _rows(tokens, "train"),
                                     _rows(tokens, "valid"), out_dir, crop, resume=resume)
     scores = evaluate_lm(model, _rows(tokens, "test"), crop)
@@ -159,7 +159,7 @@ def vocal_conditioned(tokens: dict[str, Any], params: dict[str, Any], out_dir: P
     train_cfg = TrainConfig.from_dict(params["train"])
     results = {}
     for name, cond in (("accompaniment only", None), ("given vocals", voc)):
-        cfg = _lm_config(params["model"], sizes, cond_sizes if cond else None, max_frames=crop)
+        cfg = lm_config(params["model"], sizes, cond_sizes if cond else None, max_frames=crop)
         model, trained = train_token_lm(cfg, train_cfg, _rows(tokens, "train", acc), _rows(tokens, "valid", acc),
                                         out_dir / ("acc_given_vocals" if cond else "acc_only"), crop,
                                         cond_train=_rows(tokens, "train", cond) if cond else None,

@@ -7,7 +7,7 @@ and their ablations, and the stage-2/3 ablation variants. :func:`build_profile_m
 at a time and yields ``(name, model, example_batch_fn, loss_fn)``.
 
 Why every config comes from the stage's own function (``pretrain.build_config``,
-``decoder.build_dit_config``, ``baselines.feature_config``, ``lm_protocols._lm_config``,
+``decoder.build_dit_config``, ``baselines.feature_config``, ``lm_protocols.lm_config``,
 ``separation.generative_config``, ``ablations.variants.overrides_for``, ...): a scale check of a
 re-derived config would test the re-derivation, not the pipeline. Where a runner derives a value
 inline (no function to call), the few lines are repeated here and say where they come from:
@@ -72,7 +72,7 @@ from duotok.data.targets import MultiTaskCollate
 from duotok.eval.leakage import ATTRIBUTE_LABELS
 from duotok.eval.lm import TokenCropDataset, lm_loss
 from duotok.eval.lm import collate as lm_collate
-from duotok.eval.lm_protocols import _lm_config, crop_frames
+from duotok.eval.lm_protocols import crop_frames, lm_config
 from duotok.eval.probe import ProbeTrainConfig, window_frames
 from duotok.eval.probe_net import ProbeConfig, TaggingProbe
 from duotok.eval.token_lm import TokenLM, TokenLMConfig
@@ -577,7 +577,7 @@ def _lm_spec(name: str, stage: str, model: Mapping[str, Any], train: TrainConfig
              rate: float, crop_seconds: float, seconds: float, cond_sizes: Sequence[int] | None = None,
              prefix: int = 0, notes: str = "") -> ModelSpec:
     crop = crop_frames(crop_seconds, rate)
-    cfg = _lm_config(dict(model), list(sizes), list(cond_sizes) if cond_sizes else None, max_frames=crop)
+    cfg = lm_config(dict(model), list(sizes), list(cond_sizes) if cond_sizes else None, max_frames=crop)
     # Protocol (ii) scores nothing before its given prefix: the example runs one example length past it.
     n_frames = prefix + _frames(seconds, rate)
     return ModelSpec(name, stage, cfg, lambda: TokenLM(cfg), _lm_batch(cfg, n_frames, prefix), _fixed(lm_loss),

@@ -17,7 +17,7 @@ import torch
 from duotok.data.datasets.decode import load
 from duotok.data.datasets.items import AudioItem
 from duotok.data.mixture import MixtureFolderDataset
-from duotok.data.stems import _check_crop_args, _SongCache, crop_offset, crop_pad
+from duotok.data.stems import SongCache, check_crop_args, crop_offset, crop_pad
 from duotok.errors import ConfigError, DatasetError
 
 #: The keys of a ``<stage>.data.mixtures`` block of params.yaml.
@@ -32,7 +32,7 @@ class ItemCropDataset(MixtureFolderDataset):
                  random: bool = True, crops_per_file: int = 1, cache_size: int = 2) -> None:
         if not items:
             raise DatasetError("<no items>", "no audio items to crop")
-        self.segment = _check_crop_args(segment_seconds, sample_rate, crops_per_file, seed)
+        self.segment = check_crop_args(segment_seconds, sample_rate, crops_per_file, seed)
         self.items = list(items)
         self.files = [item.path for item in self.items]
         self.sample_rate = int(sample_rate)
@@ -40,7 +40,7 @@ class ItemCropDataset(MixtureFolderDataset):
         self.random = bool(random)
         self.crops_per_file = int(crops_per_file)
         self.epoch = 0
-        self._cache = _SongCache(cache_size)
+        self._cache = SongCache(cache_size)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         index = self._check_index(index)
