@@ -75,9 +75,14 @@ class MixtureFolderDataset(EpochCropDataset):
         crops_per_file: int = 1,
         cache_size: int = 2,
     ) -> None:
-        self.segment = check_crop_args(segment_seconds, sample_rate, crops_per_file, seed)
         self.root = Path(root)
         self.files = discover_audio_files(root, extensions)
+        self._set_crops(segment_seconds, sample_rate, seed, random, crops_per_file, cache_size)
+
+    def _set_crops(self, segment_seconds: float, sample_rate: int, seed: int, random: bool, crops_per_file: int,
+                   cache_size: int) -> None:
+        """The crop settings every mixture-crop dataset shares (checked once, here)."""
+        self.segment = check_crop_args(segment_seconds, sample_rate, crops_per_file, seed)
         self.sample_rate = int(sample_rate)
         self.seed = int(seed)
         self.random = bool(random)
@@ -89,14 +94,18 @@ class MixtureFolderDataset(EpochCropDataset):
         return len(self.files) * self.crops_per_file
 
 
-    def _load(self, path: Path) -> Any:
-        return load_audio(path, self.sample_rate, on_rate_mismatch="resample", on_multichannel="downmix")
+    def _audio(self, file_index: int) -> tuple[Any, str]:
+        """File ``file_index``'s decoded mono audio (cached) and the path a batch reports for it: the
+        one thing a subclass with another kind of source overrides."""
+        path = self.files[file_index]
+        audio = self._cache.get(path, lambda: load_audio(path, self.sample_rate, on_rate_mismatch="resample",
+                                                         on_multichannel="downmix"))
+        return audio, str(path)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         index = self._check_index(index)
         file_index, crop_index = divmod(index, self.crops_per_file)
-        path = self.files[file_index]
-        audio = self._cache.get(path, lambda: self._load(path))
+        audio, path = self._audio(file_index)
         offset = crop_offset(
             audio.shape[-1],
             self.segment,
@@ -112,5 +121,5 @@ class MixtureFolderDataset(EpochCropDataset):
             "mixture": torch.from_numpy(mixture),
             "length": length,
             "offset": offset / self.sample_rate,
-            "path": str(path),
+            "path": path,
         }

@@ -12,12 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
-
 from duotok.data.datasets.decode import load
 from duotok.data.datasets.items import AudioItem
 from duotok.data.mixture import MixtureFolderDataset
-from duotok.data.stems import SongCache, check_crop_args, crop_offset, crop_pad
 from duotok.errors import ConfigError, DatasetError
 
 #: The keys of a ``<stage>.data.mixtures`` block of params.yaml.
@@ -32,26 +29,13 @@ class ItemCropDataset(MixtureFolderDataset):
                  random: bool = True, crops_per_file: int = 1, cache_size: int = 2) -> None:
         if not items:
             raise DatasetError("<no items>", "no audio items to crop")
-        self.segment = check_crop_args(segment_seconds, sample_rate, crops_per_file, seed)
         self.items = list(items)
         self.files = [item.path for item in self.items]
-        self.sample_rate = int(sample_rate)
-        self.seed = int(seed)
-        self.random = bool(random)
-        self.crops_per_file = int(crops_per_file)
-        self.epoch = 0
-        self._cache = SongCache(cache_size)
+        self._set_crops(segment_seconds, sample_rate, seed, random, crops_per_file, cache_size)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        index = self._check_index(index)
-        item_index, crop_index = divmod(index, self.crops_per_file)
-        item = self.items[item_index]
-        audio = self._cache.get(item, lambda: load(item, self.sample_rate))
-        offset = crop_offset(audio.shape[-1], self.segment, random=self.random, seed=self.seed, epoch=self.epoch,
-                             index=index, crop_index=crop_index, n_crops=self.crops_per_file)
-        mixture, length = crop_pad(audio, offset, self.segment)
-        return {"mixture": torch.from_numpy(mixture), "length": length, "offset": offset / self.sample_rate,
-                "path": str(item.mixture)}
+    def _audio(self, file_index: int) -> tuple[Any, str]:
+        item = self.items[file_index]
+        return self._cache.get(item, lambda: load(item, self.sample_rate)), str(item.mixture)
 
 
 def mixture_crop_datasets(source: Mapping[str, Any], segment_seconds: float, sample_rate: int, seed: int,
