@@ -23,7 +23,10 @@ def test_replica_stages_cover_the_seeds_of_every_profile():
     lm_deps = set(stages["lm_eval"]["deps"])
     assert {f"models/replicas/seed{s}/tokens" for s in seeds} <= lm_deps
     assert {"replicas.base", "replicas.${profile}"} <= set(stages["lm_eval"]["params"])
-    # the probe reads the replicas' codecs (their embeddings) as well as their tokens
+    # the probe reads the replicas' codecs (their embeddings) as well as their tokens: each model folder
+    # (tests/test_dvc_model_deps.py says why not the run folders)
     probe_deps = set(stages["probe"]["deps"])
-    assert {f"models/replicas/seed{s}/{part}" for s in seeds for part in ("duotok", "baselines", "tokens")} <= probe_deps
+    codecs = [f"baselines/{c}/model" for c in ("rvq", "mixture_vq", "mucodec", "kmeans")]
+    assert {f"models/replicas/seed{s}/{part}" for s in seeds
+            for part in ("duotok/tokenizer", "tokens", *codecs)} <= probe_deps
     assert {"replicas.base", "replicas.${profile}"} <= set(stages["probe"]["params"])
