@@ -26,7 +26,8 @@ def test_dvc_ablation_stages_cover_the_variants():
     assert "variant reference" in stages["ablation_reference"]["cmd"] and reference == ["reference"]
     assert sorted(independent + after_reference + reference) == sorted(variants)
     assert sorted(after_reference) == sorted(v.name for v in variants.values() if v.uses_reference)
-    assert "models/ablations/reference" in stages["ablation_from_reference"]["do"]["deps"]
+    # what those variants read of the reference: its stage-2 model (tests/test_dvc_model_deps.py: not the run folder)
+    assert "models/ablations/reference/finetune/model" in stages["ablation_from_reference"]["do"]["deps"]
 
 
 def test_ablation_report_reads_every_variant():
