@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from duotok.reporting.pipeline import load_dvc, pipeline_stages
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Outputs of one stage read whole by another, byte-deterministic because no clock goes into them:
@@ -28,18 +30,21 @@ READS_RECORDS = {
 
 
 def _expanded() -> dict[str, dict]:
-    """Every stage of dvc.yaml with ``foreach`` expanded (``name@key``)."""
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    """Every stage of dvc.yaml under the name DVC gives it (``name@key`` for a ``foreach`` item, as the
+    timing collector expands them: :func:`~duotok.reporting.pipeline.pipeline_stages`), its body with
+    ``${key}`` / ``${item}`` filled in."""
+    dvc = load_dvc(ROOT)
     out: dict[str, dict] = {}
-    for name, stage in stages.items():
-        if "foreach" not in stage:
+    for full in pipeline_stages(dvc):
+        name, _, key = full.partition("@")
+        stage = dvc["stages"][name]
+        if not key:
             out[name] = stage
             continue
         items = stage["foreach"]
-        pairs = items.items() if isinstance(items, dict) else ((i, i) for i in items)
-        for key, item in pairs:
-            text = yaml.safe_dump(stage["do"]).replace("${key}", str(key)).replace("${item}", str(item))
-            out[f"{name}@{key}"] = yaml.safe_load(text)
+        item = items[key] if isinstance(items, dict) else key
+        text = yaml.safe_dump(stage["do"]).replace("${key}", key).replace("${item}", str(item))
+        out[full] = yaml.safe_load(text)
     return out
 
 
