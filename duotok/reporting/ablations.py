@@ -16,6 +16,14 @@ the LM report it); smaller ones are reported as "within seed spread", never as a
 A side measured with a single seed has no spread (std 0), so the rule cannot protect it: the evidence
 says so.
 
+Why one training run decides nothing. The LM, probe and leakage seeds are seeds of the *evaluation* of
+one trained variant; the variance of training itself (stages 2–3 retrained with another seed) is not in
+that spread, and at this budget it is the larger one (issue 18: Table-2 verdicts flipped when a second
+codec training seed was added). So a claim is decided only when every variant it compares was trained
+with two or more seeds (``train_seeds`` in its metrics; absent = one trained model, which is what
+:func:`duotok.ablations.evaluate.evaluate_variant` measures). Otherwise it reads "not testable here (one
+training seed)", and the evidence still says which way the evaluation-seed rule points.
+
 Missing values: JSON ``null`` (non-finite numbers, see ``json_safe``) and absent keys both become NaN
 and are shown as "n/a"; a leakage cell that is undefined keeps its reason for the table's notes.
 """
@@ -36,7 +44,7 @@ from matplotlib.patches import Patch
 
 from duotok.ablations.variants import FAMILIES
 from duotok.io.files import atomic_write
-from duotok.reporting.claims import combined_spread
+from duotok.reporting.claims import ONE_TRAINING_SEED, combined_spread
 from duotok.reporting.figures import save_figure
 from duotok.reporting.table2 import to_markdown
 
@@ -55,9 +63,10 @@ NUMERIC_COLUMNS: tuple[str, ...] = (
     "vocal_usage", "accomp_usage", "vocal_code_ppl", "accomp_code_ppl",
     "nominal_bits_per_second", "eval_seconds",
 )
-#: Seed counts: LM runs with a finite PPL, probe seeds, leakage seeds run, and leakage seeds where
+#: Seed counts: training runs of the variant (``train_seeds``; absent = 1), LM runs with a finite PPL, probe seeds, leakage seeds run, and leakage seeds where
 #: each direction's ratio is defined (the spread of a leakage mean is over those only).
-COUNT_COLUMNS: tuple[str, ...] = ("n_lm_seeds", "n_probe_seeds", "n_leak_seeds", "leak_v2a_n", "leak_a2v_n")
+COUNT_COLUMNS: tuple[str, ...] = ("n_train_seeds", "n_lm_seeds", "n_probe_seeds", "n_leak_seeds", "leak_v2a_n",
+                                  "leak_a2v_n")
 TEXT_COLUMNS: tuple[str, ...] = ("family", "description", "routing", "profile", "leak_v2a_reason",
                                  "leak_a2v_reason")
 
@@ -130,6 +139,17 @@ def _leak_seeds(leakage: Mapping[str, Any]) -> int:
     return max(runs)
 
 
+def _train_seeds(metrics: Mapping[str, Any]) -> int:
+    """Training runs behind a variant's numbers: ``len(train_seeds)`` when the metrics list them, else 1
+    (one metrics file = one trained model). An empty list is a malformed file, not zero runs."""
+    seeds = metrics.get("train_seeds")
+    if seeds is None:
+        return 1
+    if not isinstance(seeds, list | tuple) or not seeds:
+        raise ValueError(f"train_seeds must be a non-empty list of the training seeds, got {seeds!r}")
+    return len(seeds)
+
+
 def _row(name: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
     variant = metrics.get("variant") or {}
     declared = variant.get("name")
@@ -150,6 +170,7 @@ def _row(name: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
         "auc": _num(probe.get("auc_mean")), "auc_std": _num(probe.get("auc_std")),
         "nominal_bits_per_second": _num(metrics.get("bits_per_second")),
         "eval_seconds": _num(metrics.get("eval_seconds")),
+        "n_train_seeds": _train_seeds(metrics),
         "n_lm_seeds": _lm_seeds(lm), "n_probe_seeds": len(probe.get("per_seed") or []),
         "n_leak_seeds": _leak_seeds(leakage),
     }
@@ -326,9 +347,11 @@ def family_markdown(frame: pd.DataFrame, family: str, reference: str = "referenc
               "V / A = vocal / accompaniment.",
               "- Δ = variant − reference; `*` marks a difference larger than the combined seed spread "
               "(|Δ| > std_variant + std_reference); unmarked differences are within seed noise.",
-              "- mean ± std: population std (ddof 0) over seeds, shown where two or more seeds were run; "
+              "- mean ± std: population std (ddof 0) over the evaluation seeds (LM, probe, leakage) of each "
+              "trained variant, shown where two or more seeds were run — training-seed variance is not in it; "
               f"{MISSING}: not measured or undefined.",
-              "- Seeds — " + "; ".join([_count_text(rows["n_lm_seeds"], "LM"),
+              "- Seeds — " + "; ".join([_count_text(rows["n_train_seeds"], "training"),
+                                        _count_text(rows["n_lm_seeds"], "LM"),
                                         _count_text(rows["n_probe_seeds"], "probe"),
                                         _count_text(rows["n_leak_seeds"], "leakage")]) + "."]
     notes = [f"- {name}, {label}: {record[f'{prefix}_reason']}"
@@ -537,11 +560,24 @@ def _combine(claim: str, ident: str, comparisons: list[dict[str, Any]], absent: 
     return {"id": ident, "claim": claim, "verdict": verdict, "evidence": evidence}
 
 
+def _training_seed_gate(frame: pd.DataFrame, result: dict[str, str], names: Sequence[str]) -> dict[str, str]:
+    """Turn a decided verdict into "not testable here (one training seed)" when any compared variant was
+    trained once; the evidence keeps what the evaluation-seed rule alone would have said. A claim that is
+    already untestable (a number missing) stays as it is: that is the more basic gap."""
+    once = [n for n in names if n in frame.index and int(frame.at[n, "n_train_seeds"]) < 2]
+    if not once or result["verdict"] == NOT_TESTABLE:
+        return result
+    return {**result, "verdict": ONE_TRAINING_SEED,
+            "evidence": (f"trained once: {', '.join(once)} — training-seed variance is not measured, so no "
+                         f"difference can be decided (evaluation seeds alone would read "
+                         f"\"{result['verdict']}\"): " + result["evidence"])}
+
+
 def _pairwise(frame: pd.DataFrame, ident: str, claim: str, better: str, worse: str,
               metrics: Sequence[str]) -> dict[str, str]:
     absent = [n for n in (better, worse) if n not in frame.index]
     comparisons = [] if absent else [_compare(frame, better, worse, m) for m in metrics]
-    return _combine(claim, ident, comparisons, absent)
+    return _training_seed_gate(frame, _combine(claim, ident, comparisons, absent), (better, worse))
 
 
 def _single_heads(frame: pd.DataFrame, reference: str) -> dict[str, str]:
@@ -582,13 +618,15 @@ def _single_heads(frame: pd.DataFrame, reference: str) -> dict[str, str]:
         verdict = NOT_CONFIRMED
     else:
         verdict = WITHIN_SPREAD
-    return {"id": "f", "claim": claim, "verdict": verdict, "evidence": " | ".join(parts) + f" — {RULE}"}
+    result = {"id": "f", "claim": claim, "verdict": verdict, "evidence": " | ".join(parts) + f" — {RULE}"}
+    return _training_seed_gate(frame, result, (reference, *removals))
 
 
 def ablation_claims(frame: pd.DataFrame, reference: str = "reference") -> list[dict[str, str]]:
     """The paper's qualitative ablation claims checked on :func:`ablation_frame`, in order (a)–(f); each
     ``{"id", "claim", "evidence", "verdict"}`` with verdict "confirmed", "not confirmed" (reversed beyond
-    the spread), "not confirmed (within seed spread)" or "not testable" (a variant or number missing).
+    the spread), "not confirmed (within seed spread)", "not testable" (a variant or number missing) or
+    "not testable here (one training seed)" (a compared variant was trained once).
     A multi-metric claim is confirmed only if the reference wins every metric beyond the spread."""
     return [
         _pairwise(frame, "a", "bottleneck noise makes tokens easier to model (lower PPL@1024 than without noise)",

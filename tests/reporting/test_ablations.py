@@ -24,12 +24,14 @@ from duotok.reporting.ablations import (
     ablation_frame,
     claims_markdown,
     family_csv_frame,
+    family_markdown,
     family_table,
     plot_family,
     plot_pareto_variants,
     write_ablation_figures,
     write_family_tables,
 )
+from duotok.reporting.claims import ONE_TRAINING_SEED
 
 FAMILY = {"reference": "reference", "noise_off": "noise", "noise_additive": "noise", "routing_shared": "routing",
           "routing_separated": "routing", "heads_none": "heads", "heads_no_lyrics": "heads",
@@ -38,8 +40,10 @@ FAMILY = {"reference": "reference", "noise_off": "noise", "noise_additive": "noi
 
 def _metrics(name: str, ppl: float | None = 5.0, ppl_std: float | None = 0.1, ap: float | None = 0.40,
              ap_std: float | None = 0.01, leak: tuple[float | None, float | None] = (0.2, 0.3),
-             leak_std: float | None = 0.02, seeds: int = 3, heads: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A metrics dict shaped like duotok/ablations/evaluate.py's output (already json_safe'd)."""
+             leak_std: float | None = 0.02, seeds: int = 3, heads: dict[str, Any] | None = None,
+             train_seeds: int | None = 2) -> dict[str, Any]:
+    """A metrics dict shaped like duotok/ablations/evaluate.py's output (already json_safe'd), plus
+    ``train_seeds`` (``None``: absent, i.e. one trained model — what evaluate.py writes today)."""
     per_seed = [{"seed": s, "ppl_1024": ppl, "bits_per_second": 300.0, "ce_mean": 1.0} for s in range(seeds)]
     summary = {}
     for key, value in zip(("vocal_in_accompaniment", "accompaniment_in_vocal"), leak, strict=True):
@@ -47,7 +51,7 @@ def _metrics(name: str, ppl: float | None = 5.0, ppl_std: float | None = 0.1, ap
                         "n_seeds_defined": 0 if value is None else seeds,
                         "reason": "own-stream AP 0.1 does not exceed chance 0.1" if value is None else None}
     leak_seeds = {"leakage": {"per_seed": [{"seed": s} for s in range(seeds)]}}
-    return {
+    metrics = {
         "variant": {"name": name, "family": FAMILY.get(name, "noise"), "description": f"what {name} changes",
                     "routing": "dual", "finetune": {}, "quantize": {}, "overrides": {}},
         "profile": "smoke", "bits_per_second": 500.0, "fingerprint": "abc",
@@ -62,6 +66,9 @@ def _metrics(name: str, ppl: float | None = 5.0, ppl_std: float | None = 0.1, ap
         "leakage": {"summary": summary, "vocal_attributes": leak_seeds, "accompaniment_attributes": leak_seeds},
         "eval_seconds": 12.0,
     }
+    if train_seeds is not None:
+        metrics["train_seeds"] = list(range(train_seeds))
+    return metrics
 
 
 @pytest.fixture(autouse=True)
@@ -268,3 +275,36 @@ def test_single_seed_caveat_and_markdown():
     lines = md.strip().splitlines()
     assert lines[0] == "| | claim | verdict | evidence |" and len(lines) == 2 + 6
     assert f"**{WITHIN_SPREAD}**" in lines[2] and "**not testable**" in lines[3]
+
+
+def test_one_training_seed_decides_no_claim():
+    # The clear win of test_claims_clear_win, but every variant trained once (no train_seeds, as
+    # evaluate.py writes): evaluation seeds cannot stand in for training seeds, so nothing is decided.
+    wins = {"reference": {"ppl": 4.0, "ap": 0.5, "leak": (0.1, 0.1)}, "noise_off": {"ppl": 5.0},
+            "noise_additive": {"ppl": 5.0, "ap": 0.4}, "routing_shared": {"ppl": 5.0, "leak": (0.5, 0.6)},
+            "routing_separated": {"ppl": 5.0, "ap": 0.4}, "heads_none": {"ap": 0.3},
+            "heads_no_mel": {"ap": 0.45, "ppl": 4.0}}
+    once = _frame(**{name: {**kw, "train_seeds": None} for name, kw in wins.items()})
+    assert (once["n_train_seeds"] == 1).all()
+    claims = ablation_claims(once)
+    assert all(c["verdict"] == ONE_TRAINING_SEED for c in claims), claims
+    assert 'evaluation seeds alone would read "confirmed"' in claims[0]["evidence"]
+    assert claims[0]["evidence"].startswith("trained once: reference, noise_off")
+    # One side trained once is enough to withhold the verdict; both with two seeds decides it.
+    half = _frame(**{name: {**kw, "train_seeds": 1 if name == "noise_off" else 2} for name, kw in wins.items()})
+    verdicts = _verdicts(half)
+    assert verdicts["a"] == ONE_TRAINING_SEED and "trained once: noise_off" in ablation_claims(half)[0]["evidence"]
+    assert verdicts["b"] == CONFIRMED
+    # A missing number stays "not testable" (the more basic gap), whatever the training seeds.
+    missing = _frame(reference={"train_seeds": None}, noise_additive={"ap": None, "train_seeds": None})
+    assert _verdicts(missing)["b"] == NOT_TESTABLE
+
+
+def test_train_seeds_counted_and_validated():
+    frame = _frame(reference={"train_seeds": None}, noise_off={"train_seeds": 3})
+    assert frame.at["reference", "n_train_seeds"] == 1 and frame.at["noise_off", "n_train_seeds"] == 3
+    assert "training: 1–3 seeds" in family_markdown(frame, "noise")
+    bad = _metrics("noise_off")
+    bad["train_seeds"] = []
+    with pytest.raises(ValueError, match="train_seeds"):
+        ablation_frame({"noise_off": bad})
