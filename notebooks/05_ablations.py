@@ -78,10 +78,10 @@ write_ablation_figures(frame, resolve(figures_dir))
 # %% [markdown]
 # ## The paper's qualitative claims, checked on these numbers
 # Two rules, in order. (1) **Training seeds.** The ± of the tables is over the *evaluation* seeds (LM,
-# probe, leakage) of one trained variant; the variance of training itself is not in it, and at this budget
-# it is the larger one (Table 2's verdicts changed when a second codec training seed was added). A claim is
-# decided only when every variant it compares was trained with ≥ 2 seeds; otherwise it reads "not testable
-# here (one training seed)" and its evidence says which way the evaluation seeds point. (2) **Seed
+# probe, leakage) of one trained variant; the variance of training itself is not in it and is not
+# measured, so two single training runs cannot be told apart by it. A claim is decided only when every
+# variant it compares was trained with ≥ 2 seeds; otherwise it reads "not testable here (one training
+# seed)" and its evidence says which way the evaluation seeds point. (2) **Seed
 # spread.** A difference counts only when it exceeds the combined spread over seeds; a side with one
 # evaluation seed carries no spread and is marked so.
 

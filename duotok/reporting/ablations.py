@@ -18,9 +18,8 @@ says so.
 
 Why one training run decides nothing. The LM, probe and leakage seeds are seeds of the *evaluation* of
 one trained variant; the variance of training itself (stages 2–3 retrained with another seed) is not in
-that spread, and at this budget it is the larger one (issue 18: Table-2 verdicts flipped when a second
-codec training seed was added). So a claim is decided only when every variant it compares was trained
-with two or more seeds (``train_seeds`` in its metrics; absent = one trained model, which is what
+that spread and is not measured here, so a difference between two single training runs cannot be told
+from it. So a claim is decided only when every variant it compares was trained with two or more seeds (``train_seeds`` in its metrics; absent = one trained model, which is what
 :func:`duotok.ablations.evaluate.evaluate_variant` measures). Otherwise it reads "not testable here (one
 training seed)", and the evidence still says which way the evaluation-seed rule points.
 
@@ -63,8 +62,9 @@ NUMERIC_COLUMNS: tuple[str, ...] = (
     "vocal_usage", "accomp_usage", "vocal_code_ppl", "accomp_code_ppl",
     "nominal_bits_per_second", "eval_seconds",
 )
-#: Seed counts: training runs of the variant (``train_seeds``; absent = 1), LM runs with a finite PPL, probe seeds, leakage seeds run, and leakage seeds where
-#: each direction's ratio is defined (the spread of a leakage mean is over those only).
+#: Seed counts: training runs of the variant (``train_seeds``; absent = 1), LM runs with a finite PPL,
+#: probe seeds, leakage seeds run, and leakage seeds where each direction's ratio is defined (the spread
+#: of a leakage mean is over those only).
 COUNT_COLUMNS: tuple[str, ...] = ("n_train_seeds", "n_lm_seeds", "n_probe_seeds", "n_leak_seeds", "leak_v2a_n",
                                   "leak_a2v_n")
 TEXT_COLUMNS: tuple[str, ...] = ("family", "description", "routing", "profile", "leak_v2a_reason",
