@@ -19,7 +19,8 @@ says so.
 Why one training run decides nothing. The LM, probe and leakage seeds are seeds of the *evaluation* of
 one trained variant; the variance of training itself (stages 2–3 retrained with another seed) is not in
 that spread and is not measured here, so a difference between two single training runs cannot be told
-from it. So a claim is decided only when every variant it compares was trained with two or more seeds (``train_seeds`` in its metrics; absent = one trained model, which is what
+from it. A claim is therefore decided only when every variant it compares was trained with two or more
+seeds (``train_seeds`` in its metrics; absent = one trained model, which is what
 :func:`duotok.ablations.evaluate.evaluate_variant` measures). Otherwise it reads "not testable here (one
 training seed)", and the evidence still says which way the evaluation-seed rule points.
 
