@@ -26,10 +26,17 @@
 # heads (CER, chroma accuracy, mel L1) and codebooks (usage, code perplexity), and **leakage**: a probe
 # on one stream predicting the *other* track's attributes (`duotok/eval/leakage.py`). The family
 # comparison is `05_ablations`.
+#
+# **Training seed.** `train_seed = 0` is the main run (`models/ablations/`); the `ablation_replica*`
+# stages run this notebook again with `train_seed = S` for each seed of `replicas.seeds`: the same
+# variant, stages 2–3 seeded `S`, in `models/replicas/seed<S>/ablations/`. Evaluation seeds measure the
+# noise of evaluating one trained model; only a second training shows whether a variant's difference
+# survives a retrain.
 
 # %% tags=["parameters"]
 profile: str = "default"
 variant: str = "reference"
+train_seed: int = 0   # 0: the main run; S >= 1: stages 2-3 trained again under seed S (ablation_replica*)
 metrics_dir: str = "reports/metrics/ablations"
 
 # %%
@@ -39,12 +46,13 @@ from IPython.display import Markdown, display
 from duotok.ablations import load_variants
 from duotok.ablations.evaluate import evaluate_variant, json_safe, variant_dir
 from duotok.ablations.train import train_variant
+from duotok.ablations.variants import metrics_file
 from duotok.io import write_json_atomic
 from duotok.paths import resolve
 from duotok.reporting.training import plot_curves
 
 spec = load_variants(profile)[variant]
-display(Markdown(f"**{variant}** ({spec.family}): {spec.description}"))
+display(Markdown(f"**{variant}** ({spec.family}), training seed {train_seed}: {spec.description}"))
 
 # %% [markdown]
 # ## Training
@@ -52,11 +60,11 @@ display(Markdown(f"**{variant}** ({spec.family}): {spec.description}"))
 # tokenizer. Re-running resumes from the last checkpoints.
 
 # %%
-trained = train_variant(variant, profile)
+trained = train_variant(variant, profile, train_seed=train_seed)
 display(pd.Series({"stage 2 from": trained["stage2_dir"], "separator from": trained["separator_dir"],
                    "bits/s": trained["bits_per_second"], "shared codebook": trained["shared_codebook"]}))
 for stage, columns in (("finetune", ["loss"]), ("quantize", ["loss", "vq"])):
-    run = variant_dir(variant, profile) / stage
+    run = variant_dir(variant, profile, train_seed) / stage
     if (run / "train_log.csv").is_file():  # no finetune/ folder when stage 2 is the reference's
         train = pd.read_csv(run / "train_log.csv")
         valid = pd.read_csv(run / "valid_log.csv") if (run / "valid_log.csv").is_file() else None
@@ -66,8 +74,8 @@ for stage, columns in (("finetune", ["loss"]), ("quantize", ["loss", "vq"])):
 # ## Measurements
 
 # %%
-metrics = evaluate_variant(variant, profile)
-write_json_atomic(resolve(metrics_dir) / f"{variant}.json", json_safe(metrics))
+metrics = evaluate_variant(variant, profile, train_seed=train_seed)
+write_json_atomic(metrics_file(resolve(metrics_dir), variant, train_seed), json_safe(metrics))
 leak = metrics["leakage"]["summary"]
 display(pd.Series({
     "PPL@1024": metrics["lm"]["ppl_1024"]["mean"],

@@ -43,11 +43,10 @@ tables_dir: str = "reports/tables"
 figures_dir: str = "reports/figures/ablations"
 
 # %%
-import json
-
 from IPython.display import Markdown, display
 
 from duotok.ablations import load_variants
+from duotok.config import as_params
 from duotok.io.files import atomic_write
 from duotok.paths import resolve
 from duotok.reporting.ablations import (
@@ -55,14 +54,19 @@ from duotok.reporting.ablations import (
     ablation_frame,
     claims_markdown,
     family_table,
+    load_ablation_metrics,
     plot_family,
     write_ablation_figures,
     write_family_tables,
 )
 
 variants = load_variants(profile)
-metrics = {name: json.loads((resolve(metrics_dir) / f"{name}.json").read_text()) for name in variants}
+# Training seed 0 (the main run) and every extra training seed (params.yaml replicas.seeds): with two or
+# more, each number is the mean over trainings and its ± the spread over trainings.
+train_seeds = [0, *as_params(profile).section("replicas")["seeds"]]
+metrics = load_ablation_metrics(resolve(metrics_dir), variants, train_seeds)
 frame = ablation_frame(metrics)
+display(Markdown(f"Training seeds per variant: {', '.join(map(str, train_seeds))}."))
 
 # %% [markdown]
 # ## One table per family (mean ± std over seeds; Δ = variant − reference, `*` = beyond the seed spread)
@@ -77,13 +81,16 @@ write_ablation_figures(frame, resolve(figures_dir))
 
 # %% [markdown]
 # ## The paper's qualitative claims, checked on these numbers
-# Two rules, in order. (1) **Training seeds.** The ± of the tables is over the *evaluation* seeds (LM,
-# probe, leakage) of one trained variant; the variance of training itself is not in it and is not
-# measured, so two single training runs cannot be told apart by it. A claim is decided only when every
-# variant it compares was trained with ≥ 2 seeds; otherwise it reads "not testable here (one training
-# seed)" and its evidence says which way the evaluation seeds point. (2) **Seed
-# spread.** A difference counts only when it exceeds the combined spread over seeds; a side with one
-# evaluation seed carries no spread and is marked so.
+# Three rules, in order. (1) **Training seeds.** With one training per variant, the ± of the tables is
+# over the *evaluation* seeds (LM, probe, leakage) of one trained model: the variance of training itself
+# is not in it, so two single training runs cannot be told apart by it. A claim is decided only when every
+# variant it compares was trained with ≥ 2 seeds (the `ablation_replica*` stages); otherwise it reads
+# "not testable here (one training seed)" and its evidence says which way the evaluation seeds point.
+# With ≥ 2 trainings each number is the mean over trainings and its ± the spread over trainings.
+# (2) **Seed spread.** A difference counts only when it exceeds the combined spread; a side with one
+# seed carries no spread and is marked so. (3) **Songs.** For PPL@1024 and AP, a 95 % paired bootstrap
+# over test songs (each song's ln PPL@1024 or own-tag AP, averaged over trainings) must exclude 0 too —
+# Table 2's rule, so that a difference carried by a few songs does not count.
 
 # %%
 claims = ablation_claims(frame)

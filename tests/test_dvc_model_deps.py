@@ -12,6 +12,7 @@ Only a stage that *reports* a run's records depends on the run folder, and says 
 from __future__ import annotations
 
 import fnmatch
+import itertools
 from pathlib import Path
 
 import yaml
@@ -30,7 +31,8 @@ READS_RECORDS = {
 
 
 def _expanded() -> dict[str, dict]:
-    """Every stage of dvc.yaml under the name DVC gives it (``name@key`` for a ``foreach`` item, as the
+    """Every stage of dvc.yaml under the name DVC gives it (``name@key`` for a ``foreach`` item,
+    ``name@v1-v2`` for a ``matrix`` combination, as the
     timing collector expands them: :func:`~duotok.reporting.pipeline.pipeline_stages`), its body with
     ``${key}`` / ``${item}`` filled in."""
     dvc = load_dvc(ROOT)
@@ -40,6 +42,13 @@ def _expanded() -> dict[str, dict]:
         stage = dvc["stages"][name]
         if not key:
             out[name] = stage
+            continue
+        if "matrix" in stage:   # name@v1-v2: the axes' values in the order written (pipeline_stages)
+            combos = {"-".join(map(str, c)): c for c in itertools.product(*stage["matrix"].values())}
+            text = yaml.safe_dump({k: v for k, v in stage.items() if k != "matrix"})
+            for axis, value in zip(stage["matrix"], combos[key], strict=True):
+                text = text.replace(f"${{item.{axis}}}", str(value))
+            out[full] = yaml.safe_load(text)
             continue
         items = stage["foreach"]
         item = items[key] if isinstance(items, dict) else key

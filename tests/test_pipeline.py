@@ -171,6 +171,18 @@ def _check_ablation_outputs(repo: Path) -> None:
         assert set(m["leakage"]["summary"]) == {"vocal_in_accompaniment", "accompaniment_in_vocal"}, name
         stage2 = repo / "models" / "ablations" / name / "finetune"
         assert stage2.is_dir() == variant.retrains_stage2, name   # routing variants reuse the reference's
+    # the same variants trained again under each extra training seed, measured with per-song values
+    seeds = load_params(repo / "params.yaml")["replicas"]["base"]["seeds"]
+    for seed in seeds:
+        for name in variants:
+            m = json.loads((repo / "reports" / "metrics" / "ablations" / f"seed{seed}" / f"{name}.json").read_text())
+            assert m["train_seed"] == seed and m["variant"]["name"] == name
+            assert m["lm"]["per_song"] and m["probe"]["per_song_ap"], name
+            result = json.loads((repo / "models" / "replicas" / f"seed{seed}" / "ablations" / name / "result.json")
+                                .read_text())
+            assert result["stage3"]["train_config"]["seed"] == seed, name
+    claims = (repo / "reports" / "tables" / "ablation_claims.md").read_text()
+    assert "training seeds" in claims and "paired bootstrap" in claims
     shared = json.loads((repo / "models" / "ablations" / "routing_shared" / "result.json").read_text())
     assert shared["shared_codebook"] and len(set(shared["fingerprints"].values())) == 1
     tables = repo / "reports" / "tables"

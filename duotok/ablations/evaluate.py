@@ -8,6 +8,14 @@ instruments as Table 2, at the ablation budget of ``params.yaml: ablation``:
 
 Every variant tokenizes the true stems (as the ``tokens`` stage does for Table 2), so a variant's
 numbers differ from the reference's only through its tokenizer, never through the separator.
+
+Each measurement keeps its per-song values (the LM's ln PPL@1024 and bits/s per test song, averaged
+over LM seeds; the probe's per-song AP, averaged over probe seeds), so the report can set training
+seeds and a paired bootstrap over test songs behind every claim
+(:func:`duotok.reporting.verdicts.seed_and_song_verdict`). The probe's AP averages the tags with at
+least ``probe.min_positive_test_songs`` positive test songs, as Table 2's does (the dropped tags are
+named in the metrics). ``train_seed`` picks which training of the variant is measured
+(:func:`duotok.ablations.train.variants_root`).
 """
 
 from __future__ import annotations
@@ -20,10 +28,11 @@ from typing import Any
 
 import torch
 
+from duotok.ablations.train import variants_root
 from duotok.ablations.variants import load_variants, overrides_for
 from duotok.codecs.base import fixed_bitrate
 from duotok.codecs.duotok import DuoTokCodec
-from duotok.config import active_profile, deep_merge, stage_params
+from duotok.config import active_profile, as_params, deep_merge, stage_params
 from duotok.data import StemCropDataset
 from duotok.errors import CheckpointError
 from duotok.eval.corpus_tokens import encode_corpus, load_corpus_tokens, save_corpus_tokens
@@ -40,21 +49,24 @@ HEAD_KEYS = ("vocal/cer", "vocal/chroma_accuracy", "accompaniment/chroma_accurac
              "accompaniment/perplexity")
 
 
-def variant_dir(name: str, profile: str | None = None) -> Path:
-    return resolve(stage_params("ablation", profile)["out_dir"]) / name
+def variant_dir(name: str, profile: str | None = None, train_seed: int = 0) -> Path:
+    """``<variants_root(train_seed)>/<name>``: one trained variant's folder."""
+    return variants_root(as_params(profile), train_seed) / name
 
 
-def load_variant_codec(name: str, profile: str | None = None) -> DuoTokCodec:
-    path = variant_dir(name, profile) / "tokenizer"
+def load_variant_codec(name: str, profile: str | None = None, train_seed: int = 0) -> DuoTokCodec:
+    path = variant_dir(name, profile, train_seed) / "tokenizer"
     if not (path / "config.json").is_file():
-        raise CheckpointError(path, f"variant {name!r} is not trained: run `duotok train ablation --variant {name}`")
+        raise CheckpointError(path, f"variant {name!r} (training seed {train_seed}) is not trained: run "
+                                    f"`python -m duotok.ablations.train --variant {name} --train-seed {train_seed}`")
     return DuoTokCodec(DuoTok.from_pretrained(path))
 
 
-def variant_tokens(codec: DuoTokCodec, name: str, root: Path, profile: str | None = None) -> dict[str, Any]:
+def variant_tokens(codec: DuoTokCodec, name: str, root: Path, profile: str | None = None,
+                   train_seed: int = 0) -> dict[str, Any]:
     """The corpus tokenized from the true stems, cached next to the variant (checked against its codebooks:
     a retrained variant re-tokenizes instead of reading stale tokens)."""
-    path = variant_dir(name, profile) / "tokens.pt"
+    path = variant_dir(name, profile, train_seed) / "tokens.pt"
     if path.is_file():
         try:
             return load_corpus_tokens(path, codec)
@@ -65,18 +77,30 @@ def variant_tokens(codec: DuoTokCodec, name: str, root: Path, profile: str | Non
     return tokens
 
 
-def lm_runs(tokens: dict[str, Any], name: str, profile: str | None = None) -> dict[str, Any]:
-    """The dual-track LM of ``params.yaml: lm`` at the ablation budget, one model per seed."""
+def per_song_mean(per_seed: list[dict[str, Any]], key: str) -> dict[str, dict[str, float]]:
+    """``{song: {metric: mean over the LM seeds}}`` of the songs every LM seed scored."""
+    songs = sorted(set.intersection(*(set(r[key]) for r in per_seed))) if per_seed else []
+    metrics = ("log_ppl_1024", "bits_per_second")
+    return {song: {m: float(sum(r[key][song][m] for r in per_seed) / len(per_seed)) for m in metrics}
+            for song in songs}
+
+
+def lm_runs(tokens: dict[str, Any], name: str, profile: str | None = None, train_seed: int = 0) -> dict[str, Any]:
+    """The dual-track LM of ``params.yaml: lm`` at the ablation budget, one model per LM seed; each test
+    song's ln PPL@1024 and bits/s (``per_song``, mean over the LM seeds) for the song bootstrap."""
     a = stage_params("ablation", profile)
     base = stage_params("lm", profile)
     per_seed = []
     for seed in a["lm"]["seeds"]:
         params = deep_merge(base, {"train": {"steps": a["lm"]["steps"], "seed": seed}})
-        r = unconditional(tokens, params, variant_dir(name, profile) / "lm" / f"seed{seed}")
+        r = unconditional(tokens, params, variant_dir(name, profile, train_seed) / "lm" / f"seed{seed}")
+        (songs,) = r["per_song_by_seed"].values()   # one token file: one codec-training seed
         per_seed.append({"seed": seed, "ppl_1024": r["ppl_1024"], "bits_per_second": r["bits_per_second"],
-                         "ce_mean": r["ce_mean"], "per_stream_bits_per_second": r["per_stream_bits_per_second"]})
+                         "ce_mean": r["ce_mean"], "per_stream_bits_per_second": r["per_stream_bits_per_second"],
+                         "per_song": songs})
     return {"per_seed": per_seed, "ppl_1024": seed_spread([r["ppl_1024"] for r in per_seed]),
-            "bits_per_second": seed_spread([r["bits_per_second"] for r in per_seed]), "steps": a["lm"]["steps"]}
+            "bits_per_second": seed_spread([r["bits_per_second"] for r in per_seed]), "steps": a["lm"]["steps"],
+            "per_song": per_song_mean(per_seed, "per_song")}
 
 
 def probe_settings(block: str, profile: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -100,8 +124,9 @@ def heads_metrics(codec: DuoTokCodec, root: Path, profile: str | None = None) ->
 
 
 def evaluate_variant(name: str, profile: str | None = None, data_dir: str | os.PathLike[str] | None = None,
-                     ) -> dict[str, Any]:
-    """Every measurement of one variant, as written to ``reports/metrics/ablations/<name>.json``."""
+                     train_seed: int = 0) -> dict[str, Any]:
+    """Every measurement of one trained variant (training seed ``train_seed``), as written to
+    ``reports/metrics/ablations/<name>.json`` (seed 0) or ``.../seed<S>/<name>.json``."""
     profile = profile or active_profile()
     variants = load_variants(profile)
     if name not in variants:
@@ -110,18 +135,20 @@ def evaluate_variant(name: str, profile: str | None = None, data_dir: str | os.P
     root = resolve(data_dir or stage_params("tokens", profile)["root"])
     torch.manual_seed(0)
     start = time.perf_counter()
-    codec = load_variant_codec(name, profile)
-    tokens = variant_tokens(codec, name, root, profile)
+    codec = load_variant_codec(name, profile, train_seed)
+    tokens = variant_tokens(codec, name, root, profile, train_seed)
     probe_model, probe_train = probe_settings("probe", profile)
     leak_model, leak_train = probe_settings("leakage", profile)
     leakage = leakage_probe(codec, tokens, root, leak_model, leak_train)
+    min_positive = stage_params("probe", profile).get("min_positive_test_songs")
     return {
         "variant": {**variant.to_dict(), "overrides": overrides_for(variant, profile)},
         "profile": profile,
+        "train_seed": train_seed,
         "bits_per_second": fixed_bitrate(float(tokens["frame_rate"]), tokens["codebook_sizes"]),
         "fingerprint": codec.fingerprint(),
-        "lm": lm_runs(tokens, name, profile),
-        "probe": probe_codec(codec, tokens, probe_model, probe_train),
+        "lm": lm_runs(tokens, name, profile, train_seed),
+        "probe": probe_codec(codec, tokens, probe_model, probe_train, min_positive_test_songs=min_positive),
         "heads": heads_metrics(codec, root, profile),
         "leakage": leakage,
         "eval_seconds": round(time.perf_counter() - start, 1),

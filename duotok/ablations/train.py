@@ -1,14 +1,23 @@
 """Train one ablation variant end to end: stage 2 (if it has its own), stage 3, and its tokenizer.
 
     python -m duotok.ablations.train --variant noise_off [--profile P] [--out DIR] [--data-dir DIR]
+    python -m duotok.ablations.train --variant noise_off --train-seed 1
     torchrun --nproc_per_node=2 -m duotok.ablations.train --variant reference --profile smoke
 
-Writes ``<ablation.out_dir>/<variant>/``: ``finetune/`` (only variants with their own stage 2),
-``quantize/``, ``tokenizer/`` and ``result.json``. Every variant starts from ``ablation.pretrain`` with
-``ablation.budget`` and its own overrides applied to the finetune / quantize sections; variants with
-no stage-2 overrides (the routing family) reuse the reference's stage 2, so train the reference
-first (also for a variant without a mask head: its tokenizer borrows the reference's separator).
+Writes ``<root>/<variant>/``: ``finetune/`` (only variants with their own stage 2), ``quantize/``,
+``tokenizer/`` and ``result.json``, where ``<root>`` is ``ablation.out_dir`` for training seed 0 and
+``<replicas.out_dir>/seed<S>/ablations`` for training seed ``S`` (:func:`variants_root`). Every variant
+starts from ``ablation.pretrain`` with ``ablation.budget`` and its own overrides applied to the
+finetune / quantize sections; variants with no stage-2 overrides (the routing family) reuse the
+reference's stage 2 *of the same training seed*, so train the reference first (also for a variant
+without a mask head: its tokenizer borrows the reference's separator).
 Re-running with the same output folder resumes each stage from its checkpoint.
+
+Why training seeds. The LM, probe and leakage seeds of :mod:`duotok.ablations.evaluate` measure the
+noise of evaluating *one* trained variant; whether a variant beats the reference needs the variance of
+training it (issue 18). Training seed ``S`` sets the seed of the two stages an ablation retrains
+(:data:`SEED_KEYS`: initialisation of the new layers, crop order, bottleneck noise); stage 1 stays the
+shared starting point of every variant, as it is for seed 0.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from typing import Any
 
 from duotok.ablations.routing_variants import separated_stems_loss, tie_codebooks
 from duotok.ablations.variants import Variant, load_variants, overrides_for
-from duotok.config import PROFILES, Params, as_params
+from duotok.config import PROFILES, Params, as_params, deep_merge
 from duotok.errors import CheckpointError, ConfigError
 from duotok.io import write_json_atomic
 from duotok.models.multitask import MultiTaskConfig, MultiTaskModel
@@ -32,6 +41,34 @@ from duotok.train.distributed import barrier, init_distributed
 from duotok.train.loop import TrainResult
 
 MODEL_DIR = "model"
+#: The params a training seed replaces: the seeds of the two stages an ablation variant retrains.
+SEED_KEYS: tuple[tuple[str, ...], ...] = (("finetune", "train", "seed"), ("quantize", "train", "seed"))
+
+
+def check_train_seed(seed: Any) -> int:
+    """A training seed: an integer >= 0 (0 = the main ablation run, ``ablation.out_dir``)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"an ablation training seed is an integer >= 0, got {seed!r}")
+    return seed
+
+
+def variants_root(params: Params, train_seed: int = 0) -> Path:
+    """Where the variants of one training seed live: ``ablation.out_dir`` for seed 0, else
+    ``<replicas.out_dir>/seed<S>/ablations`` (beside that seed's Table-2 replicas)."""
+    if check_train_seed(train_seed) == 0:
+        return resolve(params.section("ablation")["out_dir"])
+    return resolve(params.section("replicas")["out_dir"]) / f"seed{train_seed}" / "ablations"
+
+
+def seed_overrides(train_seed: int) -> dict[str, Any]:
+    """``{"finetune": {"train": {"seed": S}}, "quantize": {"train": {"seed": S}}}`` (:data:`SEED_KEYS`)."""
+    out: dict[str, Any] = {}
+    for section, *path in SEED_KEYS:
+        layer: Any = int(check_train_seed(train_seed))
+        for key in reversed(path):
+            layer = {key: layer}
+        out = deep_merge(out, {section: layer})
+    return out
 
 
 def _train_stage3(variant: Variant, params: Params, out: Path, data_dir: str | Path | None, stage2: Path,
@@ -72,8 +109,10 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def train_variant(name: str, profile: str | None = None, out_dir: str | Path | None = None,
                   data_dir: str | Path | None = None, device: str | None = None, resume: bool = True,
-                  ) -> dict[str, Any]:
-    """Train variant ``name`` into ``<out_dir or ablation.out_dir>/<name>/`` and return its result.json."""
+                  train_seed: int = 0) -> dict[str, Any]:
+    """Train variant ``name`` under ``train_seed`` into ``<out_dir or variants_root>/<name>/`` and
+    return its result.json. Seed 0 is trained exactly as before training seeds existed (its stage
+    seeds are params.yaml's, 0)."""
     params = as_params(profile)
     variants = load_variants(params.profile, params.raw)
     if name not in variants:
@@ -81,9 +120,11 @@ def train_variant(name: str, profile: str | None = None, out_dir: str | Path | N
     variant = variants[name]
     cfg = params.section("ablation")
     reference = str(cfg["reference"])
-    root = resolve(out_dir or cfg["out_dir"])
+    root = resolve(out_dir) if out_dir else variants_root(params, train_seed)
     out = root / name
     overrides = overrides_for(variant, params.profile, params.raw)
+    if train_seed:
+        overrides = deep_merge(overrides, seed_overrides(train_seed))
     variant_params = params.with_overrides(overrides)   # the budget and the variant's own changes
     if variant.retrains_stage2:
         stage2 = out / "finetune" / MODEL_DIR
@@ -98,7 +139,7 @@ def train_variant(name: str, profile: str | None = None, out_dir: str | Path | N
     info = init_distributed(device)
     summary: dict[str, Any] = {"variant": variant.to_dict(), "profile": params.profile}
     if info.is_main:
-        summary = _finish(variant, out, stage2, separator, overrides, params.profile)
+        summary = _finish(variant, out, stage2, separator, overrides, params.profile, train_seed)
     barrier(info)
     return summary
 
@@ -119,13 +160,14 @@ def _separator(root: Path, reference: str, variant: str, stage2: Path,
 
 
 def _finish(variant: Variant, out: Path, stage2: Path, separator: Path, overrides: dict[str, Any],
-            profile: str) -> dict[str, Any]:
+            profile: str, train_seed: int) -> dict[str, Any]:
     """result.json (main process), from the tokenizer stage 3 bundled into ``<out>/tokenizer``."""
     tokenizer = DuoTok.from_pretrained(out / "tokenizer")
     fingerprints = tokenizer.fingerprints()
     summary = {
         "variant": variant.to_dict(),
         "profile": profile,
+        "train_seed": train_seed,
         "retrains_stage2": variant.retrains_stage2,
         "overrides": overrides,
         "stage2_dir": str(stage2),
@@ -145,14 +187,17 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variant", required=True, help="a name under params.yaml: ablation.variants")
     parser.add_argument("--profile", choices=PROFILES)
-    parser.add_argument("--out", help="folder holding one folder per variant (default: ablation.out_dir)")
+    parser.add_argument("--train-seed", type=int, default=0,
+                        help="training seed of stages 2-3 (default 0: the main run in ablation.out_dir)")
+    parser.add_argument("--out", help="folder holding one folder per variant (default: ablation.out_dir for "
+                                      "seed 0, <replicas.out_dir>/seed<S>/ablations otherwise)")
     parser.add_argument("--data-dir", help="corpus folder (default: finetune.data.root / quantize.data.root)")
     parser.add_argument("--device", choices=("cpu", "cuda"))
     parser.add_argument("--no-resume", action="store_true",
                         help="start every stage over even if <out>/last exists")
     args = parser.parse_args(argv)
     summary = train_variant(args.variant, args.profile, args.out, args.data_dir, args.device,
-                            resume=not args.no_resume)
+                            resume=not args.no_resume, train_seed=args.train_seed)
     if "stage3" in summary:
         stage3 = summary["stage3"] or {}
         print(f"ablation {args.variant}: stage 2 from {summary['stage2_dir']}; stage 3 "

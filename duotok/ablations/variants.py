@@ -8,9 +8,11 @@ dash or a dot would break its DVC stage (``ablation@<name>``) and ``dvc exp run 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from duotok.config import PROFILES, deep_merge, load_params, stage_params
@@ -188,3 +190,10 @@ def by_family(variants: Mapping[str, Variant] | list[Variant]) -> dict[str, list
     items = list(variants.values()) if isinstance(variants, Mapping) else list(variants)
     groups = {family: [v for v in items if v.family == family] for family in FAMILIES}
     return {family: group for family, group in groups.items() if group}
+
+
+def metrics_file(metrics_dir: str | os.PathLike[str], name: str, train_seed: int = 0) -> Path:
+    """Where one trained variant's measurements go: ``<metrics_dir>/<name>.json`` for training seed 0
+    (the main run), ``<metrics_dir>/seed<S>/<name>.json`` for training seed ``S``."""
+    folder = Path(metrics_dir) if train_seed == 0 else Path(metrics_dir) / f"seed{int(train_seed)}"
+    return folder / f"{name}.json"

@@ -30,6 +30,7 @@ and are shown as "n/a"; a leakage cell that is undefined keeps its reason for th
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -47,6 +48,7 @@ from duotok.io.files import atomic_write
 from duotok.reporting.claims import ONE_TRAINING_SEED, combined_spread
 from duotok.reporting.figures import save_figure
 from duotok.reporting.table2 import to_markdown
+from duotok.reporting.verdicts import seed_and_song_verdict
 
 MISSING = "n/a"
 CONFIRMED, NOT_CONFIRMED, NOT_TESTABLE = "confirmed", "not confirmed", "not testable"
@@ -186,6 +188,100 @@ def _row(name: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
+#: Per-song values a claim bootstraps over test songs: frame metric → (key under ``per_song``, higher is
+#: better). The LM's is ln PPL@1024 per song (its pooled figure is PPL@1024), the probe's each song's own
+#: tag AP; the leakage probes keep no per-song values, so leakage claims rest on the seed spread alone.
+PER_SONG_METRICS: dict[str, tuple[str, bool]] = {"ppl_1024": ("log_ppl_1024", False), "ap": ("ap", True)}
+
+
+def _spread_over(values: Sequence[float]) -> dict[str, Any]:
+    """``{"mean", "std", "n"}`` of the finite values (population std, as every spread here)."""
+    finite = [float(v) for v in values if not math.isnan(_num(v))]
+    if not finite:
+        return {"mean": None, "std": None, "n": 0}
+    return {"mean": float(np.mean(finite)), "std": float(np.std(finite)), "n": len(finite)}
+
+
+def _song_values(metrics: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """``{"log_ppl_1024": {song: v}, "ap": {song: v}}`` of one trained variant (what it exported)."""
+    lm_songs = _get(metrics, "lm", "per_song") or {}
+    return {"log_ppl_1024": {str(k): float(v["log_ppl_1024"]) for k, v in lm_songs.items()},
+            "ap": {str(k): float(v) for k, v in (_get(metrics, "probe", "per_song_ap") or {}).items()}}
+
+
+def pool_training_seeds(by_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
+    """One variant's metrics from its trainings (``{training seed: metrics file}``), in the shape of one
+    metrics file, so that :func:`ablation_frame` and the claims read it unchanged.
+
+    Why this shape. With two or more trainings every number is the mean over training seeds of each
+    training's own mean, and its ``std`` is the population std over training seeds — the spread a claim
+    must beat, since it holds the training noise the evaluation seeds cannot see. ``train_seeds`` lists
+    the seeds, and ``per_song`` keeps each training's per-song LM ln PPL@1024 and probe AP
+    (``{metric: {seed: {song: value}}}``) for the paired bootstrap over test songs. A single training
+    passes through as it is (its spreads are the evaluation seeds'), with ``train_seeds`` and
+    ``per_song`` added."""
+    if not by_seed:
+        raise ValueError("pool_training_seeds needs at least one training seed's metrics")
+    seeds = sorted(int(s) for s in by_seed)
+    runs = [by_seed[s] for s in seeds]
+    names = {(_get(m, "variant", "name")) for m in runs}
+    if len(names) != 1:
+        raise ValueError(f"training seeds {seeds} hold metrics of different variants: {sorted(map(str, names))}")
+    per_song = {key: {s: _song_values(m)[key] for s, m in zip(seeds, runs, strict=True)}
+                for key in ("log_ppl_1024", "ap")}
+    if len(runs) == 1:
+        return {**runs[0], "train_seeds": seeds, "per_song": per_song}
+    first = runs[0]
+
+    def over(*path: str) -> dict[str, Any]:
+        return _spread_over([_num(_get(m, *path)) for m in runs])
+
+    heads_keys = sorted(set().union(*(set(m.get("heads") or {}) for m in runs)))
+    leak_summary = {}
+    for key in LEAK_COLUMNS:
+        entries = [_get(m, "leakage", "summary", key) or {} for m in runs]
+        spread = _spread_over([_num(e.get("mean")) for e in entries])
+        reasons = [e.get("reason") for e in entries if e.get("reason")]
+        leak_summary[key] = {"mean": spread["mean"], "std": spread["std"], "n_seeds_defined": spread["n"],
+                             "reason": None if spread["n"] else (reasons[0] if reasons else None)}
+    ap, auc = over("probe", "ap_mean"), over("probe", "auc_mean")
+    return {
+        "variant": first.get("variant"), "profile": first.get("profile"),
+        "bits_per_second": first.get("bits_per_second"),
+        "train_seeds": seeds,
+        "lm": {"ppl_1024": over("lm", "ppl_1024", "mean"), "bits_per_second": over("lm", "bits_per_second", "mean"),
+               "per_seed": [r for m in runs for r in (_get(m, "lm", "per_seed") or [])]},
+        "probe": {"ap_mean": ap["mean"], "ap_std": ap["std"], "auc_mean": auc["mean"], "auc_std": auc["std"],
+                  "per_seed": [r for m in runs for r in (_get(m, "probe", "per_seed") or [])],
+                  "tags_dropped": _get(first, "probe", "tags_dropped")},
+        "heads": {k: _spread_over([_num((m.get("heads") or {}).get(k)) for m in runs])["mean"] for k in heads_keys},
+        "leakage": {"summary": leak_summary},
+        "eval_seconds": sum(_num(m.get("eval_seconds")) for m in runs),
+        "per_song": per_song,
+    }
+
+
+def load_ablation_metrics(metrics_dir: str | os.PathLike[str], names: Iterable[str],
+                          train_seeds: Sequence[int] = (0,)) -> dict[str, dict[str, Any]]:
+    """``{variant: pooled metrics}`` of every variant in ``names`` over ``train_seeds``
+    (:func:`~duotok.ablations.variants.metrics_file` of each, then :func:`pool_training_seeds`). A missing
+    file raises naming it: a claim pooled over fewer trainings than asked for would look decided on
+    less evidence than it states."""
+    from duotok.ablations.variants import metrics_file
+
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        by_seed = {}
+        for seed in train_seeds:
+            path = metrics_file(metrics_dir, name, int(seed))
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no metrics of ablation variant {name!r} for training seed "
+                                        f"{seed}; run its stage first (`dvc repro` lists it in `dvc status`)")
+            by_seed[int(seed)] = json.loads(path.read_text(encoding="utf-8"))
+        out[str(name)] = pool_training_seeds(by_seed)
+    return out
+
+
 def ablation_frame(metrics: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """One row per variant (index ``variant``, the mapping's order): :data:`NUMERIC_COLUMNS` (NaN where
     missing or non-finite), :data:`COUNT_COLUMNS` (ints) and :data:`TEXT_COLUMNS`. ``metrics`` maps a
@@ -195,6 +291,8 @@ def ablation_frame(metrics: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(rows, columns=columns).set_index("variant")
     frame[list(NUMERIC_COLUMNS)] = frame[list(NUMERIC_COLUMNS)].astype(float)
     frame[list(COUNT_COLUMNS)] = frame[list(COUNT_COLUMNS)].astype(int)
+    # Per-song values by training seed (pool_training_seeds), for the claims' bootstrap over test songs.
+    frame.attrs["per_song"] = {str(name): m.get("per_song") or {} for name, m in metrics.items()}
     return frame
 
 
@@ -538,7 +636,27 @@ def _compare(frame: pd.DataFrame, better: str, worse: str, metric: str) -> dict[
             f"spread {spread:.2g}")
     if single_seed:
         text += " [one seed on a side: no spread measured, so the difference is not counted]"
+    elif metric in PER_SONG_METRICS and min(_value(frame, n, "n_train_seeds") for n in (better, worse)) >= 2:
+        outcome, extra = _song_bootstrap(frame, better, worse, metric, outcome)
+        text += extra
     return {"outcome": outcome, "text": text}
+
+
+def _song_bootstrap(frame: pd.DataFrame, better: str, worse: str, metric: str, outcome: str) -> tuple[str, str]:
+    """With two or more training seeds on both sides, the outcome of :func:`seed_and_song_verdict` on the
+    per-song values (the seed-spread rule on per-song means *and* a 95 % paired bootstrap over test songs
+    excluding 0), and the evidence it adds. Without per-song values the seed-spread outcome stands, and
+    the evidence says so."""
+    key, higher = PER_SONG_METRICS[metric]
+    songs = frame.attrs.get("per_song") or {}
+    a_by, b_by = ({int(s): v for s, v in ((songs.get(n) or {}).get(key) or {}).items()} for n in (better, worse))
+    if not a_by or not b_by or not all(a_by.values()) or not all(b_by.values()):
+        return outcome, f"; no per-song {key} for every training seed: training-seed spread only"
+    v = seed_and_song_verdict(a_by, b_by, higher, names=(better, worse))
+    mapped = {"a better": "better", "b better": "worse", "tie": "within"}.get(v["verdict"], "missing")
+    low, high = v["interval"] if v["interval"] is not None else (math.nan, math.nan)
+    return mapped, (f"; {key} per song, {len(a_by)} / {len(b_by)} training seeds, 95 % paired bootstrap over "
+                    f"{v['n_songs']} test songs of {better} − {worse}: [{low:.4g}, {high:.4g}] → {v['verdict']}")
 
 
 def _combine(claim: str, ident: str, comparisons: list[dict[str, Any]], absent: list[str]) -> dict[str, str]:

@@ -38,11 +38,15 @@ def _cmd(body: Mapping[str, Any]) -> str:
 
 def pipeline_stages(dvc: Mapping[str, Any]) -> list[str]:
     """The stage names of a parsed ``dvc.yaml`` in file order, ``foreach`` stages expanded as DVC names
-    them (``name@item`` for a list, ``name@key`` for a mapping), without the stage that collects them."""
+    them (``name@item`` for a list, ``name@key`` for a mapping), ``matrix`` stages as
+    ``name@v1-v2-…`` (the product of the axes in the order written, the first axis outermost), without
+    the stage that collects them."""
     names: list[str] = []
     for name, stage in (dvc.get("stages") or {}).items():
         if "matrix" in stage:
-            raise ValueError(f"dvc.yaml stage {name}: matrix stages are not supported by the timing collector")
+            if COLLECT_COMMAND not in _cmd(stage):
+                names += [f"{name}@{combo}" for combo in _matrix_names(name, stage["matrix"])]
+            continue
         body = stage.get("do", stage)
         if COLLECT_COMMAND in _cmd(body):
             continue
@@ -59,6 +63,22 @@ def pipeline_stages(dvc: Mapping[str, Any]) -> list[str]:
             raise ValueError(f"dvc.yaml stage {name}: foreach over {items!r} is not supported by the timing "
                              "collector (a list of scalars or a mapping is)")
     return names
+
+
+def _matrix_names(name: str, matrix: Any) -> list[str]:
+    """``v1-v2-…`` of every combination of a matrix of scalar lists, as DVC names them."""
+    import itertools
+
+    if not isinstance(matrix, Mapping) or not matrix:
+        raise ValueError(f"dvc.yaml stage {name}: matrix must map axis names to lists, got {matrix!r}")
+    axes = []
+    for axis, values in matrix.items():
+        if isinstance(values, str) or not isinstance(values, Sequence) or not all(
+                isinstance(v, str | int | float) and not isinstance(v, bool) for v in values):
+            raise ValueError(f"dvc.yaml stage {name}: matrix axis {axis!r} must be a list of scalars for the "
+                             f"timing collector, got {values!r}")
+        axes.append([str(v) for v in values])
+    return ["-".join(combo) for combo in itertools.product(*axes)]
 
 
 def load_dvc(root: Path | None = None) -> dict[str, Any]:

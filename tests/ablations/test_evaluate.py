@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from duotok.ablations.evaluate import json_safe, probe_settings
+from duotok.ablations.evaluate import json_safe, per_song_mean, probe_settings, variant_dir
 
 
 def test_json_safe_turns_non_finite_numbers_into_null():
@@ -23,3 +23,19 @@ def test_probe_settings_take_the_ablation_budget_on_top_of_the_probe_section(blo
     assert train["steps"] == 4 and train["seeds"] == [0, 1]   # ablation.smoke.<block>
     assert train["lr"] == pytest.approx(1e-3)            # probe.base.train, untouched
     assert train["eval_every"] <= train["steps"]
+
+
+def test_per_song_values_are_averaged_over_lm_seeds_on_the_songs_every_seed_scored():
+    runs = [{"per_song": {"a": {"log_ppl_1024": 1.0, "bits_per_second": 10.0, "tokens": 5},
+                          "b": {"log_ppl_1024": 2.0, "bits_per_second": 20.0, "tokens": 5}}},
+            {"per_song": {"a": {"log_ppl_1024": 3.0, "bits_per_second": 30.0, "tokens": 5}}}]
+    assert per_song_mean(runs, "per_song") == {"a": {"log_ppl_1024": 2.0, "bits_per_second": 20.0}}
+    assert per_song_mean([], "per_song") == {}
+
+
+def test_a_variant_s_folder_and_metrics_file_follow_its_training_seed():
+    from duotok.ablations.variants import metrics_file
+
+    assert variant_dir("noise_off", "smoke").parts[-2:] == ("ablations", "noise_off")
+    assert variant_dir("noise_off", "smoke", 1).parts[-4:] == ("replicas", "seed1", "ablations", "noise_off")
+    assert metrics_file("m", "noise_off", 1).as_posix() == "m/seed1/noise_off.json"

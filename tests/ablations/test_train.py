@@ -13,8 +13,8 @@ import torch
 import yaml
 
 from duotok.ablations import train as ablation_train
-from duotok.config import load_params, stage_params
-from duotok.errors import CheckpointError
+from duotok.config import as_params, load_params, stage_params
+from duotok.errors import CheckpointError, ConfigError
 from duotok.models.bestrq import BestRQModel
 from duotok.models.dualtrack import DualTrackModel
 from duotok.models.multitask import MultiTaskModel
@@ -136,6 +136,30 @@ def test_variant_without_mask_head_borrows_the_reference_separator(env):
     assert summary["stage2_dir"] == str(env["out"] / "heads_no_mask" / "finetune" / "model")
     assert not MultiTaskModel.read_config(summary["stage2_dir"]).heads.mask
     assert (env["out"] / "heads_no_mask" / "tokenizer" / "config.json").is_file()
+
+
+def test_a_training_seed_retrains_stages_2_and_3_beside_the_table2_replicas(env):
+    """Training seed S: the same variant, its two stages seeded S, under
+    ``<replicas.out_dir>/seed<S>/ablations``; a routing variant of seed S reads seed S's reference, never
+    seed 0's, and seed 0 stays where it was."""
+    seed0 = train(env, "reference")
+    # No out_dir: the folders come from params (replicas.out_dir under $DUOTOK_ROOT).
+    summary = ablation_train.train_variant("reference", "smoke", data_dir=env["data"], device="cpu", train_seed=1)
+    root = env["root"] / "models" / "replicas" / "seed1" / "ablations"
+    assert ablation_train.variants_root(as_params("smoke"), 1) == root
+    assert summary["train_seed"] == 1 and seed0["train_seed"] == 0
+    assert summary["stage2"]["train_config"]["seed"] == summary["stage3"]["train_config"]["seed"] == 1
+    assert seed0["stage2"]["train_config"]["seed"] == seed0["stage3"]["train_config"]["seed"] == 0
+    assert summary["stage2"]["init"] == seed0["stage2"]["init"], "the same stage 1 for every training seed"
+    assert summary["fingerprints"] != seed0["fingerprints"], "another training, other codebooks"
+    shared = ablation_train.train_variant("routing_shared", "smoke", data_dir=env["data"], device="cpu",
+                                          train_seed=1)
+    assert shared["stage2_dir"] == str(root / "reference" / "finetune" / "model")
+    with pytest.raises(CheckpointError, match="train the reference first"):
+        ablation_train.train_variant("routing_shared", "smoke", data_dir=env["data"], device="cpu", train_seed=2)
+    with pytest.raises(ConfigError, match="training seed"):
+        ablation_train.variants_root(as_params("smoke"), -1)
+    assert ablation_train.seed_overrides(3) == {"finetune": {"train": {"seed": 3}}, "quantize": {"train": {"seed": 3}}}
 
 
 def _torchrun(env: dict[str, Path], variant: str) -> subprocess.CompletedProcess:

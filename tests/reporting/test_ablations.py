@@ -4,6 +4,7 @@ counts of the figures, and every verdict path of the seed-spread rule."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from matplotlib.collections import PathCollection
 from matplotlib.patches import Rectangle
 
+from duotok.ablations.variants import metrics_file
 from duotok.reporting.ablations import (
     CONFIRMED,
     DISPLAY_COLUMNS,
@@ -26,8 +28,10 @@ from duotok.reporting.ablations import (
     family_csv_frame,
     family_markdown,
     family_table,
+    load_ablation_metrics,
     plot_family,
     plot_pareto_variants,
+    pool_training_seeds,
     write_ablation_figures,
     write_family_tables,
 )
@@ -308,3 +312,71 @@ def test_train_seeds_counted_and_validated():
     bad["train_seeds"] = []
     with pytest.raises(ValueError, match="train_seeds"):
         ablation_frame({"noise_off": bad})
+
+
+# ------------------------------------------------------------------ training seeds pooled (issue 18)
+
+SONGS = [f"s{i:02d}" for i in range(12)]
+
+
+def _trained(name: str, seed: int, ppl: float, ap: float, song_shift: float = 0.0) -> dict[str, Any]:
+    """One training's metrics file as evaluate.py writes it: no ``train_seeds``, per-song LM and probe
+    values (ln PPL per song around ln ``ppl``, AP per song around ``ap``, with song-to-song variation)."""
+    m = _metrics(name, ppl=ppl, ap=ap, train_seeds=None)
+    m["train_seed"] = seed
+    m["lm"]["per_song"] = {s: {"log_ppl_1024": math.log(ppl) + 0.3 * math.sin(i) + song_shift,
+                               "bits_per_second": 300.0} for i, s in enumerate(SONGS)}
+    m["probe"]["per_song_ap"] = {s: ap + 0.1 * math.cos(i) for i, s in enumerate(SONGS)}
+    return m
+
+
+def test_pooling_one_training_passes_through_and_two_give_the_training_spread():
+    one = pool_training_seeds({0: _trained("reference", 0, 5.0, 0.40)})
+    assert one["train_seeds"] == [0] and one["lm"]["ppl_1024"] == {"mean": 5.0, "std": 0.1, "n": 3}
+    assert set(one["per_song"]["ap"][0]) == set(SONGS)
+    two = pool_training_seeds({1: _trained("reference", 1, 7.0, 0.50), 0: _trained("reference", 0, 5.0, 0.40)})
+    assert two["train_seeds"] == [0, 1]
+    assert two["lm"]["ppl_1024"] == {"mean": pytest.approx(6.0), "std": pytest.approx(1.0), "n": 2}
+    assert two["probe"]["ap_mean"] == pytest.approx(0.45) and two["probe"]["ap_std"] == pytest.approx(0.05)
+    assert len(two["lm"]["per_seed"]) == 6 and len(two["probe"]["per_seed"]) == 6
+    assert two["leakage"]["summary"]["vocal_in_accompaniment"] == {
+        "mean": pytest.approx(0.2), "std": pytest.approx(0.0), "n_seeds_defined": 2, "reason": None}
+    assert two["eval_seconds"] == 24.0 and two["heads"]["vocal/cer"] == pytest.approx(0.5)
+    frame = ablation_frame({"reference": two})
+    assert frame.at["reference", "n_train_seeds"] == 2 and frame.at["reference", "ppl_1024_std"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="different variants"):
+        pool_training_seeds({0: _trained("reference", 0, 5.0, 0.4), 1: _trained("noise_off", 1, 5.0, 0.4)})
+    with pytest.raises(ValueError, match="at least one"):
+        pool_training_seeds({})
+
+
+def _pooled(name: str, ppls: tuple[float, float], aps: tuple[float, float], shift: float = 0.0) -> dict[str, Any]:
+    return pool_training_seeds({s: _trained(name, s, ppls[s], aps[s], song_shift=shift) for s in (0, 1)})
+
+
+def test_two_training_seeds_decide_a_claim_with_the_song_bootstrap():
+    # (a) noise lowers PPL: noise_off is worse on every song of both trainings, beyond the training spread.
+    frame = ablation_frame({"reference": _pooled("reference", (5.0, 5.1), (0.40, 0.41)),
+                            "noise_off": _pooled("noise_off", (6.0, 6.1), (0.40, 0.41), shift=0.0)})
+    claim = {c["id"]: c for c in ablation_claims(frame)}["a"]
+    assert claim["verdict"] == CONFIRMED, claim["evidence"]
+    assert "paired bootstrap over 12 test songs of reference − noise_off" in claim["evidence"]
+    # A training-seed spread larger than the gap: not decided, whatever the songs say.
+    frame = ablation_frame({"reference": _pooled("reference", (4.0, 6.0), (0.40, 0.41)),
+                            "noise_off": _pooled("noise_off", (5.2, 5.3), (0.40, 0.41))})
+    claim = {c["id"]: c for c in ablation_claims(frame)}["a"]
+    assert claim["verdict"] == WITHIN_SPREAD, claim["evidence"]
+
+
+def test_load_ablation_metrics_pools_the_files_and_names_a_missing_one(tmp_path):
+    for seed in (0, 1):
+        path = metrics_file(tmp_path, "reference", seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(_trained("reference", seed, 5.0 + seed, 0.4)))
+    assert metrics_file(tmp_path, "reference", 0) == tmp_path / "reference.json"
+    assert metrics_file(tmp_path, "reference", 1) == tmp_path / "seed1" / "reference.json"
+    pooled = load_ablation_metrics(tmp_path, ["reference"], [0, 1])
+    assert pooled["reference"]["train_seeds"] == [0, 1]
+    assert pooled["reference"]["lm"]["ppl_1024"]["mean"] == pytest.approx(5.5)
+    with pytest.raises(FileNotFoundError, match=r"seed2/reference.json.*training seed 2"):
+        load_ablation_metrics(tmp_path, ["reference"], [0, 2])

@@ -5,6 +5,9 @@ itself into its own declared output, and the ``pipeline`` stage depends on all o
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -60,9 +63,23 @@ def test_stages_in_file_order_foreach_expanded_collector_left_out():
     assert pipeline_stages(yaml.safe_load(TOY_DVC)) == TOY_ORDER
 
 
+def test_matrix_stages_are_named_as_dvc_names_them(tmp_path):
+    """The expected names come from DVC itself (``dvc stage list`` in a scratch repository), not from
+    the collector's own rule: a DVC upgrade that renamed them would fail here, not silently in
+    ``pipeline.json``."""
+    dvc = {"stages": {"m": {"matrix": {"seed": [1, 2], "variant": ["a", "b_c"]}, "cmd": "echo ${item.seed}"}}}
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(dvc))
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=tmp_path, check=True, env=env)
+    listed = subprocess.run([sys.executable, "-m", "dvc", "stage", "list", "--name-only"], cwd=tmp_path,
+                            check=True, env=env, capture_output=True, text=True).stdout.split()
+    assert pipeline_stages(dvc) == listed == ["m@1-a", "m@1-b_c", "m@2-a", "m@2-b_c"]
+
+
 def test_unsupported_stage_forms_are_errors():
     with pytest.raises(ValueError, match="matrix"):
-        pipeline_stages({"stages": {"m": {"matrix": {"a": [1, 2]}, "do": {"cmd": "x"}}}})
+        pipeline_stages({"stages": {"m": {"matrix": {"a": [{"x": 1}]}, "cmd": "x"}}})
     with pytest.raises(ValueError, match="foreach"):
         pipeline_stages({"stages": {"f": {"foreach": [{"a": 1}], "do": {"cmd": "x"}}}})
 
@@ -148,7 +165,10 @@ def test_every_stage_times_itself_into_its_declared_output():
         cmd = " ".join(str(body["cmd"]).split())
         if COLLECT_COMMAND in cmd:
             continue
-        var = ("${key}" if isinstance(stage["foreach"], dict) else "${item}") if "foreach" in stage else None
+        if "matrix" in stage:
+            var = "-".join(f"${{item.{axis}}}" for axis in stage["matrix"])
+        else:
+            var = ("${key}" if isinstance(stage["foreach"], dict) else "${item}") if "foreach" in stage else None
         stage_name = f"{name}@{var}" if var else name
         assert cmd.endswith(f"--stage {stage_name}") or f"--stage {stage_name} " in cmd, name
         out = _outs(body).get(f"{TIMING_DIR}/{stage_name}.json")
