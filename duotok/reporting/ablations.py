@@ -136,9 +136,14 @@ def _lm_seeds(lm: Mapping[str, Any]) -> int:
 
 
 def _leak_seeds(leakage: Mapping[str, Any]) -> int:
-    """Leakage seeds run: the longest per-seed list of either attribute set (defined or not)."""
+    """Leakage seeds run: the longest per-seed list of either attribute set (defined or not); for metrics
+    pooled over trainings (no attribute sets, :func:`pool_training_seeds`), the trainings that gave a
+    value."""
     runs = [len(_get(leakage, f"{attr}_attributes", "leakage", "per_seed") or [])
             for attr in ("vocal", "accompaniment")]
+    if not any(runs):
+        return max((int(e.get("n_seeds_defined") or 0) for e in (leakage.get("summary") or {}).values()),
+                   default=0)
     return max(runs)
 
 
@@ -250,9 +255,12 @@ def pool_training_seeds(by_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, A
         "bits_per_second": first.get("bits_per_second"),
         "train_seeds": seeds,
         "lm": {"ppl_1024": over("lm", "ppl_1024", "mean"), "bits_per_second": over("lm", "bits_per_second", "mean"),
-               "per_seed": [r for m in runs for r in (_get(m, "lm", "per_seed") or [])]},
+               # one entry per training: the ± is over trainings, so "n" counts trainings
+               "per_seed": [{"train_seed": s, "ppl_1024": _get(m, "lm", "ppl_1024", "mean")}
+                            for s, m in zip(seeds, runs, strict=True)]},
         "probe": {"ap_mean": ap["mean"], "ap_std": ap["std"], "auc_mean": auc["mean"], "auc_std": auc["std"],
-                  "per_seed": [r for m in runs for r in (_get(m, "probe", "per_seed") or [])],
+                  "per_seed": [{"train_seed": s, "ap": _get(m, "probe", "ap_mean")}
+                               for s, m in zip(seeds, runs, strict=True)],
                   "tags_dropped": _get(first, "probe", "tags_dropped")},
         "heads": {k: _spread_over([_num((m.get("heads") or {}).get(k)) for m in runs])["mean"] for k in heads_keys},
         "leakage": {"summary": leak_summary},

@@ -338,12 +338,13 @@ def test_pooling_one_training_passes_through_and_two_give_the_training_spread():
     assert two["train_seeds"] == [0, 1]
     assert two["lm"]["ppl_1024"] == {"mean": pytest.approx(6.0), "std": pytest.approx(1.0), "n": 2}
     assert two["probe"]["ap_mean"] == pytest.approx(0.45) and two["probe"]["ap_std"] == pytest.approx(0.05)
-    assert len(two["lm"]["per_seed"]) == 6 and len(two["probe"]["per_seed"]) == 6
+    assert [r["train_seed"] for r in two["probe"]["per_seed"]] == [0, 1] and len(two["lm"]["per_seed"]) == 2
     assert two["leakage"]["summary"]["vocal_in_accompaniment"] == {
         "mean": pytest.approx(0.2), "std": pytest.approx(0.0), "n_seeds_defined": 2, "reason": None}
     assert two["eval_seconds"] == 24.0 and two["heads"]["vocal/cer"] == pytest.approx(0.5)
     frame = ablation_frame({"reference": two})
     assert frame.at["reference", "n_train_seeds"] == 2 and frame.at["reference", "ppl_1024_std"] == pytest.approx(1.0)
+    assert (frame.loc["reference", ["n_lm_seeds", "n_probe_seeds", "n_leak_seeds"]] == 2).all(), "n counts trainings"
     with pytest.raises(ValueError, match="different variants"):
         pool_training_seeds({0: _trained("reference", 0, 5.0, 0.4), 1: _trained("noise_off", 1, 5.0, 0.4)})
     with pytest.raises(ValueError, match="at least one"):
@@ -361,6 +362,7 @@ def test_two_training_seeds_decide_a_claim_with_the_song_bootstrap():
     claim = {c["id"]: c for c in ablation_claims(frame)}["a"]
     assert claim["verdict"] == CONFIRMED, claim["evidence"]
     assert "paired bootstrap over 12 test songs of reference − noise_off" in claim["evidence"]
+    assert "(n=2)" in claim["evidence"] and "(n=3)" not in claim["evidence"], "n counts trainings once pooled"
     # A training-seed spread larger than the gap: not decided, whatever the songs say.
     frame = ablation_frame({"reference": _pooled("reference", (4.0, 6.0), (0.40, 0.41)),
                             "noise_off": _pooled("noise_off", (5.2, 5.3), (0.40, 0.41))})
