@@ -16,7 +16,8 @@ Re-running with the same output folder resumes each stage from its checkpoint.
 Why training seeds. The LM, probe and leakage seeds of :mod:`duotok.ablations.evaluate` measure the
 noise of evaluating *one* trained variant; whether a variant beats the reference needs the variance of
 training it (issue 18). Training seed ``S`` sets the seed of the two stages an ablation retrains
-(:data:`SEED_KEYS`: initialisation of the new layers, crop order, bottleneck noise); stage 1 stays the
+(``train.seed`` of :data:`~duotok.ablations.variants.SECTIONS`: initialisation of the new layers,
+crop order, bottleneck noise); stage 1 stays the
 shared starting point of every variant, as it is for seed 0.
 """
 
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from duotok.ablations.routing_variants import separated_stems_loss, tie_codebooks
-from duotok.ablations.variants import Variant, load_variants, overrides_for
+from duotok.ablations.variants import SECTIONS, Variant, load_variants, overrides_for
 from duotok.config import PROFILES, Params, as_params, deep_merge
 from duotok.errors import CheckpointError, ConfigError
 from duotok.io import write_json_atomic
@@ -41,8 +42,6 @@ from duotok.train.distributed import barrier, init_distributed
 from duotok.train.loop import TrainResult
 
 MODEL_DIR = "model"
-#: The params a training seed replaces: the seeds of the two stages an ablation variant retrains.
-SEED_KEYS: tuple[tuple[str, ...], ...] = (("finetune", "train", "seed"), ("quantize", "train", "seed"))
 
 
 def check_train_seed(seed: Any) -> int:
@@ -54,21 +53,18 @@ def check_train_seed(seed: Any) -> int:
 
 def variants_root(params: Params, train_seed: int = 0) -> Path:
     """Where the variants of one training seed live: ``ablation.out_dir`` for seed 0, else
-    ``<replicas.out_dir>/seed<S>/ablations`` (beside that seed's Table-2 replicas)."""
+    ``<replicas.out_dir>/seed<S>/ablations``, beside that seed's Table-2 replicas (the layout of
+    :func:`duotok.train.replica.replica_dir`, not imported: its lazy imports would make every trainer a
+    dependency of the ablation stages)."""
     if check_train_seed(train_seed) == 0:
         return resolve(params.section("ablation")["out_dir"])
     return resolve(params.section("replicas")["out_dir"]) / f"seed{train_seed}" / "ablations"
 
 
 def seed_overrides(train_seed: int) -> dict[str, Any]:
-    """``{"finetune": {"train": {"seed": S}}, "quantize": {"train": {"seed": S}}}`` (:data:`SEED_KEYS`)."""
-    out: dict[str, Any] = {}
-    for section, *path in SEED_KEYS:
-        layer: Any = int(check_train_seed(train_seed))
-        for key in reversed(path):
-            layer = {key: layer}
-        out = deep_merge(out, {section: layer})
-    return out
+    """``{section: {"train": {"seed": S}}}`` for the two stages an ablation retrains (:data:`SECTIONS`)."""
+    seed = check_train_seed(train_seed)
+    return {section: {"train": {"seed": seed}} for section in SECTIONS}
 
 
 def _train_stage3(variant: Variant, params: Params, out: Path, data_dir: str | Path | None, stage2: Path,

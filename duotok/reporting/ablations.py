@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Patch
 
-from duotok.ablations.variants import FAMILIES
+from duotok.ablations.variants import FAMILIES, metrics_file
 from duotok.io.files import atomic_write
 from duotok.reporting.claims import ONE_TRAINING_SEED, combined_spread
 from duotok.reporting.figures import save_figure
@@ -232,8 +232,8 @@ def pool_training_seeds(by_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, A
     names = {(_get(m, "variant", "name")) for m in runs}
     if len(names) != 1:
         raise ValueError(f"training seeds {seeds} hold metrics of different variants: {sorted(map(str, names))}")
-    per_song = {key: {s: _song_values(m)[key] for s, m in zip(seeds, runs, strict=True)}
-                for key in ("log_ppl_1024", "ap")}
+    songs = {s: _song_values(m) for s, m in zip(seeds, runs, strict=True)}
+    per_song = {key: {s: songs[s][key] for s in seeds} for key in ("log_ppl_1024", "ap")}
     if len(runs) == 1:
         return {**runs[0], "train_seeds": seeds, "per_song": per_song}
     first = runs[0]
@@ -275,8 +275,6 @@ def load_ablation_metrics(metrics_dir: str | os.PathLike[str], names: Iterable[s
     (:func:`~duotok.ablations.variants.metrics_file` of each, then :func:`pool_training_seeds`). A missing
     file raises naming it: a claim pooled over fewer trainings than asked for would look decided on
     less evidence than it states."""
-    from duotok.ablations.variants import metrics_file
-
     out: dict[str, dict[str, Any]] = {}
     for name in names:
         by_seed = {}
