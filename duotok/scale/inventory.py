@@ -682,13 +682,18 @@ def _ablation_specs(params: Params, seconds: float, by_name: dict[str, ModelSpec
     lm_p = params.section("lm")
     # probe_settings reads params.yaml (the profile's file, as the evaluation does): once per block.
     probe_block, leak_block = probe_settings("probe", params.profile), probe_settings("leakage", params.profile)
+    seeds = replica_seeds(params)
     for v in variants.values():
         if v.family == "reference":
             stage = "ablation_reference"
+            replicas = [f"ablation_replica_reference@{seed}" for seed in seeds]
         elif v.uses_reference:
             stage = f"ablation_from_reference@{v.name}"
+            replicas = [f"ablation_replica_from_reference@{seed}-{v.name}" for seed in seeds]
         else:
             stage = f"ablation@{v.name}"
+            replicas = [f"ablation_replica@{seed}-{v.name}" for seed in seeds]
+        first = len(specs)
         vp = params.with_overrides(overrides_for(v, params.profile, params.raw))
         if v.retrains_stage2:
             cfg, train_cfg, _ = finetune_stage.build_config(vp)
@@ -710,10 +715,11 @@ def _ablation_specs(params: Params, seconds: float, by_name: dict[str, ModelSpec
         sizes, width = tuple(q_cfg.codebook_sizes), q_cfg.encoder.dim
         same = sizes == shapes["duotok"].codebook_sizes and width == shapes["duotok"].stream_width
         if same:   # recorded as further uses of the main LM / probe (when those are listed too)
-            if "lm.duotok" in by_name:
-                by_name["lm.duotok"].also.append(f"{stage} (LM, {len(a['lm']['seeds'])} seeds)")
-            if "probe.duotok" in by_name:
-                by_name["probe.duotok"].also.append(f"{stage} (probe)")
+            for use in (stage, *replicas):
+                if "lm.duotok" in by_name:
+                    by_name["lm.duotok"].also.append(f"{use} (LM, {len(a['lm']['seeds'])} seeds)")
+                if "probe.duotok" in by_name:
+                    by_name["probe.duotok"].also.append(f"{use} (probe)")
         else:
             lm_train = TrainConfig.from_dict({**lm_p["train"], "steps": a["lm"]["steps"]})
             specs.append(_lm_spec(f"ablation.{v.name}.lm", stage, lm_p["model"], lm_train, sizes,
@@ -729,10 +735,12 @@ def _ablation_specs(params: Params, seconds: float, by_name: dict[str, ModelSpec
                 specs.append(spec)
                 by_name[key] = spec
             elif by_name[key].config.in_dim == width:
-                by_name[key].also.append(stage)
+                by_name[key].also += [stage, *replicas]
             else:
                 specs.append(_probe_spec(f"ablation.{v.name}.leakage.{attr}_attributes", stage, width, len(labels),
                                          model, train, shapes["duotok"].frame_rate))
+        for spec in specs[first:]:   # ablations.train under each replica seed: the same configs again
+            spec.also += replicas
     return specs
 
 

@@ -41,6 +41,7 @@ import yaml
 from duotok.config import Params, deep_merge
 from duotok.data.synth.tags import TAG_VOCABULARY
 from duotok.eval.leakage import ATTRIBUTE_LABELS
+from duotok.reporting.pipeline import pipeline_stages
 from duotok.scale.inventory import (
     NOT_GRADIENT_TRAINED,
     build_entry,
@@ -365,13 +366,10 @@ def expected_names(p: Params) -> set[str]:
 
 
 def dvc_stages() -> dict[str, list[str]]:
-    """``{stage: [stage or stage@item, ...]}`` of dvc.yaml (foreach stages expanded)."""
+    """``{stage: [stage, stage@item or stage@v1-v2, ...]}`` of dvc.yaml (foreach and matrix stages
+    expanded as DVC names them; the collecting ``pipeline`` stage by its own name)."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
-    out = {}
-    for name, stage in stages.items():
-        items = stage.get("foreach")
-        out[name] = [name] if items is None else [f"{name}@{item}" for item in items]
-    return out
+    return {name: pipeline_stages({"stages": {name: stage}}) or [name] for name, stage in stages.items()}
 
 
 @pytest.mark.parametrize("profile", ["smoke", "paper"])
