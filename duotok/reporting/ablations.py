@@ -24,6 +24,12 @@ seeds (``train_seeds`` in its metrics; absent = one trained model, which is what
 :func:`duotok.ablations.evaluate.evaluate_variant` measures). Otherwise it reads "not testable here (one
 training seed)", and the evidence still says which way the evaluation-seed rule points.
 
+Why the information check. A lower PPL@1024 is cheapest to get by saying less: emptier codebooks are
+more predictable. A decided PPL@1024 difference is therefore re-read against both variants' code
+entropy (:func:`code_entropy_bits`, bits per frame): when the variant with the lower PPL@1024 carries
+less, the comparison reads "confounded" whichever side won — Table 2's rule
+(:func:`duotok.reporting.verdicts.information_aware_verdict`), applied to the ablations.
+
 Missing values: JSON ``null`` (non-finite numbers, see ``json_safe``) and absent keys both become NaN
 and are shown as "n/a"; a leakage cell that is undefined keeps its reason for the table's notes.
 """
@@ -45,10 +51,10 @@ from matplotlib.patches import Patch
 
 from duotok.ablations.variants import FAMILIES, metrics_file
 from duotok.io.files import atomic_write
-from duotok.reporting.claims import ONE_TRAINING_SEED, combined_spread
+from duotok.reporting.claims import CONFOUNDED, ONE_TRAINING_SEED, combined_spread
 from duotok.reporting.figures import save_figure
 from duotok.reporting.table2 import to_markdown
-from duotok.reporting.verdicts import seed_and_song_verdict
+from duotok.reporting.verdicts import confounded, seed_and_song_verdict
 
 MISSING = "n/a"
 CONFIRMED, NOT_CONFIRMED, NOT_TESTABLE = "confirmed", "not confirmed", "not testable"
@@ -62,7 +68,7 @@ NUMERIC_COLUMNS: tuple[str, ...] = (
     "ap", "ap_std", "auc", "auc_std",
     "leak_v2a", "leak_v2a_std", "leak_a2v", "leak_a2v_std",
     "cer", "vocal_chroma", "accomp_chroma", "vocal_mel_l1", "accomp_mel_l1",
-    "vocal_usage", "accomp_usage", "vocal_code_ppl", "accomp_code_ppl",
+    "vocal_usage", "accomp_usage", "vocal_code_ppl", "accomp_code_ppl", "code_entropy_bits", "code_entropy_bits_std",
     "nominal_bits_per_second", "eval_seconds",
 )
 #: Seed counts: training runs of the variant (``train_seeds``; absent = 1), LM runs with a finite PPL,
@@ -127,6 +133,25 @@ def _get(tree: Any, *path: str) -> Any:
     return tree
 
 
+def code_entropy_bits(heads: Mapping[str, Any]) -> float:
+    """Bits per frame the codes of both streams carry: the sum over the vocal and accompaniment
+    codebooks of log2 of their code perplexity on the held-out excerpts (``<stream>/perplexity`` =
+    2^unigram entropy, :func:`duotok.eval.codes.usage_report`); NaN when a stream's is missing.
+
+    Why. PPL@1024 rewards predictable tokens, and emptier codebooks are predictable for free, so a
+    PPL@1024 difference between variants is read against this (Table 2's information rule,
+    :func:`duotok.reporting.verdicts.confounded`). Every ablation variant keeps the tokenizer's frame
+    rate (they change noise, routing or heads, not the encoder's downsampling), so bits per frame order
+    the variants exactly as bits per second would."""
+    total = 0.0
+    for stream in ("vocal", "accompaniment"):
+        ppl = _num(heads.get(f"{stream}/perplexity"))
+        if math.isnan(ppl) or ppl < 1.0:
+            return math.nan
+        total += math.log2(ppl)
+    return total
+
+
 def _lm_seeds(lm: Mapping[str, Any]) -> int:
     """Seeds behind the LM mean: ``n`` of the summary (finite runs), else the runs listed."""
     n = _get(lm, "ppl_1024", "n")
@@ -178,6 +203,8 @@ def _row(name: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
         "auc": _num(probe.get("auc_mean")), "auc_std": _num(probe.get("auc_std")),
         "nominal_bits_per_second": _num(metrics.get("bits_per_second")),
         "eval_seconds": _num(metrics.get("eval_seconds")),
+        "code_entropy_bits": _pooled_entropy(metrics),
+        "code_entropy_bits_std": _num(_get(metrics, "information", "code_entropy_bits", "std")),
         "n_train_seeds": _train_seeds(metrics),
         "n_lm_seeds": _lm_seeds(lm), "n_probe_seeds": len(probe.get("per_seed") or []),
         "n_leak_seeds": _leak_seeds(leakage),
@@ -191,6 +218,15 @@ def _row(name: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
         row[f"{prefix}_n"] = int(entry.get("n_seeds_defined") or 0)
         row[f"{prefix}_reason"] = entry.get("reason") if math.isnan(row[prefix]) else None
     return row
+
+
+def _pooled_entropy(metrics: Mapping[str, Any]) -> float:
+    """The code entropy (bits per frame) of one metrics dict: the mean over trainings that
+    :func:`pool_training_seeds` stored, else that of its own heads (one training)."""
+    pooled = _get(metrics, "information", "code_entropy_bits")
+    if isinstance(pooled, Mapping):
+        return _num(pooled.get("mean"))
+    return code_entropy_bits(metrics.get("heads") or {})
 
 
 #: Per-song values a claim bootstraps over test songs: frame metric → (key under ``per_song``, higher is
@@ -263,6 +299,8 @@ def pool_training_seeds(by_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, A
                                for s, m in zip(seeds, runs, strict=True)],
                   "tags_dropped": _get(first, "probe", "tags_dropped")},
         "heads": {k: _spread_over([_num((m.get("heads") or {}).get(k)) for m in runs])["mean"] for k in heads_keys},
+        # the mean of each training's entropy, not the entropy of the mean perplexity
+        "information": {"code_entropy_bits": _spread_over([code_entropy_bits(m.get("heads") or {}) for m in runs])},
         "leakage": {"summary": leak_summary},
         "eval_seconds": sum(_num(m.get("eval_seconds")) for m in runs),
         "per_song": per_song,
@@ -645,7 +683,36 @@ def _compare(frame: pd.DataFrame, better: str, worse: str, metric: str) -> dict[
     elif metric in PER_SONG_METRICS and min(_value(frame, n, "n_train_seeds") for n in (better, worse)) >= 2:
         outcome, extra = _song_bootstrap(frame, better, worse, metric, outcome)
         text += extra
+    if metric in INFORMATION_METRICS and outcome in ("better", "worse"):
+        outcome, extra = _information_check(frame, better, worse, outcome)
+        text += extra
     return {"outcome": outcome, "text": text}
+
+
+#: Metrics whose differences are re-read against the codes' information (:func:`_information_check`).
+INFORMATION_METRICS: frozenset[str] = frozenset({"ppl_1024"})
+
+
+def _information_check(frame: pd.DataFrame, better: str, worse: str, outcome: str) -> tuple[str, str]:
+    """A decided PPL@1024 difference re-read against the two variants' code entropy (bits per frame,
+    :func:`code_entropy_bits`), as Table 2 reads a PPL win against the token entropy rate
+    (:func:`duotok.reporting.verdicts.information_aware_verdict`): a win by the variant whose codes carry
+    *less* information becomes "confounded", whichever side won; an unknown entropy (or nominal bit
+    rates that differ, so bits per frame would not order bits per second) makes it "missing"."""
+    winner, loser = (better, worse) if outcome == "better" else (worse, better)
+    ew, el = _value(frame, winner, "code_entropy_bits"), _value(frame, loser, "code_entropy_bits")
+    sw, sl = _value(frame, winner, "code_entropy_bits_std"), _value(frame, loser, "code_entropy_bits_std")
+    bits_w, bits_l = (f"{e:.3g}" + ("" if math.isnan(sd) else f" ± {sd:.2g}") for e, sd in ((ew, sw), (el, sl)))
+    rates = {_value(frame, n, "nominal_bits_per_second") for n in (winner, loser)}
+    if math.isnan(ew) or math.isnan(el) or len(rates) != 1:
+        why = "a code entropy is unknown" if math.isnan(ew) or math.isnan(el) else "their nominal bit rates differ"
+        return "missing", (f"; but {why}, so the PPL@1024 win of {winner} cannot be told apart from codes "
+                           "carrying less information")
+    if confounded(ew, el, "ppl_1024"):
+        return "confounded", (f"; confounded: the lower PPL@1024 is {winner}'s, whose codes carry {bits_w} bits per "
+                              f"frame against {bits_l} for {loser} (PPL@1024 rewards predictable, "
+                              "low-information codes; Table 2's rule: any lower mean)")
+    return outcome, f"; information: {winner}'s codes carry {bits_w} bits per frame, {loser}'s {bits_l}"
 
 
 def _song_bootstrap(frame: pd.DataFrame, better: str, worse: str, metric: str, outcome: str) -> tuple[str, str]:
@@ -680,6 +747,8 @@ def _combine(claim: str, ident: str, comparisons: list[dict[str, Any]], absent: 
         verdict = NOT_TESTABLE
     elif all(o == "better" for o in outcomes):
         verdict = CONFIRMED
+    elif all(o in ("better", "confounded") for o in outcomes):
+        verdict = CONFOUNDED   # it would be decided, but a PPL@1024 difference is bought with information
     else:
         verdict = WITHIN_SPREAD
     return {"id": ident, "claim": claim, "verdict": verdict, "evidence": evidence}
@@ -715,7 +784,7 @@ def _single_heads(frame: pd.DataFrame, reference: str) -> dict[str, str]:
     if reference not in frame.index or not removals:
         who = f"no metrics for {reference}" if reference not in frame.index else "no single-head removal variant"
         return {"id": "f", "claim": claim, "verdict": NOT_TESTABLE, "evidence": who}
-    parts, hurt, helped, missing = [], [], [], False
+    parts, hurt, helped, missing, mixed_up = [], [], [], False, False
     for name in removals:
         moved = []
         for metric in ("ppl_1024", "ap", "leak_v2a", "leak_a2v"):
@@ -732,6 +801,9 @@ def _single_heads(frame: pd.DataFrame, reference: str) -> dict[str, str]:
             elif c["outcome"] == "missing" and metric in ("ppl_1024", "ap"):
                 missing = True
                 moved.append(c["text"])
+            elif c["outcome"] == "confounded":   # neither hurt nor helped: the PPL moved with the information
+                mixed_up = True
+                moved.append(f"{label} moved with the information ({c['text']})")
         parts.append(f"{name}: " + ("; ".join(moved) if moved else "no metric moved beyond the seed spread"))
     if hurt and helped:
         verdict = MIXED
@@ -741,6 +813,8 @@ def _single_heads(frame: pd.DataFrame, reference: str) -> dict[str, str]:
         verdict = NOT_TESTABLE
     elif helped:
         verdict = NOT_CONFIRMED
+    elif mixed_up:
+        verdict = CONFOUNDED
     else:
         verdict = WITHIN_SPREAD
     result = {"id": "f", "claim": claim, "verdict": verdict, "evidence": " | ".join(parts) + f" — {RULE}"}
@@ -751,7 +825,8 @@ def ablation_claims(frame: pd.DataFrame, reference: str = "reference") -> list[d
     """The paper's qualitative ablation claims checked on :func:`ablation_frame`, in order (a)–(f); each
     ``{"id", "claim", "evidence", "verdict"}`` with verdict "confirmed", "not confirmed" (reversed beyond
     the spread), "not confirmed (within seed spread)", "not testable" (a variant or number missing) or
-    "not testable here (one training seed)" (a compared variant was trained once).
+    "not testable here (one training seed)" (a compared variant was trained once) or "confounded" (it
+    would be decided, but a PPL@1024 difference came with less information in the winner's codes)
     A multi-metric claim is confirmed only if the reference wins every metric beyond the spread."""
     return [
         _pairwise(frame, "a", "bottleneck noise makes tokens easier to model (lower PPL@1024 than without noise)",

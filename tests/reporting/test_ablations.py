@@ -25,6 +25,7 @@ from duotok.reporting.ablations import (
     ablation_claims,
     ablation_frame,
     claims_markdown,
+    code_entropy_bits,
     family_csv_frame,
     family_markdown,
     family_table,
@@ -35,7 +36,7 @@ from duotok.reporting.ablations import (
     write_ablation_figures,
     write_family_tables,
 )
-from duotok.reporting.claims import ONE_TRAINING_SEED
+from duotok.reporting.claims import CONFOUNDED, ONE_TRAINING_SEED
 
 FAMILY = {"reference": "reference", "noise_off": "noise", "noise_additive": "noise", "routing_shared": "routing",
           "routing_separated": "routing", "heads_none": "heads", "heads_no_lyrics": "heads",
@@ -382,3 +383,52 @@ def test_load_ablation_metrics_pools_the_files_and_names_a_missing_one(tmp_path)
     assert pooled["reference"]["lm"]["ppl_1024"]["mean"] == pytest.approx(5.5)
     with pytest.raises(FileNotFoundError, match=r"seed2/reference.json.*training seed 2"):
         load_ablation_metrics(tmp_path, ["reference"], [0, 2])
+
+
+def test_code_entropy_bits_sums_log2_code_perplexity_of_both_streams():
+    # perplexity = 2^H (duotok.eval.codes.usage_report), so 2^7 and 2^9.5 carry 7 + 9.5 bits per frame
+    assert code_entropy_bits({"vocal/perplexity": 2.0 ** 7, "accompaniment/perplexity": 2.0 ** 9.5}) == pytest.approx(16.5)
+    assert math.isnan(code_entropy_bits({"vocal/perplexity": 128.0}))
+    assert math.isnan(code_entropy_bits({"vocal/perplexity": 128.0, "accompaniment/perplexity": None}))
+
+
+def _informed(m: dict[str, Any], bits: float) -> dict[str, Any]:
+    """``m`` with codes carrying ``bits`` per frame (half in each stream)."""
+    m["heads"] = {**m["heads"], "vocal/perplexity": 2.0 ** (bits / 2), "accompaniment/perplexity": 2.0 ** (bits / 2)}
+    return m
+
+
+def _pooled_bits(name: str, ppls: tuple[float, float], bits: tuple[float, float]) -> dict[str, Any]:
+    return pool_training_seeds({s: _informed(_trained(name, s, ppls[s], 0.40), bits[s]) for s in (0, 1)})
+
+
+def test_pooled_code_entropy_is_the_mean_over_trainings_of_each_trainings_entropy():
+    pooled = _pooled_bits("reference", (5.0, 5.0), (16.0, 20.0))
+    assert pooled["information"]["code_entropy_bits"] == {"mean": pytest.approx(18.0), "std": pytest.approx(2.0), "n": 2}
+    frame = ablation_frame({"reference": pooled})
+    # not log2 of the mean perplexity (2^8 and 2^10 average to 640 per stream: 18.64 bits)
+    assert frame.at["reference", "code_entropy_bits"] == pytest.approx(18.0)
+
+
+@pytest.mark.parametrize(("ref_ppl", "off_ppl", "ref_bits", "off_bits", "verdict"), [
+    ((5.0, 5.1), (6.0, 6.1), (18.0, 18.2), (17.0, 17.2), CONFIRMED),       # the win comes with more information
+    ((5.0, 5.1), (6.0, 6.1), (16.0, 16.2), (17.0, 17.2), CONFOUNDED),      # the reference's win: emptier codes
+    ((6.0, 6.1), (5.0, 5.1), (18.0, 18.2), (16.0, 16.2), CONFOUNDED),      # noise_off's win: emptier codes
+    ((6.0, 6.1), (5.0, 5.1), (16.0, 16.2), (18.0, 18.2), NOT_CONFIRMED),   # noise_off wins with more information
+    ((5.0, 5.1), (6.0, 6.1), (float("nan"),) * 2, (17.0, 17.2), NOT_TESTABLE),
+])
+def test_a_decided_ppl_difference_is_read_against_the_codes_information(ref_ppl, off_ppl, ref_bits, off_bits, verdict):
+    frame = ablation_frame({"reference": _pooled_bits("reference", ref_ppl, ref_bits),
+                            "noise_off": _pooled_bits("noise_off", off_ppl, off_bits)})
+    claim = {c["id"]: c for c in ablation_claims(frame)}["a"]
+    assert claim["verdict"] == verdict, claim["evidence"]
+    if verdict == CONFOUNDED:
+        assert "confounded: the lower PPL@1024 is" in claim["evidence"] and "bits per frame" in claim["evidence"]
+
+
+def test_a_single_head_removal_whose_ppl_moved_with_the_information_neither_hurts_nor_helps():
+    frame = ablation_frame({"reference": _pooled_bits("reference", (6.0, 6.1), (18.0, 18.2)),
+                            "heads_no_chroma": _pooled_bits("heads_no_chroma", (5.0, 5.1), (16.0, 16.2))})
+    claim = {c["id"]: c for c in ablation_claims(frame)}["f"]
+    assert claim["verdict"] == CONFOUNDED, claim["evidence"]
+    assert "heads_no_chroma: PPL@1024 moved with the information" in claim["evidence"]
