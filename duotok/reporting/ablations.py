@@ -784,7 +784,7 @@ def _single_heads(frame: pd.DataFrame, reference: str) -> dict[str, str]:
     if reference not in frame.index or not removals:
         who = f"no metrics for {reference}" if reference not in frame.index else "no single-head removal variant"
         return {"id": "f", "claim": claim, "verdict": NOT_TESTABLE, "evidence": who}
-    parts, hurt, helped, missing, mixed_up = [], [], [], False, False
+    parts, hurt, helped, missing, moved_with_information = [], [], [], False, False
     for name in removals:
         moved = []
         for metric in ("ppl_1024", "ap", "leak_v2a", "leak_a2v"):
@@ -802,7 +802,7 @@ def _single_heads(frame: pd.DataFrame, reference: str) -> dict[str, str]:
                 missing = True
                 moved.append(c["text"])
             elif c["outcome"] == "confounded":   # neither hurt nor helped: the PPL moved with the information
-                mixed_up = True
+                moved_with_information = True
                 moved.append(f"{label} moved with the information ({c['text']})")
         parts.append(f"{name}: " + ("; ".join(moved) if moved else "no metric moved beyond the seed spread"))
     if hurt and helped:
@@ -813,7 +813,7 @@ def _single_heads(frame: pd.DataFrame, reference: str) -> dict[str, str]:
         verdict = NOT_TESTABLE
     elif helped:
         verdict = NOT_CONFIRMED
-    elif mixed_up:
+    elif moved_with_information:
         verdict = CONFOUNDED
     else:
         verdict = WITHIN_SPREAD
