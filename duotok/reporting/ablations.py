@@ -658,7 +658,9 @@ def _value(frame: pd.DataFrame, name: str, column: str) -> float:
 
 def _compare(frame: pd.DataFrame, better: str, worse: str, metric: str) -> dict[str, Any]:
     """Is ``better`` better than ``worse`` on ``metric``? ``outcome``: "better" / "worse" (beyond the
-    combined spread), "within", or "missing"; ``text`` is the evidence, numbers included."""
+    combined spread), "within", or "missing"; ``text`` is the evidence, numbers included;
+    ``beyond_spread``: the means differ beyond the training spread, whatever the song bootstrap then
+    says (so a report can name a gap that the bootstrap did not confirm)."""
     label, higher, _, n_col = METRICS[metric]
     a, b = _value(frame, better, metric), _value(frame, worse, metric)
     if math.isnan(a) or math.isnan(b):
@@ -674,6 +676,7 @@ def _compare(frame: pd.DataFrame, better: str, worse: str, metric: str) -> dict[
     single_seed = min(na, nb) < 2
     if single_seed:  # no spread measured: a difference cannot be told from seed noise, so it never counts
         outcome, where = "within", "not comparable to"
+    beyond_spread = outcome != "within"
     # Δ printed as variant − reference, the sign convention of the tables' Δ columns.
     text = (f"{label} ({'higher' if higher else 'lower'} is better): {better} {a:.4g} ± {sa:.2g} (n={na}) vs "
             f"{worse} {b:.4g} ± {sb:.2g} (n={nb}), Δ {worse} − {better} {-diff:+.4g} {where} the combined "
@@ -686,7 +689,7 @@ def _compare(frame: pd.DataFrame, better: str, worse: str, metric: str) -> dict[
     if metric in INFORMATION_METRICS and outcome in ("better", "worse"):
         outcome, extra = _information_check(frame, better, worse, outcome)
         text += extra
-    return {"outcome": outcome, "text": text}
+    return {"outcome": outcome, "text": text, "beyond_spread": beyond_spread}
 
 
 #: Metrics whose differences are re-read against the codes' information (:func:`_information_check`).
@@ -804,6 +807,9 @@ def _single_heads(frame: pd.DataFrame, reference: str) -> dict[str, str]:
             elif c["outcome"] == "confounded":   # neither hurt nor helped: the PPL moved with the information
                 moved_with_information = True
                 moved.append(f"{label} moved with the information ({c['text']})")
+            elif c["outcome"] == "within" and c["beyond_spread"]:   # said, so a reader sees why it does not count
+                moved.append(f"{label} not counted: beyond the training spread, but the song bootstrap "
+                             f"includes 0 ({c['text']})")
         parts.append(f"{name}: " + ("; ".join(moved) if moved else "no metric moved beyond the seed spread"))
     if hurt and helped:
         verdict = MIXED

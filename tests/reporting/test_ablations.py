@@ -432,3 +432,19 @@ def test_a_single_head_removal_whose_ppl_moved_with_the_information_neither_hurt
     claim = {c["id"]: c for c in ablation_claims(frame)}["f"]
     assert claim["verdict"] == CONFOUNDED, claim["evidence"]
     assert "heads_no_chroma: PPL@1024 moved with the information" in claim["evidence"]
+
+
+def test_a_single_head_gap_beyond_the_training_spread_that_the_song_bootstrap_does_not_confirm_is_named():
+    # heads_no_mel's AP mean is 0.10 below the reference's (spread 0.01), but its per-song AP scatters
+    # ±0.3 around the reference's song by song: the paired bootstrap includes 0, so nothing counts.
+    reference = _pooled("reference", (5.0, 5.1), (0.40, 0.41))
+    no_mel = _pooled("heads_no_mel", (5.0, 5.1), (0.30, 0.31))
+    for seed, songs in no_mel["per_song"]["ap"].items():
+        ref_songs = reference["per_song"]["ap"][seed]
+        for i, song in enumerate(songs):
+            songs[song] = ref_songs[song] + (0.3 if i % 2 else -0.3)
+    frame = ablation_frame({"reference": reference, "heads_no_mel": no_mel})
+    claim = {c["id"]: c for c in ablation_claims(frame)}["f"]
+    assert claim["verdict"] == WITHIN_SPREAD, claim["evidence"]
+    assert "heads_no_mel: AP not counted: beyond the training spread, but the song bootstrap includes 0" in claim["evidence"]
+    assert "→ tie" in claim["evidence"]
