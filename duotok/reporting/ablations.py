@@ -808,8 +808,10 @@ def _single_heads(frame: pd.DataFrame, reference: str) -> dict[str, str]:
                 moved_with_information = True
                 moved.append(f"{label} moved with the information ({c['text']})")
             elif c["outcome"] == "within" and c["beyond_spread"]:   # said, so a reader sees why it does not count
-                moved.append(f"{label} not counted: beyond the training spread, but the song bootstrap "
-                             f"includes 0 ({c['text']})")
+                # the per-song test (seed_and_song_verdict) ties: its interval includes 0, or the per-song
+                # means lie within their own training spread; the evidence text gives both
+                moved.append(f"{label} not counted: beyond the training spread, but the per-song test "
+                             f"(training spread and song bootstrap) ties ({c['text']})")
         parts.append(f"{name}: " + ("; ".join(moved) if moved else "no metric moved beyond the seed spread"))
     if hurt and helped:
         verdict = MIXED

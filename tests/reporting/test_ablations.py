@@ -446,5 +446,6 @@ def test_a_single_head_gap_beyond_the_training_spread_that_the_song_bootstrap_do
     frame = ablation_frame({"reference": reference, "heads_no_mel": no_mel})
     claim = {c["id"]: c for c in ablation_claims(frame)}["f"]
     assert claim["verdict"] == WITHIN_SPREAD, claim["evidence"]
-    assert "heads_no_mel: AP not counted: beyond the training spread, but the song bootstrap includes 0" in claim["evidence"]
+    assert "heads_no_mel: AP not counted: beyond the training spread, but the per-song test" in claim["evidence"]
+    assert "95 % paired bootstrap over 12 test songs of reference − heads_no_mel: [-" in claim["evidence"]
     assert "→ tie" in claim["evidence"]
