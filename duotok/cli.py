@@ -70,9 +70,26 @@ def _parse_notebook_params(pairs: list[list[str]] | None) -> dict:
     return params
 
 
+#: Optional packages that papermill's imports load for nothing. jsonschema (nbformat validates notebooks with
+#: it) imports ``rfc3987_syntax`` to check the "iri" string format, and that package compiles ~35 Lark grammars
+#: at import: 3.0 s of the 4.2 s that papermill + nbformat + jupytext take to import on a 2-core EPYC, paid by
+#: every pipeline stage (≈ 3 min per smoke pipeline). No notebook schema uses that format, and jsonschema skips
+#: the checker when the import fails (python-jsonschema/jsonschema#1428 reports the same cost under papermill).
+UNUSED_SLOW_IMPORTS = ("rfc3987_syntax",)
+
+
+def skip_unused_slow_imports() -> None:
+    """Make ``import rfc3987_syntax`` & co. fail fast in this process (a ``None`` entry in ``sys.modules``)
+    unless something imported them already. Why here: it changes the whole process's imports, which is the
+    entry point's business, not a library function's (a user calling ``run_notebook`` keeps the package)."""
+    for name in UNUSED_SLOW_IMPORTS:
+        sys.modules.setdefault(name, None)
+
+
 def cmd_notebook_run(args: argparse.Namespace) -> int:
     import logging
 
+    skip_unused_slow_imports()
     from duotok.notebooks import run_notebook
 
     # papermill logs each cell's output as it arrives: training progress shows up under `dvc repro`

@@ -64,3 +64,28 @@ def test_stage_commands_take_their_stage_name():
     assert args.stage == "baseline@rvq" and args.param == [["codec", "rvq"]]
     assert parser.parse_args(["tokens", "--codec", "rvq", "--stage", "tokens@rvq"]).stage == "tokens@rvq"
     assert parser.parse_args(["notebook", "run", "00_corpus"]).stage is None, "outside DVC nothing is timed"
+
+
+def test_papermill_imports_without_the_unused_iri_checker_and_still_validates():
+    """`duotok notebook run` skips ``rfc3987_syntax`` (3 s of Lark grammars per stage), and nbformat still
+    validates: a fresh interpreter, as a DVC stage starts one."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from duotok.cli import skip_unused_slow_imports\n"
+        "skip_unused_slow_imports()\n"
+        "import jupytext, nbformat, papermill\n"
+        "assert sys.modules['rfc3987_syntax'] is None, 'the iri checker was imported'\n"
+        "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('x = 1')])\n"
+        "nbformat.validate(nb)\n"
+        "bad = nbformat.v4.new_notebook(); bad['cells'] = [{'cell_type': 'code'}]\n"
+        "try:\n"
+        "    nbformat.validate(bad)\n"
+        "except nbformat.ValidationError:\n"
+        "    print('rejected')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "rejected", "an invalid notebook must still fail validation"

@@ -22,6 +22,8 @@ def test_prepare_copies_what_a_clone_holds_and_sets_the_profile_there_only(tmp_p
     assert (project_root() / "params.yaml").read_text() == before, "the checkout's params.yaml is untouched"
     assert (ws / "dvc.yaml").is_file() and (ws / "duotok" / "__init__.py").is_file() and (ws / ".git").is_dir()
     assert not (ws / "models").exists() and not (ws / ".venv").exists(), "ignored paths are not copied"
+    assert (project_root() / "dvc.lock").is_file() and not (ws / "dvc.lock").exists(), \
+        "the checkout's lock describes the checkout's outputs: the workspace starts its own"
 
 
 def test_a_second_prepare_refreshes_code_but_keeps_the_workspace_results(tmp_path):
