@@ -73,7 +73,7 @@ def _parse_notebook_params(pairs: list[list[str]] | None) -> dict:
 #: Optional packages that papermill's imports load for nothing. jsonschema (nbformat validates notebooks with
 #: it) imports ``rfc3987_syntax`` to check the "iri" string format, and that package compiles ~35 Lark grammars
 #: at import: 3.0 s of the 4.2 s that papermill + nbformat + jupytext take to import on a 2-core EPYC, paid by
-#: every pipeline stage (≈ 3 min per smoke pipeline). No notebook schema uses that format, and jsonschema skips
+#: every notebook stage (≈ 2.5 min per smoke pipeline there). No notebook schema uses that format, and jsonschema skips
 #: the checker when the import fails (python-jsonschema/jsonschema#1428 reports the same cost under papermill).
 UNUSED_SLOW_IMPORTS = ("rfc3987_syntax",)
 

@@ -23,9 +23,9 @@ pytestmark = [
 ]
 
 
-#: A guard against a hung command, not a speed target: the smoke `dvc repro` (≈ 60 stages) took 19 min on a
-#: 2-core EPYC with AVX512-BF16 and over 30 min on a 2-core AVX2-only EPYC whose cores run Python ≈ 3× slower
-#: (2026-12-02), where the old 30-min guard failed a healthy run. CI allows 90 min for the whole suite.
+#: A guard against a hung command, not a speed target: this whole test took 21 min on a 2-core EPYC with
+#: AVX512-BF16, and its smoke `dvc repro` (≈ 60 stages) alone ≈ 35 min on a 2-core AVX2-only EPYC whose cores
+#: run Python ≈ 3× slower (2026-12-02), where the old 30-min guard failed a healthy run. CI allows 90 min.
 COMMAND_TIMEOUT_S = 3600
 
 
