@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -44,13 +45,22 @@ HEALTH_KEYS = (
 )
 
 
+#: ``3e-3``, ``1E5``: numbers that YAML 1.1 (PyYAML) reads as strings, because its float pattern wants a dot
+#: and a signed exponent (``3.0e-3``). A learning rate typed on the command line is far more often meant
+#: as a number, and the typed config would reject the string anyway.
+_BARE_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def parse_override(text: str) -> dict[str, Any]:
-    """``section.key.sub=value`` → ``{section: {key: {sub: value}}}``; the value is parsed as YAML."""
+    """``section.key.sub=value`` → ``{section: {key: {sub: value}}}``; the value is parsed as YAML, except
+    that ``3e-3``-style numbers are floats (:data:`_BARE_EXPONENT`)."""
     path, sep, raw = text.partition("=")
     keys = [k for k in path.strip().split(".") if k]
     if not sep or len(keys) < 2:
         raise ValueError(f"override {text!r}: expected section.key=value")
     value: Any = yaml.safe_load(raw)
+    if isinstance(value, str) and _BARE_EXPONENT.fullmatch(value.strip()):
+        value = float(value)
     for key in reversed(keys):
         value = {key: value}
     return value

@@ -22,6 +22,16 @@ def test_overrides_nest_and_parse_values_as_yaml():
         parse_override("steps=3")
 
 
+def test_parse_override_reads_bare_exponents_as_floats_where_yaml_1_1_would_not():
+    # PyYAML alone gives the string '3e-3' here, which the typed train config then rejects.
+    assert parse_override("autoencoder.train.lr=3e-3") == {"autoencoder": {"train": {"lr": 3e-3}}}
+    assert parse_override("a.b=-1E5")["a"]["b"] == -1e5
+    assert parse_override("a.b=1.5e+2")["a"]["b"] == 150.0
+    assert parse_override("a.b=3.0e-3")["a"]["b"] == 3e-3
+    assert parse_override("a.b=e5")["a"]["b"] == "e5"
+    assert parse_override("a.b=3e-3x")["a"]["b"] == "3e-3x"
+
+
 def test_subset_links_the_first_songs_of_each_split(tmp_path, make_duosynth):
     root = make_duosynth(tmp_path / "data", SONGS)
     sub = subset_corpus(root, tmp_path / "sub", train_songs=2, eval_songs=1)
