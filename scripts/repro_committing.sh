@@ -5,8 +5,8 @@
 #   bash scripts/repro_committing.sh ablation_replica@1-noise_std05 ablations pipeline
 #   bash scripts/repro_committing.sh --dry-run ablations        # print what would run, run nothing
 #
-# For each STAGE, in the order given: `dvc repro --single-item STAGE` (only that stage: its upstream must be
-# up to date already, or DVC stops with an error instead of silently retraining it), then
+# For each STAGE, in the order given: `dvc repro --single-item STAGE` (only that stage: DVC does not look at
+# its upstream, so name upstream stages first, as they stand in the pipeline), then
 # `git commit` of dvc.lock and reports/ with the stage's name and its wall time from
 # reports/metrics/timing/<stage>.json. A failing stage stops the loop with its exit code, and what was
 # committed before it stays. The stages run at nice 10, so an editor or `git` stays responsive beside them;
