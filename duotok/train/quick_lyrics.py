@@ -39,7 +39,7 @@ from duotok.config import PROFILES
 from duotok.data import StemCropDataset
 from duotok.data.stems import SOURCES
 from duotok.data.targets import MultiTaskCollate
-from duotok.io import write_json_atomic
+from duotok.io import atomic_write, write_json_atomic
 from duotok.models.heads import ctc_loss
 from duotok.text import CharVocab, character_error_rate
 from duotok.train.quick import EVAL_SPLITS, append_log, prepare_run
@@ -158,7 +158,7 @@ def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", pr
             raise ValueError(f"{corpus}: no training crop has sung text (syllable timings): nothing to learn")
         epoch += 1
     seconds = time.time() - t0
-    with open(run_dir / "train_log.csv", "w", newline="", encoding="utf-8") as fh:
+    with atomic_write(run_dir / "train_log.csv") as fh:
         writer = csv.DictWriter(fh, fieldnames=["step", "loss", "seconds"])
         writer.writeheader()
         writer.writerows(curve)
