@@ -3,6 +3,8 @@ learn this corpus's sung lyrics from the audio in a few hundred steps?
 
     python -m duotok.train.quick_lyrics --name vocals --source vocals --steps 600
     python -m duotok.train.quick_lyrics --name mixture --source mixture --steps 600
+    python -m duotok.train.quick_lyrics --name enc --body encoder -S warmup_steps=60 -S min_lr_ratio=0.1
+    python -m duotok.train.quick_lyrics --name frozen --body encoder --head-context 192 --freeze-encoder-steps 600
 
 Why: at the ``default`` budget the stage-2 lyrics head emits only blanks (README, stage 2), from a
 pretrained encoder and from an untrained one alike (``reports/experiments/quick_log.md``). This reader has
@@ -13,12 +15,21 @@ encoder path does not learn to read them in so few steps":
     log-mel (the ``audio`` section) → standardised per crop and mel channel → ``factor`` frames stacked
     (100 → 25 Hz) → linear → 2-layer bidirectional GRU → linear CTC layer over :class:`CharVocab`
 
+``--body encoder`` swaps the stacked frames and the GRU for Duo-Tok's own encoder, untrained, under stage 2's
+lyrics head (see :class:`LyricsReader`), which separates the encoder's architecture from stage 2's recipe;
+``--head-context N`` gives that head its BiGRU, and ``--freeze-encoder-steps N`` trains only the head for the
+first N steps (all of them when N >= ``--steps``: can the encoder's untrained features be read at all?).
+
 ``--source vocals`` reads the clean vocal stems, ``mixture`` the mixtures that the lyrics head reads.
 Targets: :class:`duotok.data.targets.MultiTaskCollate` (stage 2's collate); loss:
 :func:`duotok.models.heads.ctc_loss`; score: greedy CTC decoding and the corpus CER
 (:func:`duotok.text.character_error_rate`) on one crop per held-out song of ``--eval-split`` (``valid``
-by default: choices are made there). It is a diagnostic, not a pipeline stage: it writes only under
-``--out`` (``<out>/<name>/{train_log.csv,health.json}`` and a row of ``<out>/log.csv``).
+by default: choices are made there). Training is :class:`duotok.train.loop.Trainer`'s (so a rerun of the same
+``--name`` resumes exactly), with this reader's optimiser by default — Adam at a constant ``--lr``, gradient
+norm clipped at 5 (:data:`READER_TRAIN`) — and any :class:`TrainConfig` field set with ``-S KEY=VALUE``
+(``-S warmup_steps=60 -S min_lr_ratio=0.1`` for stage 2's warm-up and cosine decay). It is a diagnostic, not a
+pipeline stage: it writes only under ``--out`` (``<out>/<name>/`` holds the Trainer's ``train_log.csv``,
+``valid_log.csv`` — the held-out CTC loss — and checkpoints, and ``health.json``; ``<out>/log.csv`` gets a row).
 """
 
 from __future__ import annotations
@@ -26,9 +37,11 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -37,40 +50,120 @@ from torch.utils.data import DataLoader
 from duotok.audio.features import LogMel
 from duotok.config import PROFILES
 from duotok.data import StemCropDataset
-from duotok.data.stems import SOURCES
+from duotok.data.stems import SOURCES, load_meta
 from duotok.data.targets import MultiTaskCollate
-from duotok.io import atomic_write, write_json_atomic
-from duotok.models.heads import ctc_loss
+from duotok.io import write_json_atomic
+from duotok.io.checkpoint import PretrainedMixin, config_from_dict
+from duotok.models.bestrq import MelConfig
+from duotok.models.encoder import DuoEncoder, EncoderConfig
+from duotok.models.heads import LyricsHead, ctc_loss
 from duotok.text import CharVocab, character_error_rate
-from duotok.train.quick import EVAL_SPLITS, append_log, prepare_run
+from duotok.train.common import mel_settings
+from duotok.train.loop import TrainConfig, Trainer
+from duotok.train.quick import EVAL_SPLITS, append_log, parse_override, prepare_run
 
 SOURCE_NAMES = ("mixture", "vocals")
+BODIES = ("gru", "encoder")
+
+#: The reader's own optimiser (the one its first measurements used): Adam (AdamW without weight decay,
+#: betas (0.9, 0.999)) at a constant learning rate, no warm-up, gradient norm clipped at 5.
+READER_TRAIN: dict[str, Any] = {"batch_size": 8, "lr": 1e-3, "weight_decay": 0.0, "betas": (0.9, 0.999),
+                                "warmup_steps": 0, "min_lr_ratio": 1.0, "grad_clip": 5.0, "log_every": 25,
+                                "save_every": 100, "precision": "auto"}
 
 
-class LyricsReader(nn.Module):
-    """log-mel ``(B, n_mels, F)`` → CTC log-probabilities ``(B, F // factor, vocab_size)``."""
+@dataclass
+class LyricsReaderConfig:
+    #: What readers saved before a field existed were built with (see ``config_from_dict``).
+    LEGACY_VALUES: ClassVar[dict[str, object]] = {"head_context": 0}
 
-    def __init__(self, n_mels: int, vocab_size: int, factor: int = 4, hidden: int = 192, layers: int = 2):
+    mel: MelConfig = field(default_factory=MelConfig)
+    vocab_size: int = len(CharVocab())
+    factor: int = 4                 # mel frames per output frame: 100 → 25 Hz, the token rate
+    hidden: int = 192               # GRU units per direction (body "gru")
+    layers: int = 2                 # GRU layers (body "gru")
+    body: str = "gru"               # gru | encoder
+    head_context: int = 0           # body "encoder": the lyrics head's BiGRU units per direction (0 = linear)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)   # body "encoder" (n_mels, downsample must match)
+
+
+class LyricsReader(nn.Module, PretrainedMixin):
+    """Audio ``(B, samples)`` → CTC log-probabilities ``(B, T25, vocab_size)`` and each crop's valid frames.
+
+    ``body="gru"``: ``factor`` frames stacked (100 → 25 Hz) → linear → BiGRU → linear.
+    ``body="encoder"``: Duo-Tok's own encoder (:class:`DuoEncoder`, ×4 convolutional downsampling, the
+    lower and upper Transformer stacks of ``encoder``, untrained) → stage 2's :class:`LyricsHead` (linear,
+    the paper's, or with ``head_context`` BiGRU units first: ``finetune.model.lyrics_context``), i.e. the
+    lyrics path of stage 2 minus the bottleneck, the noise and the other heads, trained with this reader's
+    optimiser. It separates "a Transformer path does not learn to read in so few steps" from
+    "stage 2's recipe keeps it from reading"."""
+
+    config_class = LyricsReaderConfig
+
+    def __init__(self, config: LyricsReaderConfig | None = None):
         super().__init__()
-        if factor < 1 or hidden < 1 or layers < 1:
-            raise ValueError(f"factor, hidden and layers must be >= 1, got {factor}, {hidden}, {layers}")
-        self.factor = factor
-        self.inp = nn.Linear(n_mels * factor, hidden)
-        self.gru = nn.GRU(hidden, hidden, num_layers=layers, batch_first=True, bidirectional=True)
-        self.out = nn.Linear(2 * hidden, vocab_size)
+        config = config or LyricsReaderConfig()
+        if config.factor < 1 or config.hidden < 1 or config.layers < 1:
+            raise ValueError(f"factor, hidden and layers must be >= 1, got {config.factor}, {config.hidden}, "
+                             f"{config.layers}")
+        if config.body not in BODIES:
+            raise ValueError(f"body must be one of {BODIES}, got {config.body!r}")
+        self.config = config
+        self.factor, self.body = config.factor, config.body
+        n_mels = config.mel.n_mels
+        self.logmel = LogMel(**vars(config.mel))
+        if config.body == "gru":
+            self.inp = nn.Linear(n_mels * config.factor, config.hidden)
+            self.gru = nn.GRU(config.hidden, config.hidden, num_layers=config.layers, batch_first=True,
+                              bidirectional=True)
+            self.out = nn.Linear(2 * config.hidden, config.vocab_size)
+        else:
+            if config.encoder.n_mels != n_mels or config.encoder.downsample != config.factor:
+                raise ValueError(f"encoder config {config.encoder} does not match n_mels={n_mels}, "
+                                 f"factor={config.factor}")
+            self.encoder = DuoEncoder(config.encoder)
+            self.head = LyricsHead(config.encoder.dim, config.vocab_size, context=config.head_context)
 
     def frames(self, mel_frames: torch.Tensor) -> torch.Tensor:
-        """Valid output frames for ``mel_frames`` valid log-mel frames (whole stacks only)."""
-        return torch.div(mel_frames, self.factor, rounding_mode="floor")
+        """Valid output frames for ``mel_frames`` valid log-mel frames: whole stacks for the GRU, the
+        encoder's ``ceil(F / factor)`` tokens otherwise."""
+        if self.body == "gru":
+            return torch.div(mel_frames, self.factor, rounding_mode="floor")
+        return torch.div(mel_frames + self.factor - 1, self.factor, rounding_mode="floor")
 
-    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+    def read_mel(self, logmel: torch.Tensor, valid: torch.Tensor | None = None,
+                 encoder_grad: bool = True) -> torch.Tensor:
+        """Log-mel ``(B, n_mels, F)`` → log-probabilities. ``valid``: each crop's valid mel frames. The
+        padded tail of a short song is left out of the standardisation and zeroed after it, so valid
+        outputs never depend on what the padding holds. ``encoder_grad=False`` runs the encoder without
+        gradients: its weights get none, so the optimiser leaves them exactly as they are."""
         b, m, f = logmel.shape
-        t = f // self.factor
+        logmel = logmel.float()
+        mask = (torch.ones(b, f, dtype=torch.bool, device=logmel.device) if valid is None
+                else torch.arange(f, device=logmel.device)[None, :] < valid.to(logmel.device)[:, None])
         # Standardised per crop and channel: no corpus statistics to fit, and loudness does not matter.
-        x = (logmel - logmel.mean(dim=-1, keepdim=True)) / logmel.std(dim=-1, keepdim=True).clamp_min(1e-3)
+        w = mask[:, None, :].to(logmel.dtype)
+        n = w.sum(dim=-1, keepdim=True).clamp_min(2.0)
+        mean = (logmel * w).sum(dim=-1, keepdim=True) / n
+        std = (((logmel - mean) * w).square().sum(dim=-1, keepdim=True) / (n - 1)).sqrt()
+        x = (logmel - mean) / std.clamp_min(1e-3) * w
+        if self.body == "encoder":
+            with torch.set_grad_enabled(encoder_grad and torch.is_grad_enabled()):
+                features = self.encoder(x, mask, normalized=True)
+            return self.head(features)
+        t = f // self.factor
         x = x[..., : t * self.factor].reshape(b, m, t, self.factor).permute(0, 2, 1, 3).reshape(b, t, m * self.factor)
-        x, _ = self.gru(self.inp(x))
-        return self.out(x).log_softmax(dim=-1)
+        with torch.autocast(device_type=x.device.type, enabled=False):   # no bf16 GRU kernels on CPU
+            x, _ = self.gru(self.inp(x))
+            return self.out(x).log_softmax(dim=-1)
+
+    def forward(self, audio: torch.Tensor, length: torch.Tensor,
+                encoder_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(log-probabilities, valid output frames)`` of ``(B, samples)`` audio of ``length`` samples each."""
+        mel = self.logmel(audio)
+        hop = self.logmel.hop_length
+        valid = (torch.as_tensor(length, device=mel.device).long() // hop + 1).clamp(max=mel.shape[-1])
+        return self.read_mel(mel, valid, encoder_grad), self.frames(valid)
 
 
 def _audio(batch: dict[str, Any], source: str) -> torch.Tensor:
@@ -79,108 +172,143 @@ def _audio(batch: dict[str, Any], source: str) -> torch.Tensor:
     return batch["stems"][:, SOURCES.index("vocals")]
 
 
-def _batch_inputs(batch: dict[str, Any], source: str, logmel: LogMel) -> tuple[torch.Tensor, torch.Tensor]:
-    """The crop's log-mel and its valid mel frames (the padded tail of a short song excluded)."""
-    mel = logmel(_audio(batch, source))
-    valid = torch.as_tensor(batch["length"]).long() // logmel.hop_length + 1
-    return mel, valid.clamp(max=mel.shape[-1])
+def _sung(record: Any) -> bool:
+    """Whether a song's ``meta.json`` has syllable timings (the lyrics targets are cut from them)."""
+    lyrics = load_meta(record).get("lyrics")
+    return isinstance(lyrics, dict) and bool(lyrics.get("syllables"))
+
+
+def reader_loss(model: nn.Module, batch: dict[str, Any], source: str = "mixture",
+                encoder_grad: Callable[[], bool] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """CTC per character over the batch's sung crops (:func:`ctc_loss`, the lyrics head's loss). A batch
+    without any sung crop gives a zero loss that still touches every parameter, so DDP stays in step.
+    ``encoder_grad()`` says at each call whether the encoder (body ``encoder``) trains in this step."""
+    grad = True if encoder_grad is None else encoder_grad()
+    log_probs, frames = model(_audio(batch, source), batch["length"], grad)
+    keep = batch["has_lyrics"].to(torch.bool)
+    if not bool(keep.any()):
+        return log_probs.sum() * 0.0, {"sung": 0.0}
+    loss = ctc_loss(log_probs[keep], frames[keep], batch["lyrics"][keep], batch["lyrics_lengths"][keep])
+    return loss, {"sung": float(keep.float().mean())}
 
 
 @torch.no_grad()
-def evaluate_cer(reader: LyricsReader, data: StemCropDataset, collate: MultiTaskCollate, source: str,
-                 logmel: LogMel) -> dict[str, float]:
+def evaluate_cer(reader: LyricsReader, data: StemCropDataset, collate: MultiTaskCollate,
+                 source: str) -> dict[str, float]:
     """Greedy CTC on every held-out crop with sung text: corpus CER and the number of crops scored."""
+    was_training = reader.training
     reader.eval()
     refs: list[str] = []
     hyps: list[str] = []
     for batch in DataLoader(data, batch_size=8, shuffle=False, collate_fn=collate):
-        mel, valid = _batch_inputs(batch, source, logmel)
-        log_probs = reader(mel)
+        log_probs, frames = reader(_audio(batch, source), batch["length"])
         for i, text in enumerate(batch["lyrics_text"]):
             ref = collate.vocab.normalize(text)
             if bool(batch["has_lyrics"][i]) and ref:
                 refs.append(ref)
-                hyps += collate.vocab.greedy_ctc_decode(log_probs[i: i + 1], reader.frames(valid[i: i + 1]))
-    reader.train()
+                hyps += collate.vocab.greedy_ctc_decode(log_probs[i: i + 1], frames[i: i + 1])
+    reader.train(was_training)
     if not refs:
         raise ValueError("no held-out crop has sung text: nothing to score")
     return {"cer": character_error_rate(refs, hyps), "crops": float(len(refs))}
 
 
+def train_config(steps: int, lr: float, batch_size: int, seed: int, overrides: list[str] | tuple[str, ...] = (),
+                 log_every: int = 25) -> TrainConfig:
+    """:data:`READER_TRAIN` with ``steps``, ``lr``, ``batch_size``, ``seed`` and ``KEY=VALUE`` overrides of
+    any :class:`TrainConfig` field (validated there: an unknown key is refused)."""
+    values: dict[str, Any] = {**READER_TRAIN, "steps": steps, "lr": lr, "batch_size": batch_size, "seed": seed,
+                              "log_every": log_every, "eval_every": min(100, steps), "save_every": min(100, steps)}
+    for text in overrides:
+        values.update(parse_override(f"train.{text}")["train"])
+    return TrainConfig.from_dict(values)
+
+
 def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", profile: str = "default",
-        steps: int = 600, batch_size: int = 8, lr: float = 1e-3, hidden: int = 192, train_songs: int = 32,
-        eval_songs: int = 8, segment_seconds: float = 10.0, eval_split: str = "valid", seed: int = 0,
-        log_every: int = 25) -> dict[str, Any]:
-    """Train the reader for ``steps`` steps and return its log row (also written to ``<out_dir>/log.csv``)."""
+        steps: int = 600, batch_size: int = 8, lr: float = 1e-3, hidden: int = 192, body: str = "gru",
+        head_context: int = 0, freeze_encoder_steps: int = 0, train_songs: int = 32, eval_songs: int = 8, segment_seconds: float = 10.0,
+        eval_split: str = "valid", seed: int = 0, log_every: int = 25,
+        train: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Train the reader for ``steps`` steps (resuming ``<out_dir>/<name>`` if it holds a run) and return its
+    log row (also written to ``<out_dir>/log.csv``). ``train``: ``KEY=VALUE`` overrides of the optimiser.
+    ``freeze_encoder_steps`` (body ``encoder``): for the first that many steps only the lyrics head trains, on
+    the encoder's untrained features (``>= steps``: throughout — can what they hold at the start be read at
+    all?), then the encoder joins (the classifier-first schedule of wav2vec 2.0's CTC fine-tuning)."""
     if source not in SOURCE_NAMES:
         raise ValueError(f"source must be one of {SOURCE_NAMES}, got {source!r}")
     if eval_split not in EVAL_SPLITS:
         raise ValueError(f"eval_split must be one of {EVAL_SPLITS}, got {eval_split!r}")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    if freeze_encoder_steps and body != "encoder":
+        raise ValueError("freeze_encoder_steps needs body 'encoder'")
+    if freeze_encoder_steps < 0:
+        raise ValueError(f"freeze_encoder_steps must be >= 0, got {freeze_encoder_steps}")
+    cfg = train_config(steps, lr, batch_size, seed, train, log_every)
     params, run_dir, corpus = prepare_run(name, [], out_dir, data_dir, profile, train_songs, eval_songs)
-    audio = params.section("audio")
-    sr, factor = int(audio["sample_rate"]), int(params.section("pretrain")["model"]["downsample"])
+    mel = mel_settings(params)
+    encoder = {"n_mels": mel["n_mels"], **params.section("pretrain")["model"]}
+    config = config_from_dict(LyricsReaderConfig, {"mel": mel, "vocab_size": len(CharVocab()),
+                                                   "factor": encoder["downsample"], "hidden": hidden, "layers": 2,
+                                                   "body": body, "head_context": head_context,
+                                                   "encoder": encoder})
     torch.manual_seed(seed)
-    logmel = LogMel.from_params(audio)
-    vocab = CharVocab()
-    collate = MultiTaskCollate(vocab, sr, logmel.hop_length)
-    reader = LyricsReader(logmel.n_mels, len(vocab), factor=factor, hidden=hidden)
-    optimizer = torch.optim.Adam(reader.parameters(), lr=lr)
-    train = StemCropDataset(corpus, "train", segment_seconds, sr, crops_per_song=4, seed=seed)
+    reader = LyricsReader(config)
+    collate = MultiTaskCollate(CharVocab(), config.mel.sample_rate, config.mel.hop_length)
+    sr = config.mel.sample_rate
+    train_data = StemCropDataset(corpus, "train", segment_seconds, sr, crops_per_song=4, seed=seed)
     held_out = StemCropDataset(corpus, eval_split, segment_seconds, sr, crops_per_song=1, seed=0, random=False)
-    generator = torch.Generator().manual_seed(seed)
-    curve: list[dict[str, float]] = []
-    t0, step, epoch = time.time(), 0, 0
-    while step < steps:
-        train.set_epoch(epoch)
-        steps_before = step
-        for batch in DataLoader(train, batch_size=batch_size, shuffle=True, collate_fn=collate,
-                                generator=generator, drop_last=True):
-            keep = batch["has_lyrics"].to(torch.bool)
-            if not bool(keep.any()):
-                continue
-            mel, valid = _batch_inputs(batch, source, logmel)
-            log_probs = reader(mel)
-            loss = ctc_loss(log_probs[keep], reader.frames(valid)[keep], batch["lyrics"][keep],
-                            batch["lyrics_lengths"][keep])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(reader.parameters(), 5.0)
-            optimizer.step()
-            step += 1
-            if step % log_every == 0 or step == steps:
-                curve.append({"step": step, "loss": loss.item(), "seconds": round(time.time() - t0, 1)})
-                print(f"[quick_lyrics] step {step}/{steps} ctc={curve[-1]['loss']:.3f}", flush=True)
-            if step >= steps:
-                break
-        if step == steps_before:
-            raise ValueError(f"{corpus}: no training crop has sung text (syllable timings): nothing to learn")
-        epoch += 1
-    seconds = time.time() - t0
-    with atomic_write(run_dir / "train_log.csv") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["step", "loss", "seconds"])
-        writer.writeheader()
-        writer.writerows(curve)
-    scores = evaluate_cer(reader, held_out, collate, source, logmel)
-    row = {"name": name, "source": source, "steps": steps, "lr": lr, "hidden": hidden, "train_songs": train_songs,
-           "eval_songs": eval_songs, "eval_split": eval_split, "train_seconds": round(seconds, 1),
-           "final_ctc": curve[-1]["loss"] if curve else None, "cer": scores["cer"], "crops": scores["crops"]}
+    if not any(_sung(record) for record in train_data.records):
+        raise ValueError(f"{corpus}: no training song has sung text (syllable timings): nothing to learn")
+    trainer: Trainer | None = None
+
+    def encoder_grad() -> bool:               # read at every step: a resumed run is gated by its restored step
+        return trainer is None or trainer.step >= freeze_encoder_steps
+
+    trainer = Trainer(reader, partial(reader_loss, source=source, encoder_grad=encoder_grad), train_data, cfg,
+                      run_dir, valid_data=held_out, collate_fn=collate)
+    result = trainer.fit()
+    scores = evaluate_cer(trainer.model, held_out, collate, source)
+    row = {"name": name, "source": source, "body": body, "head_context": head_context,
+           "freeze_encoder_steps": freeze_encoder_steps, "steps": steps,
+           "lr": cfg.lr, "warmup": cfg.warmup_steps, "min_lr_ratio": cfg.min_lr_ratio, "grad_clip": cfg.grad_clip,
+           "weight_decay": cfg.weight_decay,
+           "hidden": hidden, "train_songs": train_songs, "eval_songs": eval_songs, "eval_split": eval_split,
+           "train_seconds": result.seconds, "resumed_from": result.resumed_from,
+           "final_ctc": _last_logged(run_dir / "train_log.csv"), "valid_ctc": _last_logged(run_dir / "valid_log.csv"),
+           "cer": scores["cer"], "crops": scores["crops"], "precision": result.precision.get("used")}
     write_json_atomic(run_dir / "health.json", row)
     append_log(Path(out_dir) / "log.csv", row)
     return row
 
 
+def _last_logged(path: Path) -> float | None:
+    """The last logged loss of a Trainer log (so a rerun that only resumes a finished run reports it too)."""
+    if not path.is_file():
+        return None
+    rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
+    return float(rows[-1]["loss"]) if rows and rows[-1].get("loss") else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m duotok.train.quick_lyrics", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--name", required=True, help="the experiment's folder and log name")
+    parser.add_argument("--name", required=True, help="the experiment's folder and log name (a rerun resumes it)")
     parser.add_argument("--source", choices=SOURCE_NAMES, default="mixture")
+    parser.add_argument("--body", choices=BODIES, default="gru",
+                        help="gru: the stacked-mel BiGRU reader; "
+                             "encoder: Duo-Tok's untrained encoder + stage 2's lyrics head")
     parser.add_argument("--profile", default="default", choices=PROFILES)
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--hidden", type=int, default=192, help="GRU units per direction")
+    parser.add_argument("--hidden", type=int, default=192, help="GRU units per direction (body gru)")
+    parser.add_argument("--head-context", type=int, default=0,
+                        help="body encoder: the lyrics head's BiGRU units per direction (0: linear, the paper's)")
+    parser.add_argument("--freeze-encoder-steps", type=int, default=0, metavar="N",
+                        help="body encoder: train only the lyrics head for the first N steps (>= --steps: throughout)")
+    parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a training setting (duotok.train.loop.TrainConfig), e.g. warmup_steps=60")
     parser.add_argument("--train-songs", type=int, default=32)
     parser.add_argument("--eval-songs", type=int, default=8)
     parser.add_argument("--segment-seconds", type=float, default=10.0)
@@ -190,11 +318,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-split", choices=EVAL_SPLITS, default="valid")
     args = parser.parse_args(argv)
     row = run(args.name, Path(args.out), Path(args.data_dir), source=args.source, profile=args.profile,
-              steps=args.steps, batch_size=args.batch_size, lr=args.lr, hidden=args.hidden,
+              steps=args.steps, batch_size=args.batch_size, lr=args.lr, hidden=args.hidden, body=args.body,
+              head_context=args.head_context, freeze_encoder_steps=args.freeze_encoder_steps,
               train_songs=args.train_songs, eval_songs=args.eval_songs, segment_seconds=args.segment_seconds,
-              eval_split=args.eval_split, seed=args.seed)
-    print(f"[{row['name']}] {row['source']}, {row['steps']} steps, {row['train_seconds']:.0f} s: "
-          f"final CTC {row['final_ctc']:.3f}, CER {row['cer']:.3f} on {row['crops']:.0f} {row['eval_split']} crops")
+              eval_split=args.eval_split, seed=args.seed, train=args.set)
+    print(f"[{row['name']}] {row['source']}, {row['body']}, {row['steps']} steps, {row['train_seconds']:.0f} s: "
+          f"final CTC {row['final_ctc']}, held-out CTC {row['valid_ctc']}, CER {row['cer']:.3f} on "
+          f"{row['crops']:.0f} {row['eval_split']} crops")
     return 0
 
 

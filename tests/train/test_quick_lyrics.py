@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from duotok.models.bestrq import MelConfig
+from duotok.models.encoder import DuoEncoder, EncoderConfig
+from duotok.models.heads import LyricsHead
 from duotok.text import CharVocab
-from duotok.train.quick_lyrics import LyricsReader, run
+from duotok.train.quick_lyrics import LyricsReader, LyricsReaderConfig, run, train_config
 
 SONGS = (("a", "train", 3.0), ("b", "train", 2.5), ("c", "train", 2.0), ("d", "valid", 2.0), ("g", "valid", 2.0),
          ("e", "test", 2.0), ("f", "test", 2.0))
@@ -31,11 +34,43 @@ def _sing(root: Path, lyrics: bool = True) -> None:
 
 def test_the_reader_emits_one_distribution_per_token_frame():
     vocab = CharVocab()
-    reader = LyricsReader(n_mels=16, vocab_size=len(vocab), factor=4, hidden=8)
-    out = reader(torch.randn(2, 16, 1001))
+    reader = LyricsReader(LyricsReaderConfig(mel=MelConfig(n_mels=16), vocab_size=len(vocab), factor=4, hidden=8))
+    mel = torch.randn(2, 16, 1001)
+    out = reader.read_mel(mel)
     assert out.shape == (2, 250, len(vocab))
+    garbage = mel.clone()
+    garbage[1, :, 400:] = 1e3                 # a padded tail, left out of the standardisation and zeroed
+    valid = torch.tensor([1001, 400])
+    with torch.no_grad():
+        assert torch.allclose(reader.read_mel(mel, valid)[1], reader.read_mel(garbage, valid)[1], atol=1e-5)
     assert torch.allclose(out.exp().sum(-1), torch.ones(2, 250), atol=1e-5)
     assert reader.frames(torch.tensor([1001, 401])).tolist() == [250, 100]
+
+
+def test_the_encoder_body_is_duotoks_encoder_and_ignores_the_padded_tail():
+    vocab = CharVocab()
+    config = EncoderConfig(n_mels=16, dim=16, n_lower=1, n_upper=1, n_heads=2, downsample=4)
+    reader = LyricsReader(LyricsReaderConfig(mel=MelConfig(n_mels=16), vocab_size=len(vocab), factor=4,
+                                             body="encoder", encoder=config)).eval()
+    assert isinstance(reader.encoder, DuoEncoder)
+    assert reader.frames(torch.tensor([1001, 401])).tolist() == [251, 101]   # ceil(F / 4), the encoder's tokens
+    mel = torch.randn(2, 16, 1001)
+    garbage = mel.clone()
+    garbage[1, :, 401:] = 1e3                 # crop 1 is a 4-s song padded to the batch's 10 s
+    valid = torch.tensor([1001, 401])
+    with torch.no_grad():
+        out, out_garbage = reader.read_mel(mel, valid), reader.read_mel(garbage, valid)
+    assert torch.allclose(out[:, :101], out_garbage[:, :101], atol=1e-5)   # its valid tokens ignore the tail
+    assert out.shape == (2, 251, len(vocab))
+    assert torch.allclose(out.exp().sum(-1), torch.ones(2, 251), atol=1e-5)
+    with_context = LyricsReader(LyricsReaderConfig(mel=MelConfig(n_mels=16), vocab_size=len(vocab), factor=4,
+                                                   body="encoder", head_context=8, encoder=config))
+    assert isinstance(with_context.head, LyricsHead) and with_context.head.context.hidden_size == 8
+    assert with_context.read_mel(mel, valid).shape == (2, 251, len(vocab))
+    with pytest.raises(ValueError, match="does not match"):
+        LyricsReader(LyricsReaderConfig(mel=MelConfig(n_mels=8), body="encoder", encoder=config))
+    with pytest.raises(ValueError, match="body"):
+        LyricsReader(LyricsReaderConfig(mel=MelConfig(n_mels=16), body="lstm"))
 
 
 def test_a_run_trains_and_scores_the_sung_held_out_crops(tmp_path, make_duosynth):
@@ -47,7 +82,37 @@ def test_a_run_trains_and_scores_the_sung_held_out_crops(tmp_path, make_duosynth
     assert row["cer"] >= 0.0 and row["final_ctc"] > 0.0
     curve = list(csv.DictReader((tmp_path / "runs" / "t" / "train_log.csv").read_text().splitlines()))
     assert [int(r["step"]) for r in curve] == [1, 2, 3]
+    assert float(curve[0]["lr"]) == pytest.approx(1e-3)          # the reader's constant learning rate
     assert list(csv.DictReader((tmp_path / "runs" / "log.csv").read_text().splitlines()))[0]["name"] == "t"
+    reader = LyricsReader.from_pretrained(tmp_path / "runs" / "t" / "model")
+    assert reader.config.hidden == 8 and reader.config.body == "gru"
+    again = run("t", tmp_path / "runs", root, source="vocals", profile="smoke", steps=3, hidden=8,
+                train_songs=3, eval_songs=2, segment_seconds=1.0, log_every=1)
+    assert again["resumed_from"] == 3 and again["cer"] == row["cer"]   # a rerun resumes the finished run
+
+
+def test_a_frozen_encoder_stays_untrained_while_the_head_learns_then_joins(tmp_path, make_duosynth):
+    root = make_duosynth(tmp_path / "data", SONGS)
+    _sing(root)
+    kwargs = {"profile": "smoke", "body": "encoder", "train_songs": 3, "eval_songs": 2, "segment_seconds": 1.0}
+    run("f", tmp_path / "runs", root, steps=2, freeze_encoder_steps=2, **kwargs)
+    frozen = LyricsReader.from_pretrained(tmp_path / "runs" / "f" / "model")
+    torch.manual_seed(0)                      # the run's seed: the same initial weights
+    start = LyricsReader(frozen.config)
+    for name, value in start.encoder.state_dict().items():
+        assert torch.equal(value, frozen.encoder.state_dict()[name]), name
+    assert not torch.equal(start.head.proj.weight, frozen.head.proj.weight)
+    # Resumed for one more step, past the gate: now the encoder trains too.
+    run("f", tmp_path / "runs", root, steps=3, freeze_encoder_steps=2, **kwargs)
+    joined = LyricsReader.from_pretrained(tmp_path / "runs" / "f" / "model")
+    assert not torch.equal(start.encoder.downsample.net[0].weight, joined.encoder.downsample.net[0].weight)
+
+
+def test_stage_2s_schedule_can_be_set_and_unknown_settings_are_refused():
+    cfg = train_config(600, 1e-3, 8, 0, ["warmup_steps=60", "min_lr_ratio=0.1", "grad_clip=1.0"])
+    assert (cfg.warmup_steps, cfg.min_lr_ratio, cfg.grad_clip, cfg.weight_decay) == (60, 0.1, 1.0, 0.0)
+    with pytest.raises(ValueError, match="unknown train settings"):
+        train_config(600, 1e-3, 8, 0, ["warmup=60"])
 
 
 def test_without_sung_held_out_crops_there_is_nothing_to_score(tmp_path, make_duosynth):
@@ -59,7 +124,18 @@ def test_without_sung_held_out_crops_there_is_nothing_to_score(tmp_path, make_du
 
 
 @pytest.mark.parametrize("kwargs, match", [({"source": "drums"}, "source"), ({"steps": 0}, "steps"),
-                                           ({"eval_split": "train"}, "eval_split")])
+                                           ({"eval_split": "train"}, "eval_split"),
+                                           ({"freeze_encoder_steps": 5}, "needs body 'encoder'"),
+                                           ({"body": "encoder", "freeze_encoder_steps": -1}, ">= 0")])
 def test_bad_arguments_are_refused(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         run("t", tmp_path / "runs", tmp_path / "data", profile="smoke", **kwargs)
+
+
+def test_a_reader_saved_before_head_context_existed_still_loads(tmp_path):
+    reader = LyricsReader(LyricsReaderConfig(mel=MelConfig(n_mels=16), hidden=8))
+    reader.save_pretrained(tmp_path / "r")
+    header = json.loads((tmp_path / "r" / "config.json").read_text())
+    del header["config"]["head_context"]
+    (tmp_path / "r" / "config.json").write_text(json.dumps(header))
+    assert LyricsReader.from_pretrained(tmp_path / "r").config.head_context == 0
