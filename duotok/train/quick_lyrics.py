@@ -53,12 +53,12 @@ from duotok.data import StemCropDataset
 from duotok.data.stems import SOURCES, load_meta
 from duotok.data.targets import MultiTaskCollate
 from duotok.io import write_json_atomic
-from duotok.io.checkpoint import PretrainedMixin, config_from_dict
+from duotok.io.checkpoint import PretrainedMixin
 from duotok.models.bestrq import MelConfig
 from duotok.models.encoder import DuoEncoder, EncoderConfig
 from duotok.models.heads import LyricsHead, ctc_loss
 from duotok.text import CharVocab, character_error_rate
-from duotok.train.common import mel_settings
+from duotok.train.finetune import build_config as build_finetune_config
 from duotok.train.loop import TrainConfig, Trainer
 from duotok.train.quick import EVAL_SPLITS, append_log, parse_override, prepare_run
 
@@ -226,8 +226,8 @@ def train_config(steps: int, lr: float, batch_size: int, seed: int, overrides: l
 
 def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", profile: str = "default",
         steps: int = 600, batch_size: int = 8, lr: float = 1e-3, hidden: int = 192, body: str = "gru",
-        head_context: int = 0, freeze_encoder_steps: int = 0, train_songs: int = 32, eval_songs: int = 8, segment_seconds: float = 10.0,
-        eval_split: str = "valid", seed: int = 0, log_every: int = 25,
+        head_context: int = 0, freeze_encoder_steps: int = 0, train_songs: int = 32, eval_songs: int = 8,
+        segment_seconds: float = 10.0, eval_split: str = "valid", seed: int = 0, log_every: int = 25,
         train: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """Train the reader for ``steps`` steps (resuming ``<out_dir>/<name>`` if it holds a run) and return its
     log row (also written to ``<out_dir>/log.csv``). ``train``: ``KEY=VALUE`` overrides of the optimiser.
@@ -246,12 +246,10 @@ def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", pr
         raise ValueError(f"freeze_encoder_steps must be >= 0, got {freeze_encoder_steps}")
     cfg = train_config(steps, lr, batch_size, seed, train, log_every)
     params, run_dir, corpus = prepare_run(name, [], out_dir, data_dir, profile, train_songs, eval_songs)
-    mel = mel_settings(params)
-    encoder = {"n_mels": mel["n_mels"], **params.section("pretrain")["model"]}
-    config = config_from_dict(LyricsReaderConfig, {"mel": mel, "vocab_size": len(CharVocab()),
-                                                   "factor": encoder["downsample"], "hidden": hidden, "layers": 2,
-                                                   "body": body, "head_context": head_context,
-                                                   "encoder": encoder})
+    stage2 = build_finetune_config(params)[0]     # stage 2's mel front end and encoder sizes (stage 1's)
+    config = LyricsReaderConfig(mel=stage2.mel, vocab_size=stage2.vocab_size, factor=stage2.encoder.downsample,
+                                hidden=hidden, layers=2, body=body, head_context=head_context,
+                                encoder=stage2.encoder)
     torch.manual_seed(seed)
     reader = LyricsReader(config)
     collate = MultiTaskCollate(CharVocab(), config.mel.sample_rate, config.mel.hop_length)
