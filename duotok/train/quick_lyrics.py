@@ -5,6 +5,7 @@ learn this corpus's sung lyrics from the audio in a few hundred steps?
     python -m duotok.train.quick_lyrics --name mixture --source mixture --steps 600
     python -m duotok.train.quick_lyrics --name enc --body encoder -S warmup_steps=60 -S min_lr_ratio=0.1
     python -m duotok.train.quick_lyrics --name frozen --body encoder --head-context 192 --freeze-encoder-steps 600
+    python -m duotok.train.quick_lyrics --name bneck --body encoder --head-context 192 --bottleneck 64
 
 Why: at the ``default`` budget the stage-2 lyrics head emits only blanks (README, stage 2), from a
 pretrained encoder and from an untrained one alike (``reports/experiments/quick_log.md``). This reader has
@@ -17,8 +18,10 @@ encoder path does not learn to read them in so few steps":
 
 ``--body encoder`` swaps the stacked frames and the GRU for Duo-Tok's own encoder, untrained, under stage 2's
 lyrics head (see :class:`LyricsReader`), which separates the encoder's architecture from stage 2's recipe;
-``--head-context N`` gives that head its BiGRU, and ``--freeze-encoder-steps N`` trains only the head for the
-first N steps (all of them when N >= ``--steps``: can the encoder's untrained features be read at all?).
+``--head-context N`` gives that head its BiGRU, ``--bottleneck N`` puts stage 2's bottleneck (``proj_in`` to N
+dimensions, ``proj_out`` back; no noise, no normalisation) between the lower and the upper stack, and
+``--freeze-encoder-steps N`` trains only the head for the first N steps (all of them when N >= ``--steps``: can
+the encoder's untrained features be read at all?).
 
 ``--source vocals`` reads the clean vocal stems, ``mixture`` the mixtures that the lyrics head reads.
 Targets: :class:`duotok.data.targets.MultiTaskCollate` (stage 2's collate); loss:
@@ -75,7 +78,7 @@ READER_TRAIN: dict[str, Any] = {"batch_size": 8, "lr": 1e-3, "weight_decay": 0.0
 @dataclass
 class LyricsReaderConfig:
     #: What readers saved before a field existed were built with (see ``config_from_dict``).
-    LEGACY_VALUES: ClassVar[dict[str, object]] = {"head_context": 0}
+    LEGACY_VALUES: ClassVar[dict[str, object]] = {"head_context": 0, "bottleneck": 0}
 
     mel: MelConfig = field(default_factory=MelConfig)
     vocab_size: int = len(CharVocab())
@@ -84,6 +87,7 @@ class LyricsReaderConfig:
     layers: int = 2                 # GRU layers (body "gru")
     body: str = "gru"               # gru | encoder
     head_context: int = 0           # body "encoder": the lyrics head's BiGRU units per direction (0 = linear)
+    bottleneck: int = 0             # body "encoder": stage 2's proj_in/proj_out width between the stacks (0 = none)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)   # body "encoder" (n_mels, downsample must match)
 
 
@@ -96,7 +100,10 @@ class LyricsReader(nn.Module, PretrainedMixin):
     the paper's, or with ``head_context`` BiGRU units first: ``finetune.model.lyrics_context``), i.e. the
     lyrics path of stage 2 minus the bottleneck, the noise and the other heads, trained with this reader's
     optimiser. It separates "a Transformer path does not learn to read in so few steps" from
-    "stage 2's recipe keeps it from reading"."""
+    "stage 2's recipe keeps it from reading". ``bottleneck`` = N > 0 adds stage 2's bottleneck back —
+    ``proj_in`` (dim → N) after the lower stack and ``proj_out`` (N → dim) before the upper one, with the
+    parameter names of :class:`duotok.models.multitask.MultiTaskModel`, so a ``lr_multipliers`` prefix means the
+    same in both — and nothing else of stage 2."""
 
     config_class = LyricsReaderConfig
 
@@ -108,6 +115,9 @@ class LyricsReader(nn.Module, PretrainedMixin):
                              f"{config.layers}")
         if config.body not in BODIES:
             raise ValueError(f"body must be one of {BODIES}, got {config.body!r}")
+        if config.bottleneck < 0 or (config.bottleneck and config.body != "encoder"):
+            raise ValueError(f"bottleneck must be >= 0 and needs body 'encoder', got {config.bottleneck} "
+                             f"with body {config.body!r}")
         self.config = config
         self.factor, self.body = config.factor, config.body
         n_mels = config.mel.n_mels
@@ -122,6 +132,9 @@ class LyricsReader(nn.Module, PretrainedMixin):
                 raise ValueError(f"encoder config {config.encoder} does not match n_mels={n_mels}, "
                                  f"factor={config.factor}")
             self.encoder = DuoEncoder(config.encoder)
+            if config.bottleneck:
+                self.proj_in = nn.Linear(config.encoder.dim, config.bottleneck)
+                self.proj_out = nn.Linear(config.bottleneck, config.encoder.dim)
             self.head = LyricsHead(config.encoder.dim, config.vocab_size, context=config.head_context)
 
     def frames(self, mel_frames: torch.Tensor) -> torch.Tensor:
@@ -149,13 +162,22 @@ class LyricsReader(nn.Module, PretrainedMixin):
         x = (logmel - mean) / std.clamp_min(1e-3) * w
         if self.body == "encoder":
             with torch.set_grad_enabled(encoder_grad and torch.is_grad_enabled()):
-                features = self.encoder(x, mask, normalized=True)
+                features = self.encode(x, mask)
             return self.head(features)
         t = f // self.factor
         x = x[..., : t * self.factor].reshape(b, m, t, self.factor).permute(0, 2, 1, 3).reshape(b, t, m * self.factor)
         with torch.autocast(device_type=x.device.type, enabled=False):   # no bf16 GRU kernels on CPU
             x, _ = self.gru(self.inp(x))
             return self.out(x).log_softmax(dim=-1)
+
+    def encode(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Standardised log-mel ``(B, n_mels, F)`` → the encoder's features ``(B, T25, dim)``, through the
+        bottleneck when there is one (:meth:`DuoEncoder.forward` when there is not)."""
+        if not self.config.bottleneck:
+            return self.encoder(x, mask, normalized=True)
+        token_mask = self.encoder.downsample_mask(mask)
+        h = self.encoder.forward_lower(self.encoder.embed(x, mask, normalized=True), token_mask)
+        return self.encoder.forward_upper(self.proj_out(self.proj_in(h)), token_mask)
 
     def forward(self, audio: torch.Tensor, length: torch.Tensor,
                 encoder_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -226,8 +248,8 @@ def train_config(steps: int, lr: float, batch_size: int, seed: int, overrides: l
 
 def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", profile: str = "default",
         steps: int = 600, batch_size: int = 8, lr: float = 1e-3, hidden: int = 192, body: str = "gru",
-        head_context: int = 0, freeze_encoder_steps: int = 0, train_songs: int = 32, eval_songs: int = 8,
-        segment_seconds: float = 10.0, eval_split: str = "valid", seed: int = 0, log_every: int = 25,
+        head_context: int = 0, bottleneck: int = 0, freeze_encoder_steps: int = 0, train_songs: int = 32,
+        eval_songs: int = 8, segment_seconds: float = 10.0, eval_split: str = "valid", seed: int = 0, log_every: int = 25,
         train: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """Train the reader for ``steps`` steps (resuming ``<out_dir>/<name>`` if it holds a run) and return its
     log row (also written to ``<out_dir>/log.csv``). ``train``: ``KEY=VALUE`` overrides of the optimiser.
@@ -240,6 +262,10 @@ def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", pr
         raise ValueError(f"eval_split must be one of {EVAL_SPLITS}, got {eval_split!r}")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    if bottleneck and body != "encoder":
+        raise ValueError("bottleneck needs body 'encoder'")
+    if bottleneck < 0:
+        raise ValueError(f"bottleneck must be >= 0, got {bottleneck}")
     if freeze_encoder_steps and body != "encoder":
         raise ValueError("freeze_encoder_steps needs body 'encoder'")
     if freeze_encoder_steps < 0:
@@ -249,7 +275,7 @@ def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", pr
     stage2 = build_finetune_config(params)[0]     # stage 2's mel front end and encoder sizes (stage 1's)
     config = LyricsReaderConfig(mel=stage2.mel, vocab_size=stage2.vocab_size, factor=stage2.encoder.downsample,
                                 hidden=hidden, layers=2, body=body, head_context=head_context,
-                                encoder=stage2.encoder)
+                                bottleneck=bottleneck, encoder=stage2.encoder)
     torch.manual_seed(seed)
     reader = LyricsReader(config)
     collate = MultiTaskCollate(CharVocab(), config.mel.sample_rate, config.mel.hop_length)
@@ -267,7 +293,7 @@ def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", pr
                       run_dir, valid_data=held_out, collate_fn=collate)
     result = trainer.fit()
     scores = evaluate_cer(trainer.model, held_out, collate, source)
-    row = {"name": name, "source": source, "body": body, "head_context": head_context,
+    row = {"name": name, "source": source, "body": body, "head_context": head_context, "bottleneck": bottleneck,
            "freeze_encoder_steps": freeze_encoder_steps, "steps": steps,
            "lr": cfg.lr, "warmup": cfg.warmup_steps, "min_lr_ratio": cfg.min_lr_ratio, "grad_clip": cfg.grad_clip,
            "weight_decay": cfg.weight_decay,
@@ -303,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden", type=int, default=192, help="GRU units per direction (body gru)")
     parser.add_argument("--head-context", type=int, default=0,
                         help="body encoder: the lyrics head's BiGRU units per direction (0: linear, the paper's)")
+    parser.add_argument("--bottleneck", type=int, default=0, metavar="N",
+                        help="body encoder: stage 2's proj_in/proj_out of width N between the two stacks (0: none)")
     parser.add_argument("--freeze-encoder-steps", type=int, default=0, metavar="N",
                         help="body encoder: train only the lyrics head for the first N steps (>= --steps: throughout)")
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
@@ -317,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     row = run(args.name, Path(args.out), Path(args.data_dir), source=args.source, profile=args.profile,
               steps=args.steps, batch_size=args.batch_size, lr=args.lr, hidden=args.hidden, body=args.body,
-              head_context=args.head_context, freeze_encoder_steps=args.freeze_encoder_steps,
+              head_context=args.head_context, bottleneck=args.bottleneck, freeze_encoder_steps=args.freeze_encoder_steps,
               train_songs=args.train_songs, eval_songs=args.eval_songs, segment_seconds=args.segment_seconds,
               eval_split=args.eval_split, seed=args.seed, train=args.set)
     print(f"[{row['name']}] {row['source']}, {row['body']}, {row['steps']} steps, {row['train_seconds']:.0f} s: "

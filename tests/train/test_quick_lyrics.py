@@ -123,19 +123,48 @@ def test_without_sung_held_out_crops_there_is_nothing_to_score(tmp_path, make_du
             segment_seconds=1.0)
 
 
+def test_the_bottleneck_sits_between_the_two_stacks_with_stage_2s_names():
+    vocab = CharVocab()
+    enc = EncoderConfig(n_mels=16, dim=16, n_lower=1, n_upper=1, n_heads=2, downsample=4)
+    base = dict(mel=MelConfig(n_mels=16), vocab_size=len(vocab), factor=4, body="encoder", encoder=enc)
+    torch.manual_seed(0)
+    plain = LyricsReader(LyricsReaderConfig(**base)).eval()
+    wide = LyricsReader(LyricsReaderConfig(**base, bottleneck=16)).eval()
+    wide.load_state_dict({**plain.state_dict(), **{k: v for k, v in wide.state_dict().items() if k.startswith("proj_")}})
+    with torch.no_grad():                     # an identity bottleneck: the path without one, exactly
+        for proj in (wide.proj_in, wide.proj_out):
+            proj.weight.copy_(torch.eye(16))
+            proj.bias.zero_()
+    mel, valid = torch.randn(2, 16, 401), torch.tensor([401, 201])
+    with torch.no_grad():
+        assert torch.allclose(wide.read_mel(mel, valid), plain.read_mel(mel, valid), atol=1e-5)
+        wide.proj_in.weight[0].zero_()            # ... and the features do go through it
+        assert not torch.allclose(wide.read_mel(mel, valid), plain.read_mel(mel, valid), atol=1e-3)
+        narrow = LyricsReader(LyricsReaderConfig(**base, bottleneck=4))
+        assert narrow.proj_in.out_features == 4 and narrow.proj_out.in_features == 4
+        assert {n.split(".")[0] for n, _ in narrow.named_parameters()} == {"encoder", "proj_in", "proj_out", "head"}
+    with pytest.raises(ValueError, match="bottleneck"):
+        LyricsReader(LyricsReaderConfig(mel=MelConfig(n_mels=16), bottleneck=4))     # the GRU body has no stacks
+    with pytest.raises(ValueError, match="bottleneck"):
+        LyricsReader(LyricsReaderConfig(**base, bottleneck=-1))
+
+
 @pytest.mark.parametrize("kwargs, match", [({"source": "drums"}, "source"), ({"steps": 0}, "steps"),
                                            ({"eval_split": "train"}, "eval_split"),
                                            ({"freeze_encoder_steps": 5}, "needs body 'encoder'"),
-                                           ({"body": "encoder", "freeze_encoder_steps": -1}, ">= 0")])
+                                           ({"body": "encoder", "freeze_encoder_steps": -1}, ">= 0"),
+                                           ({"bottleneck": 8}, "needs body 'encoder'"),
+                                           ({"body": "encoder", "bottleneck": -1}, ">= 0")])
 def test_bad_arguments_are_refused(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         run("t", tmp_path / "runs", tmp_path / "data", profile="smoke", **kwargs)
 
 
-def test_a_reader_saved_before_head_context_existed_still_loads(tmp_path):
+def test_a_reader_saved_before_head_context_and_bottleneck_existed_still_loads(tmp_path):
     reader = LyricsReader(LyricsReaderConfig(mel=MelConfig(n_mels=16), hidden=8))
     reader.save_pretrained(tmp_path / "r")
     header = json.loads((tmp_path / "r" / "config.json").read_text())
-    del header["config"]["head_context"]
+    del header["config"]["head_context"], header["config"]["bottleneck"]
     (tmp_path / "r" / "config.json").write_text(json.dumps(header))
-    assert LyricsReader.from_pretrained(tmp_path / "r").config.head_context == 0
+    loaded = LyricsReader.from_pretrained(tmp_path / "r").config
+    assert loaded.head_context == 0 and loaded.bottleneck == 0
