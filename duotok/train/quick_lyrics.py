@@ -6,6 +6,7 @@ learn this corpus's sung lyrics from the audio in a few hundred steps?
     python -m duotok.train.quick_lyrics --name enc --body encoder -S warmup_steps=60 -S min_lr_ratio=0.1
     python -m duotok.train.quick_lyrics --name frozen --body encoder --head-context 192 --freeze-encoder-steps 600
     python -m duotok.train.quick_lyrics --name bneck --body encoder --head-context 192 --bottleneck 64
+    python -m duotok.train.quick_lyrics --name s1 --body encoder --normalization corpus --init-encoder models/pretrain/model
 
 Why: at the ``default`` budget the stage-2 lyrics head emits only blanks (README, stage 2), from a
 pretrained encoder and from an untrained one alike (``reports/experiments/quick_log.md``). This reader has
@@ -19,8 +20,10 @@ encoder path does not learn to read them in so few steps":
 ``--body encoder`` swaps the stacked frames and the GRU for Duo-Tok's own encoder, untrained, under stage 2's
 lyrics head (see :class:`LyricsReader`), which separates the encoder's architecture from stage 2's recipe;
 ``--head-context N`` gives that head its BiGRU, ``--bottleneck N`` puts stage 2's bottleneck (``proj_in`` to N
-dimensions, ``proj_out`` back; no noise, no normalisation) between the lower and the upper stack, and
-``--freeze-encoder-steps N`` trains only the head for the first N steps (all of them when N >= ``--steps``: can
+dimensions, ``proj_out`` back; no noise, no normalisation) between the lower and the upper stack,
+``--normalization corpus`` standardises the log-mel with per-channel statistics of the training crops (stage 1's
+and stage 2's input) instead of each crop's own, ``--init-encoder DIR`` starts the encoder from a stage-1
+checkpoint (its weights and, with ``corpus``, its statistics), and ``--freeze-encoder-steps N`` trains only the head for the first N steps (all of them when N >= ``--steps``: can
 the encoder's untrained features be read at all?).
 
 ``--source vocals`` reads the clean vocal stems, ``mixture`` the mixtures that the lyrics head reads.
@@ -57,8 +60,8 @@ from duotok.data.stems import SOURCES, load_meta
 from duotok.data.targets import MultiTaskCollate
 from duotok.io import write_json_atomic
 from duotok.io.checkpoint import PretrainedMixin
-from duotok.models.bestrq import MelConfig
-from duotok.models.encoder import DuoEncoder, EncoderConfig
+from duotok.models.bestrq import BestRQModel, MelConfig
+from duotok.models.encoder import DuoEncoder, EncoderConfig, mel_statistics
 from duotok.models.heads import LyricsHead, ctc_loss
 from duotok.text import CharVocab, character_error_rate
 from duotok.train.finetune import build_config as build_finetune_config
@@ -67,6 +70,7 @@ from duotok.train.quick import EVAL_SPLITS, append_log, parse_override, prepare_
 
 SOURCE_NAMES = ("mixture", "vocals")
 BODIES = ("gru", "encoder")
+NORMALIZATIONS = ("crop", "corpus")
 
 #: The reader's own optimiser (the one its first measurements used): Adam (AdamW without weight decay,
 #: betas (0.9, 0.999)) at a constant learning rate, no warm-up, gradient norm clipped at 5.
@@ -78,7 +82,7 @@ READER_TRAIN: dict[str, Any] = {"batch_size": 8, "lr": 1e-3, "weight_decay": 0.0
 @dataclass
 class LyricsReaderConfig:
     #: What readers saved before a field existed were built with (see ``config_from_dict``).
-    LEGACY_VALUES: ClassVar[dict[str, object]] = {"head_context": 0, "bottleneck": 0}
+    LEGACY_VALUES: ClassVar[dict[str, object]] = {"head_context": 0, "bottleneck": 0, "normalization": "crop"}
 
     mel: MelConfig = field(default_factory=MelConfig)
     vocab_size: int = len(CharVocab())
@@ -88,6 +92,7 @@ class LyricsReaderConfig:
     body: str = "gru"               # gru | encoder
     head_context: int = 0           # body "encoder": the lyrics head's BiGRU units per direction (0 = linear)
     bottleneck: int = 0             # body "encoder": stage 2's proj_in/proj_out width between the stacks (0 = none)
+    normalization: str = "crop"     # crop: each crop's own statistics | corpus (body "encoder"): the corpus's
     encoder: EncoderConfig = field(default_factory=EncoderConfig)   # body "encoder" (n_mels, downsample must match)
 
 
@@ -103,7 +108,9 @@ class LyricsReader(nn.Module, PretrainedMixin):
     "stage 2's recipe keeps it from reading". ``bottleneck`` = N > 0 adds stage 2's bottleneck back —
     ``proj_in`` (dim → N) after the lower stack and ``proj_out`` (N → dim) before the upper one, with the
     parameter names of :class:`duotok.models.multitask.MultiTaskModel`, so a ``lr_multipliers`` prefix means the
-    same in both — and nothing else of stage 2."""
+    same in both — and nothing else of stage 2. ``normalization="corpus"`` standardises the log-mel with the
+    encoder's own per-channel statistics (:meth:`DuoEncoder.normalize`, fitted on the corpus by
+    :func:`fit_corpus_normalization` or loaded from stage 1), as stages 1 and 2 do, instead of each crop's."""
 
     config_class = LyricsReaderConfig
 
@@ -115,6 +122,9 @@ class LyricsReader(nn.Module, PretrainedMixin):
                              f"{config.layers}")
         if config.body not in BODIES:
             raise ValueError(f"body must be one of {BODIES}, got {config.body!r}")
+        if config.normalization not in NORMALIZATIONS or (config.normalization == "corpus" and config.body != "encoder"):
+            raise ValueError(f"normalization must be one of {NORMALIZATIONS} ('corpus' needs body 'encoder'), got "
+                             f"{config.normalization!r} with body {config.body!r}")
         if config.bottleneck < 0 or (config.bottleneck and config.body != "encoder"):
             raise ValueError(f"bottleneck must be >= 0 and needs body 'encoder', got {config.bottleneck} "
                              f"with body {config.body!r}")
@@ -154,12 +164,14 @@ class LyricsReader(nn.Module, PretrainedMixin):
         logmel = logmel.float()
         mask = (torch.ones(b, f, dtype=torch.bool, device=logmel.device) if valid is None
                 else torch.arange(f, device=logmel.device)[None, :] < valid.to(logmel.device)[:, None])
-        # Standardised per crop and channel: no corpus statistics to fit, and loudness does not matter.
         w = mask[:, None, :].to(logmel.dtype)
-        n = w.sum(dim=-1, keepdim=True).clamp_min(2.0)
-        mean = (logmel * w).sum(dim=-1, keepdim=True) / n
-        std = (((logmel - mean) * w).square().sum(dim=-1, keepdim=True) / (n - 1)).sqrt()
-        x = (logmel - mean) / std.clamp_min(1e-3) * w
+        if self.config.normalization == "corpus":        # stages 1 and 2: the corpus's per-channel statistics
+            x = self.encoder.normalize(logmel) * w
+        else:   # standardised per crop and channel: no corpus statistics to fit, and loudness does not matter
+            n = w.sum(dim=-1, keepdim=True).clamp_min(2.0)
+            mean = (logmel * w).sum(dim=-1, keepdim=True) / n
+            std = (((logmel - mean) * w).square().sum(dim=-1, keepdim=True) / (n - 1)).sqrt()
+            x = (logmel - mean) / std.clamp_min(1e-3) * w
         if self.body == "encoder":
             with torch.set_grad_enabled(encoder_grad and torch.is_grad_enabled()):
                 features = self.encode(x, mask)
@@ -248,7 +260,8 @@ def train_config(steps: int, lr: float, batch_size: int, seed: int, overrides: l
 
 def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", profile: str = "default",
         steps: int = 600, batch_size: int = 8, lr: float = 1e-3, hidden: int = 192, body: str = "gru",
-        head_context: int = 0, bottleneck: int = 0, freeze_encoder_steps: int = 0, train_songs: int = 32,
+        head_context: int = 0, bottleneck: int = 0, normalization: str = "crop", init_encoder: str | Path | None = None,
+        freeze_encoder_steps: int = 0, train_songs: int = 32,
         eval_songs: int = 8, segment_seconds: float = 10.0, eval_split: str = "valid", seed: int = 0, log_every: int = 25,
         train: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """Train the reader for ``steps`` steps (resuming ``<out_dir>/<name>`` if it holds a run) and return its
@@ -268,6 +281,8 @@ def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", pr
         raise ValueError(f"bottleneck must be >= 0, got {bottleneck}")
     if freeze_encoder_steps and body != "encoder":
         raise ValueError("freeze_encoder_steps needs body 'encoder'")
+    if (normalization == "corpus" or init_encoder) and body != "encoder":
+        raise ValueError("normalization 'corpus' and init_encoder need body 'encoder'")
     if freeze_encoder_steps < 0:
         raise ValueError(f"freeze_encoder_steps must be >= 0, got {freeze_encoder_steps}")
     cfg = train_config(steps, lr, batch_size, seed, train, log_every)
@@ -275,7 +290,7 @@ def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", pr
     stage2 = build_finetune_config(params)[0]     # stage 2's mel front end and encoder sizes (stage 1's)
     config = LyricsReaderConfig(mel=stage2.mel, vocab_size=stage2.vocab_size, factor=stage2.encoder.downsample,
                                 hidden=hidden, layers=2, body=body, head_context=head_context,
-                                bottleneck=bottleneck, encoder=stage2.encoder)
+                                bottleneck=bottleneck, normalization=normalization, encoder=stage2.encoder)
     torch.manual_seed(seed)
     reader = LyricsReader(config)
     collate = MultiTaskCollate(CharVocab(), config.mel.sample_rate, config.mel.hop_length)
@@ -284,6 +299,10 @@ def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", pr
     held_out = StemCropDataset(corpus, eval_split, segment_seconds, sr, crops_per_song=1, seed=0, random=False)
     if not any(_sung(record) for record in train_data.records):
         raise ValueError(f"{corpus}: no training song has sung text (syllable timings): nothing to learn")
+    if init_encoder:
+        load_stage1_encoder(reader, Path(init_encoder))
+    elif normalization == "corpus":          # (a resumed run then restores the same statistics from its checkpoint)
+        fit_corpus_normalization(reader, train_data, int(params.section("pretrain")["data"]["normalization_items"]))
     trainer: Trainer | None = None
 
     def encoder_grad() -> bool:               # read at every step: a resumed run is gated by its restored step
@@ -294,6 +313,7 @@ def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", pr
     result = trainer.fit()
     scores = evaluate_cer(trainer.model, held_out, collate, source)
     row = {"name": name, "source": source, "body": body, "head_context": head_context, "bottleneck": bottleneck,
+           "normalization": normalization, "init_encoder": str(init_encoder or ""),
            "freeze_encoder_steps": freeze_encoder_steps, "steps": steps,
            "lr": cfg.lr, "warmup": cfg.warmup_steps, "min_lr_ratio": cfg.min_lr_ratio, "grad_clip": cfg.grad_clip,
            "weight_decay": cfg.weight_decay,
@@ -304,6 +324,27 @@ def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", pr
     write_json_atomic(run_dir / "health.json", row)
     append_log(Path(out_dir) / "log.csv", row)
     return row
+
+
+@torch.no_grad()
+def fit_corpus_normalization(reader: LyricsReader, data: StemCropDataset, max_items: int) -> None:
+    """The encoder's per-channel log-mel statistics over the first ``max_items`` training crops, as stage 1
+    fits them (:func:`duotok.train.pretrain.fit_normalization`), for ``normalization="corpus"``."""
+    if max_items < 1:
+        raise ValueError(f"max_items must be >= 1, got {max_items}")
+    mels = [reader.logmel(item["mixture"][: int(item["length"])][None])
+            for item in (data[i] for i in range(min(max_items, len(data))))]
+    reader.encoder.set_normalization(*mel_statistics(mels))
+
+
+def load_stage1_encoder(reader: LyricsReader, path: Path) -> None:
+    """Start the reader's encoder from a stage-1 (BEST-RQ) checkpoint — weights and corpus statistics, as
+    stage 2 does (:meth:`MultiTaskModel.from_pretrain`); refused when its encoder or mel front end differs."""
+    pretrained = BestRQModel.from_pretrained(path)
+    if pretrained.config.encoder != reader.config.encoder or pretrained.config.mel != reader.config.mel:
+        raise ValueError(f"{path}: its encoder/mel config differs from the reader's: {pretrained.config.encoder} "
+                         f"vs {reader.config.encoder}")
+    reader.encoder.load_state_dict(pretrained.encoder.state_dict())
 
 
 def _last_logged(path: Path) -> float | None:
@@ -331,6 +372,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="body encoder: the lyrics head's BiGRU units per direction (0: linear, the paper's)")
     parser.add_argument("--bottleneck", type=int, default=0, metavar="N",
                         help="body encoder: stage 2's proj_in/proj_out of width N between the two stacks (0: none)")
+    parser.add_argument("--normalization", choices=NORMALIZATIONS, default="crop",
+                        help="body encoder: standardise the log-mel per crop (the reader's) or with the corpus's "
+                             "per-channel statistics (stages 1 and 2)")
+    parser.add_argument("--init-encoder", metavar="DIR",
+                        help="body encoder: start from this stage-1 checkpoint's encoder (and its statistics)")
     parser.add_argument("--freeze-encoder-steps", type=int, default=0, metavar="N",
                         help="body encoder: train only the lyrics head for the first N steps (>= --steps: throughout)")
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
@@ -345,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     row = run(args.name, Path(args.out), Path(args.data_dir), source=args.source, profile=args.profile,
               steps=args.steps, batch_size=args.batch_size, lr=args.lr, hidden=args.hidden, body=args.body,
-              head_context=args.head_context, bottleneck=args.bottleneck, freeze_encoder_steps=args.freeze_encoder_steps,
+              head_context=args.head_context, bottleneck=args.bottleneck, normalization=args.normalization,
+              init_encoder=args.init_encoder, freeze_encoder_steps=args.freeze_encoder_steps,
               train_songs=args.train_songs, eval_songs=args.eval_songs, segment_seconds=args.segment_seconds,
               eval_split=args.eval_split, seed=args.seed, train=args.set)
     print(f"[{row['name']}] {row['source']}, {row['body']}, {row['steps']} steps, {row['train_seconds']:.0f} s: "

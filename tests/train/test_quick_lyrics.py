@@ -10,11 +10,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from duotok.models.bestrq import MelConfig
+from duotok.data import StemCropDataset
+from duotok.models.bestrq import BestRQConfig, BestRQModel, MelConfig
 from duotok.models.encoder import DuoEncoder, EncoderConfig
 from duotok.models.heads import LyricsHead
 from duotok.text import CharVocab
-from duotok.train.quick_lyrics import LyricsReader, LyricsReaderConfig, run, train_config
+from duotok.train.quick_lyrics import (
+    LyricsReader,
+    LyricsReaderConfig,
+    fit_corpus_normalization,
+    load_stage1_encoder,
+    run,
+    train_config,
+)
 
 SONGS = (("a", "train", 3.0), ("b", "train", 2.5), ("c", "train", 2.0), ("d", "valid", 2.0), ("g", "valid", 2.0),
          ("e", "test", 2.0), ("f", "test", 2.0))
@@ -108,6 +116,62 @@ def test_a_frozen_encoder_stays_untrained_while_the_head_learns_then_joins(tmp_p
     assert not torch.equal(start.encoder.downsample.net[0].weight, joined.encoder.downsample.net[0].weight)
 
 
+def test_corpus_normalization_is_the_encoders_own_and_ignores_the_padded_tail(tmp_path, make_duosynth):
+    enc = EncoderConfig(n_mels=16, dim=16, n_lower=1, n_upper=1, n_heads=2, downsample=4)
+    reader = LyricsReader(LyricsReaderConfig(mel=MelConfig(n_mels=16), factor=4, body="encoder", encoder=enc,
+                                             normalization="corpus")).eval()
+    reader.encoder.set_normalization(torch.linspace(-5, 1, 16), torch.linspace(0.5, 3, 16))
+    mel = torch.randn(2, 16, 401) * 2 - 4
+    valid = torch.tensor([401, 201])
+    garbage = mel.clone()
+    garbage[1, :, 201:] = 1e3
+    frame_mask = torch.arange(401)[None] < valid[:, None]
+    with torch.no_grad():
+        out = reader.read_mel(mel, valid)
+        # stages 1-2's path: DuoEncoder normalises with its statistics and zeroes the padded frames itself
+        assert torch.allclose(out, reader.head(reader.encoder(mel, frame_mask)), atol=1e-5)
+        assert torch.allclose(reader.read_mel(garbage, valid)[1, :51], out[1, :51], atol=1e-5)
+        crop = LyricsReader(LyricsReaderConfig(mel=MelConfig(n_mels=16), factor=4, body="encoder", encoder=enc)).eval()
+        crop.load_state_dict(reader.state_dict())
+        assert not torch.allclose(crop.read_mel(mel, valid), out, atol=1e-3)   # the reader's own differs
+    with pytest.raises(ValueError, match="normalization"):
+        LyricsReader(LyricsReaderConfig(mel=MelConfig(n_mels=16), normalization="corpus"))   # GRU: no encoder
+    with pytest.raises(ValueError, match="normalization"):
+        LyricsReader(LyricsReaderConfig(mel=MelConfig(n_mels=16), factor=4, body="encoder", encoder=enc,
+                                        normalization="song"))
+
+
+def test_corpus_statistics_are_fitted_on_training_crops_or_taken_from_stage_1(tmp_path, make_duosynth):
+    root = make_duosynth(tmp_path / "data", SONGS)
+    _sing(root)
+    enc = EncoderConfig(n_mels=16, dim=16, n_lower=1, n_upper=1, n_heads=2, downsample=4)
+    mel_cfg = MelConfig(n_mels=16)
+    reader = LyricsReader(LyricsReaderConfig(mel=mel_cfg, factor=4, body="encoder", encoder=enc,
+                                             normalization="corpus"))
+    data = StemCropDataset(root, "train", 1.0, mel_cfg.sample_rate, crops_per_song=2, seed=0)
+    fit_corpus_normalization(reader, data, max_items=3)
+    frames = torch.cat([reader.logmel(data[i]["mixture"][: int(data[i]["length"])][None])[0] for i in range(3)],
+                       dim=-1).double()                  # (16, all frames of the first three crops)
+    assert torch.allclose(reader.encoder.mel_mean.double(), frames.mean(dim=1), atol=1e-4)
+    assert torch.allclose(reader.encoder.mel_std.double(), frames.std(dim=1, correction=0), rtol=1e-3, atol=1e-4)
+    stage1 = BestRQModel(BestRQConfig(mel=mel_cfg, encoder=enc))
+    stage1.encoder.set_normalization(torch.full((16,), -3.0), torch.full((16,), 2.0))
+    stage1.save_pretrained(tmp_path / "s1")
+    load_stage1_encoder(reader, tmp_path / "s1")
+    for name, value in stage1.encoder.state_dict().items():
+        assert torch.equal(reader.encoder.state_dict()[name], value), name
+    other = BestRQModel(BestRQConfig(mel=mel_cfg, encoder=EncoderConfig(n_mels=16, dim=8, n_lower=1, n_upper=1,
+                                                                        n_heads=2, downsample=4)))
+    other.save_pretrained(tmp_path / "s1_other")
+    with pytest.raises(ValueError, match="s1_other"):
+        load_stage1_encoder(reader, tmp_path / "s1_other")
+    row = run("c", tmp_path / "runs", root, profile="smoke", steps=1, body="encoder", normalization="corpus",
+              train_songs=3, eval_songs=2, segment_seconds=1.0)
+    assert row["normalization"] == "corpus" and row["cer"] >= 0.0
+    trained = LyricsReader.from_pretrained(tmp_path / "runs" / "c" / "model")
+    assert not torch.equal(trained.encoder.mel_std, torch.ones_like(trained.encoder.mel_std))   # fitted, saved
+
+
 def test_stage_2s_schedule_can_be_set_and_unknown_settings_are_refused():
     cfg = train_config(600, 1e-3, 8, 0, ["warmup_steps=60", "min_lr_ratio=0.1", "grad_clip=1.0"])
     assert (cfg.warmup_steps, cfg.min_lr_ratio, cfg.grad_clip, cfg.weight_decay) == (60, 0.1, 1.0, 0.0)
@@ -154,17 +218,19 @@ def test_the_bottleneck_sits_between_the_two_stacks_with_stage_2s_names():
                                            ({"freeze_encoder_steps": 5}, "needs body 'encoder'"),
                                            ({"body": "encoder", "freeze_encoder_steps": -1}, ">= 0"),
                                            ({"bottleneck": 8}, "needs body 'encoder'"),
-                                           ({"body": "encoder", "bottleneck": -1}, ">= 0")])
+                                           ({"body": "encoder", "bottleneck": -1}, ">= 0"),
+                                           ({"normalization": "corpus"}, "need body 'encoder'"),
+                                           ({"init_encoder": "x"}, "need body 'encoder'")])
 def test_bad_arguments_are_refused(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         run("t", tmp_path / "runs", tmp_path / "data", profile="smoke", **kwargs)
 
 
-def test_a_reader_saved_before_head_context_and_bottleneck_existed_still_loads(tmp_path):
+def test_a_reader_saved_before_its_newer_options_existed_still_loads(tmp_path):
     reader = LyricsReader(LyricsReaderConfig(mel=MelConfig(n_mels=16), hidden=8))
     reader.save_pretrained(tmp_path / "r")
     header = json.loads((tmp_path / "r" / "config.json").read_text())
-    del header["config"]["head_context"], header["config"]["bottleneck"]
+    del header["config"]["head_context"], header["config"]["bottleneck"], header["config"]["normalization"]
     (tmp_path / "r" / "config.json").write_text(json.dumps(header))
     loaded = LyricsReader.from_pretrained(tmp_path / "r").config
-    assert loaded.head_context == 0 and loaded.bottleneck == 0
+    assert (loaded.head_context, loaded.bottleneck, loaded.normalization) == (0, 0, "crop")
