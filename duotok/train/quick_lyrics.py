@@ -21,10 +21,11 @@ encoder path does not learn to read them in so few steps":
 lyrics head (see :class:`LyricsReader`), which separates the encoder's architecture from stage 2's recipe;
 ``--head-context N`` gives that head its BiGRU, ``--bottleneck N`` puts stage 2's bottleneck (``proj_in`` to N
 dimensions, ``proj_out`` back; no noise, no normalisation) between the lower and the upper stack,
-``--normalization corpus`` standardises the log-mel with per-channel statistics of the training crops (stage 1's
-and stage 2's input) instead of each crop's own, ``--init-encoder DIR`` starts the encoder from a stage-1
-checkpoint (its weights and, with ``corpus``, its statistics), and ``--freeze-encoder-steps N`` trains only the head for the first N steps (all of them when N >= ``--steps``: can
-the encoder's untrained features be read at all?).
+``--normalization corpus`` standardises the log-mel with per-channel statistics of the training crops (stage
+1's and stage 2's input) instead of each crop's own, ``--init-encoder DIR`` starts the encoder from a stage-1
+checkpoint (its weights and, with ``corpus``, its statistics), and ``--freeze-encoder-steps N`` trains only
+the head for the first N steps (encoder and bottleneck run without gradients; all of them when N >=
+``--steps``: can the encoder's untrained features be read at all?).
 
 ``--source vocals`` reads the clean vocal stems, ``mixture`` the mixtures that the lyrics head reads.
 Targets: :class:`duotok.data.targets.MultiTaskCollate` (stage 2's collate); loss:
