@@ -62,11 +62,12 @@ from duotok.data.targets import MultiTaskCollate
 from duotok.io import write_json_atomic
 from duotok.io.checkpoint import PretrainedMixin
 from duotok.models.bestrq import BestRQModel, MelConfig
-from duotok.models.encoder import DuoEncoder, EncoderConfig, mel_statistics
+from duotok.models.encoder import DuoEncoder, EncoderConfig
 from duotok.models.heads import LyricsHead, ctc_loss
 from duotok.text import CharVocab, character_error_rate
 from duotok.train.finetune import build_config as build_finetune_config
 from duotok.train.loop import TrainConfig, Trainer
+from duotok.train.pretrain import fit_normalization
 from duotok.train.quick import EVAL_SPLITS, append_log, parse_override, prepare_run
 
 SOURCE_NAMES = ("mixture", "vocals")
@@ -327,15 +328,13 @@ def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", pr
     return row
 
 
-@torch.no_grad()
 def fit_corpus_normalization(reader: LyricsReader, data: StemCropDataset, max_items: int) -> None:
-    """The encoder's per-channel log-mel statistics over the first ``max_items`` training crops, as stage 1
-    fits them (:func:`duotok.train.pretrain.fit_normalization`), for ``normalization="corpus"``."""
+    """The encoder's per-channel log-mel statistics over the first ``max_items`` training crops, for
+    ``normalization="corpus"``: stage 1's own :func:`duotok.train.pretrain.fit_normalization`, which reads
+    only the model's ``logmel`` and ``encoder`` (the reader has both, with stage 1's mel front end)."""
     if max_items < 1:
         raise ValueError(f"max_items must be >= 1, got {max_items}")
-    mels = [reader.logmel(item["mixture"][: int(item["length"])][None])
-            for item in (data[i] for i in range(min(max_items, len(data))))]
-    reader.encoder.set_normalization(*mel_statistics(mels))
+    fit_normalization(reader, data, max_items)
 
 
 def load_stage1_encoder(reader: LyricsReader, path: Path) -> None:
