@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ from torch.utils.data import DataLoader
 from duotok.audio.features import LogMel
 from duotok.config import PROFILES
 from duotok.data import StemCropDataset
+from duotok.data.crop_reads import CropReadStemDataset
 from duotok.data.stems import SOURCES, load_meta
 from duotok.data.targets import MultiTaskCollate
 from duotok.io import write_json_atomic
@@ -67,12 +69,14 @@ from duotok.models.heads import LyricsHead, ctc_loss
 from duotok.text import CharVocab, character_error_rate
 from duotok.train.finetune import build_config as build_finetune_config
 from duotok.train.loop import TrainConfig, Trainer
+from duotok.train.param_groups import use_lr_multipliers
 from duotok.train.pretrain import fit_normalization
 from duotok.train.quick import EVAL_SPLITS, append_log, parse_override, prepare_run
 
 SOURCE_NAMES = ("mixture", "vocals")
 BODIES = ("gru", "encoder")
 NORMALIZATIONS = ("crop", "corpus")
+BOTTLENECK_INITS = ("default", "orthogonal")
 
 #: The reader's own optimiser (the one its first measurements used): Adam (AdamW without weight decay,
 #: betas (0.9, 0.999)) at a constant learning rate, no warm-up, gradient norm clipped at 5.
@@ -84,7 +88,8 @@ READER_TRAIN: dict[str, Any] = {"batch_size": 8, "lr": 1e-3, "weight_decay": 0.0
 @dataclass
 class LyricsReaderConfig:
     #: What readers saved before a field existed were built with (see ``config_from_dict``).
-    LEGACY_VALUES: ClassVar[dict[str, object]] = {"head_context": 0, "bottleneck": 0, "normalization": "crop"}
+    LEGACY_VALUES: ClassVar[dict[str, object]] = {"head_context": 0, "bottleneck": 0, "normalization": "crop",
+                                                  "bottleneck_init": "default"}
 
     mel: MelConfig = field(default_factory=MelConfig)
     vocab_size: int = len(CharVocab())
@@ -94,6 +99,7 @@ class LyricsReaderConfig:
     body: str = "gru"               # gru | encoder
     head_context: int = 0           # body "encoder": the lyrics head's BiGRU units per direction (0 = linear)
     bottleneck: int = 0             # body "encoder": stage 2's proj_in/proj_out width between the stacks (0 = none)
+    bottleneck_init: str = "default"  # default: nn.Linear's (stage 2's) | orthogonal: proj_out = proj_inᵀ, no bias
     normalization: str = "crop"     # crop: each crop's own statistics | corpus (body "encoder"): the corpus's
     encoder: EncoderConfig = field(default_factory=EncoderConfig)   # body "encoder" (n_mels, downsample must match)
 
@@ -130,6 +136,10 @@ class LyricsReader(nn.Module, PretrainedMixin):
         if config.bottleneck < 0 or (config.bottleneck and config.body != "encoder"):
             raise ValueError(f"bottleneck must be >= 0 and needs body 'encoder', got {config.bottleneck} "
                              f"with body {config.body!r}")
+        if config.bottleneck_init not in BOTTLENECK_INITS or (config.bottleneck_init != "default"
+                                                                 and not config.bottleneck):
+            raise ValueError(f"bottleneck_init must be one of {BOTTLENECK_INITS} ('orthogonal' needs a bottleneck), "
+                             f"got {config.bottleneck_init!r} with bottleneck {config.bottleneck}")
         self.config = config
         self.factor, self.body = config.factor, config.body
         n_mels = config.mel.n_mels
@@ -147,6 +157,8 @@ class LyricsReader(nn.Module, PretrainedMixin):
             if config.bottleneck:
                 self.proj_in = nn.Linear(config.encoder.dim, config.bottleneck)
                 self.proj_out = nn.Linear(config.bottleneck, config.encoder.dim)
+                if config.bottleneck_init == "orthogonal":
+                    orthogonal_bottleneck_(self.proj_in, self.proj_out)
             self.head = LyricsHead(config.encoder.dim, config.vocab_size, context=config.head_context)
 
     def frames(self, mel_frames: torch.Tensor) -> torch.Tensor:
@@ -202,6 +214,23 @@ class LyricsReader(nn.Module, PretrainedMixin):
         return self.read_mel(mel, valid, encoder_grad), self.frames(valid)
 
 
+@torch.no_grad()
+def orthogonal_bottleneck_(proj_in: nn.Linear, proj_out: nn.Linear) -> None:
+    """Initialise the bottleneck pair so that ``proj_out(proj_in(h))`` is the orthogonal projection of ``h``
+    onto a random N-dimensional subspace (the identity when N = dim): ``proj_in``'s rows orthonormal,
+    ``proj_out = proj_inᵀ``, no bias. Why: :class:`nn.Linear`'s default initialisation (stage 2's) shrinks
+    what reaches the upper stack (std 1.00 → 0.36 at dim 256, ``quick_log.md``); this pair passes the
+    N-dimensional part of the stream unchanged, so the reader starts as the plain path does when N = dim."""
+    if proj_in.out_features > proj_in.in_features or proj_out.weight.shape != proj_in.weight.T.shape:
+        raise ValueError(f"an orthogonal bottleneck needs proj_in (dim → N ≤ dim) and proj_out (N → dim), got "
+                         f"{tuple(proj_in.weight.shape)} and {tuple(proj_out.weight.shape)}")
+    nn.init.orthogonal_(proj_in.weight)
+    proj_out.weight.copy_(proj_in.weight.T)
+    for layer in (proj_in, proj_out):
+        if layer.bias is not None:
+            layer.bias.zero_()
+
+
 def _audio(batch: dict[str, Any], source: str) -> torch.Tensor:
     if source == "mixture":
         return batch["mixture"]
@@ -231,11 +260,14 @@ def reader_loss(model: nn.Module, batch: dict[str, Any], source: str = "mixture"
 @torch.no_grad()
 def evaluate_cer(reader: LyricsReader, data: StemCropDataset, collate: MultiTaskCollate,
                  source: str) -> dict[str, float]:
-    """Greedy CTC on every held-out crop with sung text: corpus CER and the number of crops scored."""
+    """Greedy CTC on every held-out crop with sung text: corpus CER, the number of crops scored, and two
+    signs of a collapsed reader (:func:`posterior_health`) over those crops' valid frames."""
     was_training = reader.training
     reader.eval()
     refs: list[str] = []
     hyps: list[str] = []
+    blank: list[float] = []
+    spread: list[float] = []
     for batch in DataLoader(data, batch_size=8, shuffle=False, collate_fn=collate):
         log_probs, frames = reader(_audio(batch, source), batch["length"])
         for i, text in enumerate(batch["lyrics_text"]):
@@ -243,10 +275,26 @@ def evaluate_cer(reader: LyricsReader, data: StemCropDataset, collate: MultiTask
             if bool(batch["has_lyrics"][i]) and ref:
                 refs.append(ref)
                 hyps += collate.vocab.greedy_ctc_decode(log_probs[i: i + 1], frames[i: i + 1])
+                health = posterior_health(log_probs[i, : int(frames[i])], collate.vocab.blank)
+                blank.append(health["blank_mass"])
+                spread.append(health["time_std"])
     reader.train(was_training)
     if not refs:
         raise ValueError("no held-out crop has sung text: nothing to score")
-    return {"cer": character_error_rate(refs, hyps), "crops": float(len(refs))}
+    return {"cer": character_error_rate(refs, hyps), "crops": float(len(refs)),
+            "blank_mass": sum(blank) / len(blank), "time_std": sum(spread) / len(spread)}
+
+
+def posterior_health(log_probs: torch.Tensor, blank: int) -> dict[str, float]:
+    """Two numbers that tell a reader that listens from one that has collapsed to a fixed output, for one
+    crop's valid frames ``(T, vocab)`` of CTC log-probabilities: ``blank_mass``, the mean probability of the
+    blank, and ``time_std``, the standard deviation over time of each symbol's probability, averaged over the
+    vocabulary. An input-independent output has ``time_std`` 0 whatever its blank mass (a healthy reader's
+    posteriors spike on its characters)."""
+    if log_probs.dim() != 2 or log_probs.shape[0] < 2:
+        raise ValueError(f"posterior_health needs (T >= 2, vocab) log-probabilities, got {tuple(log_probs.shape)}")
+    probs = log_probs.float().exp()
+    return {"blank_mass": float(probs[:, blank].mean()), "time_std": float(probs.std(dim=0).mean())}
 
 
 def train_config(steps: int, lr: float, batch_size: int, seed: int, overrides: list[str] | tuple[str, ...] = (),
@@ -262,7 +310,8 @@ def train_config(steps: int, lr: float, batch_size: int, seed: int, overrides: l
 
 def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", profile: str = "default",
         steps: int = 600, batch_size: int = 8, lr: float = 1e-3, hidden: int = 192, body: str = "gru",
-        head_context: int = 0, bottleneck: int = 0, normalization: str = "crop", init_encoder: str | Path | None = None,
+        head_context: int = 0, bottleneck: int = 0, bottleneck_init: str = "default", normalization: str = "crop",
+        init_encoder: str | Path | None = None, lr_multipliers: dict[str, float] | None = None,
         freeze_encoder_steps: int = 0, train_songs: int = 32,
         eval_songs: int = 8, segment_seconds: float = 10.0, eval_split: str = "valid", seed: int = 0, log_every: int = 25,
         train: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
@@ -270,7 +319,9 @@ def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", pr
     log row (also written to ``<out_dir>/log.csv``). ``train``: ``KEY=VALUE`` overrides of the optimiser.
     ``freeze_encoder_steps`` (body ``encoder``): for the first that many steps only the lyrics head trains, on
     the encoder's untrained features (``>= steps``: throughout — can what they hold at the start be read at
-    all?), then the encoder joins (the classifier-first schedule of wav2vec 2.0's CTC fine-tuning)."""
+    all?), then the encoder joins (the classifier-first schedule of wav2vec 2.0's CTC fine-tuning).
+    ``lr_multipliers``: parameter-name prefix → multiplier of ``lr`` (:mod:`duotok.train.param_groups`), e.g.
+    ``{"encoder": 0.1}``; a resumed run must use the same ones."""
     if source not in SOURCE_NAMES:
         raise ValueError(f"source must be one of {SOURCE_NAMES}, got {source!r}")
     if eval_split not in EVAL_SPLITS:
@@ -292,13 +343,15 @@ def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", pr
     stage2 = build_finetune_config(params)[0]     # stage 2's mel front end and encoder sizes (stage 1's)
     config = LyricsReaderConfig(mel=stage2.mel, vocab_size=stage2.vocab_size, factor=stage2.encoder.downsample,
                                 hidden=hidden, layers=2, body=body, head_context=head_context,
-                                bottleneck=bottleneck, normalization=normalization, encoder=stage2.encoder)
+                                bottleneck=bottleneck, bottleneck_init=bottleneck_init, normalization=normalization,
+                                encoder=stage2.encoder)
     torch.manual_seed(seed)
     reader = LyricsReader(config)
     collate = MultiTaskCollate(CharVocab(), config.mel.sample_rate, config.mel.hop_length)
     sr = config.mel.sample_rate
-    train_data = StemCropDataset(corpus, "train", segment_seconds, sr, crops_per_song=4, seed=seed)
-    held_out = StemCropDataset(corpus, eval_split, segment_seconds, sr, crops_per_song=1, seed=0, random=False)
+    # Crops read from the files' ranges: the same items as StemCropDataset's, without decoding whole songs.
+    train_data = CropReadStemDataset(corpus, "train", segment_seconds, sr, crops_per_song=4, seed=seed)
+    held_out = CropReadStemDataset(corpus, eval_split, segment_seconds, sr, crops_per_song=1, seed=0, random=False)
     if not any(_sung(record) for record in train_data.records):
         raise ValueError(f"{corpus}: no training song has sung text (syllable timings): nothing to learn")
     if init_encoder:
@@ -312,9 +365,13 @@ def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", pr
 
     trainer = Trainer(reader, partial(reader_loss, source=source, encoder_grad=encoder_grad), train_data, cfg,
                       run_dir, valid_data=held_out, collate_fn=collate)
+    multipliers = {str(k): float(v) for k, v in (lr_multipliers or {}).items()}
+    check_same_multipliers(run_dir, multipliers)
+    use_lr_multipliers(trainer, multipliers)
     result = trainer.fit()
     scores = evaluate_cer(trainer.model, held_out, collate, source)
     row = {"name": name, "source": source, "body": body, "head_context": head_context, "bottleneck": bottleneck,
+           "bottleneck_init": bottleneck_init, "lr_multipliers": json.dumps(multipliers, sort_keys=True),
            "normalization": normalization, "init_encoder": str(init_encoder or ""),
            "freeze_encoder_steps": freeze_encoder_steps, "steps": steps,
            "lr": cfg.lr, "warmup": cfg.warmup_steps, "min_lr_ratio": cfg.min_lr_ratio, "grad_clip": cfg.grad_clip,
@@ -322,7 +379,8 @@ def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", pr
            "hidden": hidden, "train_songs": train_songs, "eval_songs": eval_songs, "eval_split": eval_split,
            "train_seconds": result.seconds, "resumed_from": result.resumed_from,
            "final_ctc": _last_logged(run_dir / "train_log.csv"), "valid_ctc": _last_logged(run_dir / "valid_log.csv"),
-           "cer": scores["cer"], "crops": scores["crops"], "precision": result.precision.get("used")}
+           "cer": scores["cer"], "crops": scores["crops"], "blank_mass": scores["blank_mass"],
+           "time_std": scores["time_std"], "precision": result.precision.get("used")}
     write_json_atomic(run_dir / "health.json", row)
     append_log(Path(out_dir) / "log.csv", row)
     return row
@@ -347,12 +405,45 @@ def load_stage1_encoder(reader: LyricsReader, path: Path) -> None:
     reader.encoder.load_state_dict(pretrained.encoder.state_dict())
 
 
+def check_same_multipliers(run_dir: Path, multipliers: dict[str, float]) -> None:
+    """Record the run's learning-rate multipliers in ``<run_dir>/lr_multipliers.json`` at its first start and
+    refuse a resume with other ones (the optimiser's saved groups would otherwise keep the old rates)."""
+    path = run_dir / "lr_multipliers.json"
+    if path.is_file():
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved != multipliers:
+            raise ValueError(f"{run_dir}: this run was started with lr_multipliers {saved}, not {multipliers}; "
+                             "use another --name")
+    elif (run_dir / "last").exists() and multipliers:
+        raise ValueError(f"{run_dir}: this run was started without lr_multipliers; use another --name")
+    else:
+        write_json_atomic(path, multipliers)
+
+
 def _last_logged(path: Path) -> float | None:
     """The last logged loss of a Trainer log (so a rerun that only resumes a finished run reports it too)."""
     if not path.is_file():
         return None
     rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
     return float(rows[-1]["loss"]) if rows and rows[-1].get("loss") else None
+
+
+def parse_multipliers(items: list[str]) -> dict[str, float]:
+    """``["encoder=0.1", "proj_in=0.1"]`` → ``{"encoder": 0.1, "proj_in": 0.1}``; a malformed or repeated item
+    is refused."""
+    out: dict[str, float] = {}
+    for item in items:
+        prefix, sep, value = item.partition("=")
+        try:
+            mult = float(value)
+        except ValueError:
+            mult = None
+        if not sep or not prefix or mult is None:
+            raise ValueError(f"--lr-multiplier takes PREFIX=NUMBER, got {item!r}")
+        if prefix in out:
+            raise ValueError(f"--lr-multiplier names {prefix!r} twice")
+        out[prefix] = mult
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -372,6 +463,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="body encoder: the lyrics head's BiGRU units per direction (0: linear, the paper's)")
     parser.add_argument("--bottleneck", type=int, default=0, metavar="N",
                         help="body encoder: stage 2's proj_in/proj_out of width N between the two stacks (0: none)")
+    parser.add_argument("--bottleneck-init", choices=BOTTLENECK_INITS, default="default",
+                        help="default: nn.Linear's (stage 2's); orthogonal: proj_out(proj_in(h)) projects h onto a "
+                             "random N-d subspace (the identity when N = the encoder's width)")
+    parser.add_argument("--lr-multiplier", action="append", default=[], metavar="PREFIX=X",
+                        help="train parameters whose name starts with PREFIX at X times the learning rate "
+                             "(e.g. encoder=0.1; repeatable)")
     parser.add_argument("--normalization", choices=NORMALIZATIONS, default="crop",
                         help="body encoder: standardise the log-mel per crop (the reader's) or with the corpus's "
                              "per-channel statistics (stages 1 and 2)")
@@ -391,7 +488,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     row = run(args.name, Path(args.out), Path(args.data_dir), source=args.source, profile=args.profile,
               steps=args.steps, batch_size=args.batch_size, lr=args.lr, hidden=args.hidden, body=args.body,
-              head_context=args.head_context, bottleneck=args.bottleneck, normalization=args.normalization,
+              head_context=args.head_context, bottleneck=args.bottleneck, bottleneck_init=args.bottleneck_init,
+              lr_multipliers=parse_multipliers(args.lr_multiplier), normalization=args.normalization,
               init_encoder=args.init_encoder, freeze_encoder_steps=args.freeze_encoder_steps,
               train_songs=args.train_songs, eval_songs=args.eval_songs, segment_seconds=args.segment_seconds,
               eval_split=args.eval_split, seed=args.seed, train=args.set)

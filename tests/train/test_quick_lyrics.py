@@ -18,8 +18,11 @@ from duotok.text import CharVocab
 from duotok.train.quick_lyrics import (
     LyricsReader,
     LyricsReaderConfig,
+    check_same_multipliers,
     fit_corpus_normalization,
     load_stage1_encoder,
+    parse_multipliers,
+    posterior_health,
     run,
     train_config,
 )
@@ -213,6 +216,67 @@ def test_the_bottleneck_sits_between_the_two_stacks_with_stage_2s_names():
         LyricsReader(LyricsReaderConfig(**base, bottleneck=-1))
 
 
+def test_an_orthogonal_bottleneck_passes_its_subspace_unchanged():
+    vocab = CharVocab()
+    enc = EncoderConfig(n_mels=16, dim=16, n_lower=1, n_upper=1, n_heads=2, downsample=4)
+    base = dict(mel=MelConfig(n_mels=16), vocab_size=len(vocab), factor=4, body="encoder", encoder=enc)
+    torch.manual_seed(0)
+    plain = LyricsReader(LyricsReaderConfig(**base)).eval()
+    full = LyricsReader(LyricsReaderConfig(**base, bottleneck=16, bottleneck_init="orthogonal")).eval()
+    full.load_state_dict({**plain.state_dict(), **{k: v for k, v in full.state_dict().items() if k.startswith("proj_")}})
+    mel, valid = torch.randn(2, 16, 401), torch.tensor([401, 201])
+    with torch.no_grad():                     # N = dim: a rotation and its inverse, the plain path
+        assert torch.allclose(full.read_mel(mel, valid), plain.read_mel(mel, valid), atol=1e-5)
+        narrow = LyricsReader(LyricsReaderConfig(**base, bottleneck=4, bottleneck_init="orthogonal"))
+        pair = narrow.proj_out.weight @ narrow.proj_in.weight          # (16, 16): a rank-4 orthogonal projection
+        assert torch.allclose(pair @ pair, pair, atol=1e-5) and torch.allclose(pair, pair.T, atol=1e-6)
+        assert torch.linalg.matrix_rank(pair) == 4 and float(narrow.proj_in.bias.abs().sum()) == 0.0
+        torch.manual_seed(0)
+        default = LyricsReader(LyricsReaderConfig(**base, bottleneck=4))
+        pair = default.proj_out.weight @ default.proj_in.weight
+        assert not torch.allclose(pair @ pair, pair, atol=1e-3)        # nn.Linear's init is no projection
+    with pytest.raises(ValueError, match="bottleneck_init"):
+        LyricsReader(LyricsReaderConfig(**base, bottleneck_init="orthogonal"))     # no pair to initialise
+    with pytest.raises(ValueError, match="bottleneck_init"):
+        LyricsReader(LyricsReaderConfig(**base, bottleneck=4, bottleneck_init="eye"))
+
+
+def test_posterior_health_tells_a_collapsed_reader_from_one_that_listens():
+    fixed = torch.log_softmax(torch.tensor([2.0, 0.5, 0.1]), dim=0).expand(20, 3)
+    health = posterior_health(fixed, blank=0)
+    assert health["time_std"] == 0.0 and health["blank_mass"] == pytest.approx(float(fixed[0].exp()[0]))
+    spiky = torch.full((20, 3), -9.0)
+    spiky[:, 0] = 0.0
+    spiky[5, 0], spiky[5, 2] = -9.0, 0.0              # one frame says character 2
+    spiky = spiky.log_softmax(dim=-1)
+    probs = spiky.exp()
+    assert posterior_health(spiky, 0)["time_std"] == pytest.approx(float(probs.std(dim=0).mean()))
+    assert posterior_health(spiky, 0)["time_std"] > 0.1
+    with pytest.raises(ValueError, match="T >= 2"):
+        posterior_health(spiky[:1], 0)
+
+
+def test_learning_rate_multipliers_are_parsed_applied_and_held_across_a_resume(tmp_path, make_duosynth):
+    assert parse_multipliers(["encoder=0.1", "proj_in=0"]) == {"encoder": 0.1, "proj_in": 0.0}
+    for bad in (["encoder"], ["=0.1"], ["encoder=x"], ["encoder=1", "encoder=2"]):
+        with pytest.raises(ValueError, match="lr-multiplier"):
+            parse_multipliers(bad)
+    root = make_duosynth(tmp_path / "data", SONGS)
+    _sing(root)
+    kwargs = {"profile": "smoke", "body": "encoder", "train_songs": 3, "eval_songs": 2, "segment_seconds": 1.0}
+    row = run("m", tmp_path / "runs", root, steps=2, lr_multipliers={"encoder": 0.0}, **kwargs)
+    assert json.loads(row["lr_multipliers"]) == {"encoder": 0.0} and 0.0 <= row["blank_mass"] <= 1.0
+    trained = LyricsReader.from_pretrained(tmp_path / "runs" / "m" / "model")
+    torch.manual_seed(0)                      # the run's seed: the same initial weights
+    start = LyricsReader(trained.config)
+    for name, value in start.encoder.state_dict().items():     # a multiplier of 0: the encoder never moved
+        assert torch.equal(value, trained.encoder.state_dict()[name]), name
+    assert not torch.equal(start.head.proj.weight, trained.head.proj.weight)
+    with pytest.raises(ValueError, match="started with lr_multipliers"):
+        run("m", tmp_path / "runs", root, steps=3, lr_multipliers={"encoder": 0.5}, **kwargs)
+    check_same_multipliers(tmp_path / "runs" / "m", {"encoder": 0.0})          # the same ones may resume
+
+
 @pytest.mark.parametrize("kwargs, match", [({"source": "drums"}, "source"), ({"steps": 0}, "steps"),
                                            ({"eval_split": "train"}, "eval_split"),
                                            ({"freeze_encoder_steps": 5}, "needs body 'encoder'"),
@@ -230,7 +294,9 @@ def test_a_reader_saved_before_its_newer_options_existed_still_loads(tmp_path):
     reader = LyricsReader(LyricsReaderConfig(mel=MelConfig(n_mels=16), hidden=8))
     reader.save_pretrained(tmp_path / "r")
     header = json.loads((tmp_path / "r" / "config.json").read_text())
-    del header["config"]["head_context"], header["config"]["bottleneck"], header["config"]["normalization"]
+    for key in ("head_context", "bottleneck", "normalization", "bottleneck_init"):
+        del header["config"][key]
     (tmp_path / "r" / "config.json").write_text(json.dumps(header))
     loaded = LyricsReader.from_pretrained(tmp_path / "r").config
-    assert (loaded.head_context, loaded.bottleneck, loaded.normalization) == (0, 0, "crop")
+    assert (loaded.head_context, loaded.bottleneck, loaded.normalization, loaded.bottleneck_init) == (0, 0, "crop",
+                                                                                                      "default")

@@ -1,0 +1,82 @@
+"""A learning rate per part of the model: AdamW parameter groups by parameter-name prefix.
+
+Why: the lyrics head's encoder cannot be trained at the heads' learning rate (an encoder at the heads' rate
+stops the lyrics reader; at a tenth of it the encoder learns along, ``reports/experiments/quick_log.md``).
+``{"encoder": 0.1}`` puts every parameter whose name is ``encoder`` or starts with ``encoder.`` in a group at
+``0.1 × lr``; the rest stay at ``lr``. Each group's learning rate is its *base* rate, so
+:class:`torch.optim.lr_scheduler.LambdaLR` (the Trainer's warm-up + cosine schedule) scales every group by
+the same factor and the ratios hold at every step.
+
+Today only the quick lyrics reader (:mod:`duotok.train.quick_lyrics`) uses it. The pipeline's Trainer keeps
+its one-group optimiser until the next full ``default`` re-run (``train.lr_multipliers`` is queued in the
+README: :mod:`duotok.train.loop` is a dependency of every training stage).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from duotok.train.loop import TrainConfig, Trainer, lr_lambda
+
+
+def _matches(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def parameter_groups(model: nn.Module, lr: float, multipliers: Mapping[str, float]) -> list[dict[str, Any]]:
+    """AdamW parameter groups of ``model``'s trainable parameters: one at ``lr`` for every parameter no prefix
+    names, then one per prefix of ``multipliers`` at ``lr × multiplier``, in the mapping's order.
+
+    A parameter named by two prefixes goes to the longer (more specific) one. A prefix that names no trainable
+    parameter, or a negative or non-finite multiplier, is refused: a typo must not silently train everything
+    at the base rate. Groups that end up empty (every parameter named by a prefix) are left out."""
+    for prefix, mult in multipliers.items():
+        if not isinstance(prefix, str) or not prefix:
+            raise ValueError(f"lr_multipliers: a prefix must be a non-empty parameter-name prefix, got {prefix!r}")
+        if not isinstance(mult, int | float) or isinstance(mult, bool) or not float(mult) >= 0 \
+                or float(mult) == float("inf"):
+            raise ValueError(f"lr_multipliers[{prefix!r}] must be a finite number >= 0, got {mult!r}")
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if not named:
+        raise ValueError("the model has no trainable parameters")
+    by_prefix: dict[str, list[nn.Parameter]] = {prefix: [] for prefix in multipliers}
+    rest: list[nn.Parameter] = []
+    for name, p in named:
+        owners = [prefix for prefix in multipliers if _matches(name, prefix)]
+        if owners:
+            by_prefix[max(owners, key=len)].append(p)
+        else:
+            rest.append(p)
+    unmatched = [prefix for prefix in multipliers if not any(_matches(name, prefix) for name, _ in named)]
+    if unmatched:
+        sample = sorted({name.split(".")[0] for name, _ in named})
+        raise ValueError(f"lr_multipliers: {unmatched} name no trainable parameter (top-level names: {sample})")
+    groups = [{"params": rest, "lr": lr, "name": "", "lr_multiplier": 1.0}] if rest else []
+    groups += [{"params": params, "lr": lr * float(multipliers[prefix]), "name": prefix,
+                "lr_multiplier": float(multipliers[prefix])}
+               for prefix, params in by_prefix.items() if params]
+    return groups
+
+
+def grouped_adamw(model: nn.Module, cfg: TrainConfig, multipliers: Mapping[str, float]) -> torch.optim.AdamW:
+    """The Trainer's AdamW (``cfg``'s lr, betas, weight decay) with one group per :func:`parameter_groups`."""
+    return torch.optim.AdamW(parameter_groups(model, cfg.lr, multipliers), lr=cfg.lr, betas=cfg.betas,
+                             weight_decay=cfg.weight_decay)
+
+
+def use_lr_multipliers(trainer: Trainer, multipliers: Mapping[str, float]) -> None:
+    """Give a freshly built ``trainer`` (no step taken, nothing resumed) the grouped optimiser and the same
+    warm-up + cosine schedule over it. A later resume then loads a checkpoint of the same groups; one written
+    with other groups is refused by :meth:`torch.optim.Optimizer.load_state_dict` (another group count or
+    size) — callers that can change the multipliers alone must record and compare them (quick_lyrics does)."""
+    if trainer.step != 0:
+        raise ValueError("use_lr_multipliers must be called before the trainer takes or resumes a step")
+    if not multipliers:
+        return
+    cfg = trainer.cfg
+    trainer.optimizer = grouped_adamw(trainer.model, cfg, multipliers)
+    trainer.scheduler = torch.optim.lr_scheduler.LambdaLR(trainer.optimizer, lambda s: lr_lambda(s, cfg))

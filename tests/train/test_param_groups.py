@@ -1,0 +1,133 @@
+"""Learning rates per part of the model: the groups follow the prefixes, the ratios survive the schedule and
+a resume, a multiplier of 0 freezes its part bit-exactly, and prefixes that name nothing are refused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from duotok.train.loop import TrainConfig, Trainer
+from duotok.train.param_groups import grouped_adamw, parameter_groups, use_lr_multipliers
+
+
+class Toy(nn.Module):
+    """Two parts with the names stage 2 uses, plus a head; saves like a duotok model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 4))
+        self.encoder_extra = nn.Linear(4, 4)        # shares the prefix's letters, not its dot
+        self.head = nn.Linear(4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder_extra(self.encoder(x)))
+
+    def save_pretrained(self, path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        torch.save(self.state_dict(), path / "w.pt")
+
+    @classmethod
+    def from_pretrained(cls, path) -> Toy:
+        model = cls()
+        model.load_state_dict(torch.load(path / "w.pt"))
+        return model
+
+
+def _loss(model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, float]]:
+    loss = (model(batch["x"]) - batch["y"]).square().mean()
+    return loss, {}
+
+
+class _Pairs(Dataset):
+    def __init__(self) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.x, self.y = torch.randn(32, 3, generator=g), torch.randn(32, 1, generator=g)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"x": self.x[i], "y": self.y[i]}
+
+
+def _data() -> Dataset:
+    return _Pairs()
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = {"steps": 6, "batch_size": 4, "lr": 1e-2, "warmup_steps": 2, "min_lr_ratio": 0.1, "log_every": 1,
+            "eval_every": 100, "save_every": 3, "precision": "fp32"}
+    return TrainConfig.from_dict({**base, **kw})
+
+
+def test_groups_follow_prefixes_at_dot_boundaries_and_the_longest_prefix_wins():
+    model = Toy()
+    groups = parameter_groups(model, 1.0, {"encoder": 0.1, "encoder.1": 0.5})
+    names = {id(p): n for n, p in model.named_parameters()}
+    got = {g["name"]: (g["lr"], sorted(names[id(p)] for p in g["params"])) for g in groups}
+    assert got[""] == (1.0, ["encoder_extra.bias", "encoder_extra.weight", "head.bias", "head.weight"])
+    assert got["encoder"] == (pytest.approx(0.1), ["encoder.0.bias", "encoder.0.weight"])
+    assert got["encoder.1"] == (0.5, ["encoder.1.bias", "encoder.1.weight"])
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))   # each parameter once
+
+
+@pytest.mark.parametrize("multipliers, match", [({"encodr": 0.1}, "name no trainable parameter"),
+                                                ({"encoder": -1.0}, ">= 0"), ({"encoder": float("nan")}, ">= 0"),
+                                                ({"encoder": float("inf")}, ">= 0"), ({"": 0.1}, "non-empty")])
+def test_bad_multipliers_are_refused(multipliers, match):
+    with pytest.raises(ValueError, match=match):
+        parameter_groups(Toy(), 1.0, multipliers)
+
+
+def test_a_zero_multiplier_leaves_its_part_bit_identical_and_the_ratio_holds_through_the_schedule(tmp_path):
+    torch.manual_seed(0)
+    model = Toy()
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = Trainer(model, _loss, _data(), _cfg(), tmp_path / "run")
+    use_lr_multipliers(trainer, {"encoder": 0.0, "head": 0.25})
+    trainer.fit(resume=False)
+    after = model.state_dict()
+    for name in ("encoder.0.weight", "encoder.1.bias"):
+        assert torch.equal(after[name], start[name]), name
+    assert not torch.equal(after["head.weight"], start["head.weight"])
+    rates = {g["name"]: g["lr"] for g in trainer.optimizer.param_groups}
+    assert rates["encoder"] == 0.0 and rates["head"] == pytest.approx(0.25 * rates[""]) and rates[""] > 0
+
+
+def test_a_resumed_grouped_run_equals_an_uninterrupted_one(tmp_path):
+    def train(out, steps, resume):
+        torch.manual_seed(0)
+        model = Toy()
+        trainer = Trainer(model, _loss, _data(), _cfg(steps=steps), out)
+        use_lr_multipliers(trainer, {"encoder": 0.1})
+        trainer.fit(resume=resume)
+        return model.state_dict(), [g["lr"] for g in trainer.optimizer.param_groups]
+
+    whole, whole_lrs = train(tmp_path / "a", 6, False)
+    train(tmp_path / "b", 3, False)
+    resumed, resumed_lrs = train(tmp_path / "b", 6, True)
+    for name, value in whole.items():
+        assert torch.equal(value, resumed[name]), name
+    assert resumed_lrs == whole_lrs
+
+
+def test_other_groups_cannot_resume_a_run_and_multipliers_go_in_before_the_first_step(tmp_path):
+    torch.manual_seed(0)
+    trainer = Trainer(Toy(), _loss, _data(), _cfg(steps=3), tmp_path / "run")
+    use_lr_multipliers(trainer, {"encoder": 0.1})
+    trainer.fit(resume=False)
+    with pytest.raises(ValueError, match="before"):
+        use_lr_multipliers(trainer, {"encoder": 0.1})
+    plain = Trainer(Toy(), _loss, _data(), _cfg(steps=6), tmp_path / "run")     # one group against two
+    with pytest.raises(ValueError, match="does not fit"):
+        plain.fit(resume=True)
+
+
+def test_no_multipliers_is_the_trainers_one_group_adamw():
+    model = Toy()
+    cfg = _cfg()
+    opt = grouped_adamw(model, cfg, {})
+    assert len(opt.param_groups) == 1 and opt.param_groups[0]["lr"] == cfg.lr
+    assert opt.param_groups[0]["weight_decay"] == cfg.weight_decay and opt.param_groups[0]["betas"] == cfg.betas
