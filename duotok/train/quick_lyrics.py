@@ -6,6 +6,8 @@ learn this corpus's sung lyrics from the audio in a few hundred steps?
     python -m duotok.train.quick_lyrics --name enc --body encoder -S warmup_steps=60 -S min_lr_ratio=0.1
     python -m duotok.train.quick_lyrics --name frozen --body encoder --head-context 192 --freeze-encoder-steps 600
     python -m duotok.train.quick_lyrics --name bneck --body encoder --head-context 192 --bottleneck 64
+    python -m duotok.train.quick_lyrics --name frozen_pair --body encoder --head-context 192 --bottleneck 64 \
+        --bottleneck-init orthogonal --lr-multiplier encoder=0.1 --lr-multiplier proj_in=0 --lr-multiplier proj_out=0
     python -m duotok.train.quick_lyrics --name s1 --body encoder --normalization corpus --init-encoder models/pretrain/model
 
 Why: at the ``default`` budget the stage-2 lyrics head emits only blanks (README, stage 2), from a
@@ -34,9 +36,14 @@ Targets: :class:`duotok.data.targets.MultiTaskCollate` (stage 2's collate); loss
 by default: choices are made there). Training is :class:`duotok.train.loop.Trainer`'s (so a rerun of the same
 ``--name`` resumes exactly), with this reader's optimiser by default — Adam at a constant ``--lr``, gradient
 norm clipped at 5 (:data:`READER_TRAIN`) — and any :class:`TrainConfig` field set with ``-S KEY=VALUE``
-(``-S warmup_steps=60 -S min_lr_ratio=0.1`` for stage 2's warm-up and cosine decay). It is a diagnostic, not a
-pipeline stage: it writes only under ``--out`` (``<out>/<name>/`` holds the Trainer's ``train_log.csv``,
-``valid_log.csv`` — the held-out CTC loss — and checkpoints, and ``health.json``; ``<out>/log.csv`` gets a row).
+(``-S warmup_steps=60 -S min_lr_ratio=0.1`` for stage 2's warm-up and cosine decay); ``--lr-multiplier
+PREFIX=X`` trains the parameters under a name prefix at X times the learning rate
+(:mod:`duotok.train.param_groups`), and ``--bottleneck-init orthogonal`` starts the bottleneck pair as an
+orthogonal projection. Crops are read from the files' ranges (:mod:`duotok.data.crop_reads`: the same items
+as :class:`StemCropDataset`'s). It is a diagnostic, not a pipeline stage: it writes only under ``--out``
+(``<out>/<name>/`` holds the Trainer's ``train_log.csv``, ``valid_log.csv`` — the held-out CTC loss — and
+checkpoints, and ``health.json`` with the CER and the collapse signs of :func:`posterior_health`;
+``<out>/log.csv`` gets a row).
 """
 
 from __future__ import annotations
