@@ -190,14 +190,24 @@ def test_without_sung_held_out_crops_there_is_nothing_to_score(tmp_path, make_du
             segment_seconds=1.0)
 
 
+#: A tiny encoder-body reader: 16 mel bands, a 16-wide encoder with one block per stack.
+TINY_ENCODER_BODY = dict(mel=MelConfig(n_mels=16), vocab_size=len(CharVocab()), factor=4, body="encoder",
+                         encoder=EncoderConfig(n_mels=16, dim=16, n_lower=1, n_upper=1, n_heads=2, downsample=4))
+
+
+def _with_plain_weights(plain: LyricsReader, config: LyricsReaderConfig) -> LyricsReader:
+    """A reader of ``config`` (a bottleneck added) that shares every weight of ``plain`` but its own pair."""
+    reader = LyricsReader(config).eval()
+    reader.load_state_dict({**plain.state_dict(),
+                            **{k: v for k, v in reader.state_dict().items() if k.startswith("proj_")}})
+    return reader
+
+
 def test_the_bottleneck_sits_between_the_two_stacks_with_stage_2s_names():
-    vocab = CharVocab()
-    enc = EncoderConfig(n_mels=16, dim=16, n_lower=1, n_upper=1, n_heads=2, downsample=4)
-    base = dict(mel=MelConfig(n_mels=16), vocab_size=len(vocab), factor=4, body="encoder", encoder=enc)
+    base = TINY_ENCODER_BODY
     torch.manual_seed(0)
     plain = LyricsReader(LyricsReaderConfig(**base)).eval()
-    wide = LyricsReader(LyricsReaderConfig(**base, bottleneck=16)).eval()
-    wide.load_state_dict({**plain.state_dict(), **{k: v for k, v in wide.state_dict().items() if k.startswith("proj_")}})
+    wide = _with_plain_weights(plain, LyricsReaderConfig(**base, bottleneck=16))
     with torch.no_grad():                     # an identity bottleneck: the path without one, exactly
         for proj in (wide.proj_in, wide.proj_out):
             proj.weight.copy_(torch.eye(16))
@@ -217,13 +227,10 @@ def test_the_bottleneck_sits_between_the_two_stacks_with_stage_2s_names():
 
 
 def test_an_orthogonal_bottleneck_passes_its_subspace_unchanged():
-    vocab = CharVocab()
-    enc = EncoderConfig(n_mels=16, dim=16, n_lower=1, n_upper=1, n_heads=2, downsample=4)
-    base = dict(mel=MelConfig(n_mels=16), vocab_size=len(vocab), factor=4, body="encoder", encoder=enc)
+    base = TINY_ENCODER_BODY
     torch.manual_seed(0)
     plain = LyricsReader(LyricsReaderConfig(**base)).eval()
-    full = LyricsReader(LyricsReaderConfig(**base, bottleneck=16, bottleneck_init="orthogonal")).eval()
-    full.load_state_dict({**plain.state_dict(), **{k: v for k, v in full.state_dict().items() if k.startswith("proj_")}})
+    full = _with_plain_weights(plain, LyricsReaderConfig(**base, bottleneck=16, bottleneck_init="orthogonal"))
     mel, valid = torch.randn(2, 16, 401), torch.tensor([401, 201])
     with torch.no_grad():                     # N = dim: a rotation and its inverse, the plain path
         assert torch.allclose(full.read_mel(mel, valid), plain.read_mel(mel, valid), atol=1e-5)
