@@ -7,6 +7,9 @@ stops the lyrics reader; at a tenth of it the encoder learns along, ``reports/ex
 :class:`torch.optim.lr_scheduler.LambdaLR` (the Trainer's warm-up + cosine schedule) scales every group by
 the same factor and the ratios hold at every step.
 
+:func:`hold_parameters` keeps the parameters under a prefix out of training for the first N steps, then lets
+them join (the classifier-first schedule, for any part of the model).
+
 Today only the quick lyrics reader (:mod:`duotok.train.quick_lyrics`) uses it. The pipeline's Trainer keeps
 its one-group optimiser until the next full ``default`` re-run (``train.lr_multipliers`` is queued in the
 README: :mod:`duotok.train.loop` is a dependency of every training stage).
@@ -14,11 +17,12 @@ README: :mod:`duotok.train.loop` is a dependency of every training stage).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from duotok.train.loop import TrainConfig, Trainer, lr_lambda
 
@@ -80,3 +84,42 @@ def use_lr_multipliers(trainer: Trainer, multipliers: Mapping[str, float]) -> No
     cfg = trainer.cfg
     trainer.optimizer = grouped_adamw(trainer.model, cfg, multipliers)
     trainer.scheduler = torch.optim.lr_scheduler.LambdaLR(trainer.optimizer, lambda s: lr_lambda(s, cfg))
+
+
+def hold_parameters(model: nn.Module, holds: Mapping[str, int], current_step: Callable[[], int]) -> list[RemovableHandle]:
+    """Keep every trainable parameter under each prefix of ``holds`` (``{"proj_in": 300}``) out of training
+    while ``current_step() < N``; from step N on it trains like the rest. Returns the hooks' handles.
+
+    How: a post-accumulate-grad hook sets the held parameter's ``.grad`` to ``None`` after each backward, so
+    gradient clipping does not count it and the optimiser skips it — exactly as if it had
+    ``requires_grad=False`` — while the gradient still flows *through* it to the parameters below (a held
+    bottleneck still passes the head's gradient to the lower stack). Why ``None`` and not zero: Adam gives a
+    parameter its state (moments, step count) at its first real gradient, so the part that joins at step N
+    starts with Adam's own bias correction, as a fresh parameter would; zeroed gradients would instead age
+    its step count with empty moments, and its first updates would be ≈ 3× Adam's usual size (β₂ = 0.999).
+    ``current_step`` is read at every backward, so a resumed run is held by its restored step. Prefixes
+    follow :func:`parameter_groups` (they stop at a dot); one that names no trainable parameter, or a step
+    count that is not an integer >= 0, is refused."""
+    for prefix, steps in holds.items():
+        if not isinstance(prefix, str) or not prefix:
+            raise ValueError(f"holds: a prefix must be a non-empty parameter-name prefix, got {prefix!r}")
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+            raise ValueError(f"holds[{prefix!r}] must be an integer number of steps >= 0, got {steps!r}")
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    unmatched = [prefix for prefix in holds if not any(_matches(name, prefix) for name, _ in named)]
+    if unmatched:
+        sample = sorted({name.split(".")[0] for name, _ in named})
+        raise ValueError(f"holds: {unmatched} name no trainable parameter (top-level names: {sample})")
+    handles: list[RemovableHandle] = []
+    for name, p in named:
+        owners = [prefix for prefix in holds if _matches(name, prefix)]
+        if not owners:
+            continue
+        until = holds[max(owners, key=len)]
+
+        def drop_while_held(param: torch.Tensor, until: int = until) -> None:
+            if current_step() < until:
+                param.grad = None
+
+        handles.append(p.register_post_accumulate_grad_hook(drop_while_held))
+    return handles

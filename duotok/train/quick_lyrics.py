@@ -8,6 +8,8 @@ learn this corpus's sung lyrics from the audio in a few hundred steps?
     python -m duotok.train.quick_lyrics --name bneck --body encoder --head-context 192 --bottleneck 64
     python -m duotok.train.quick_lyrics --name frozen_pair --body encoder --head-context 192 --bottleneck 64 \
         --bottleneck-init orthogonal --lr-multiplier encoder=0.1 --lr-multiplier proj_in=0 --lr-multiplier proj_out=0
+    python -m duotok.train.quick_lyrics --name pair_joins --body encoder --head-context 192 --bottleneck 64 \
+        --lr-multiplier encoder=0.1 --hold proj_in=300 --hold proj_out=300
     python -m duotok.train.quick_lyrics --name s1 --body encoder --normalization corpus --init-encoder models/pretrain/model
 
 Why: at the ``default`` budget the stage-2 lyrics head emits only blanks (README, stage 2), from a
@@ -38,7 +40,8 @@ by default: choices are made there). Training is :class:`duotok.train.loop.Train
 norm clipped at 5 (:data:`READER_TRAIN`) — and any :class:`TrainConfig` field set with ``-S KEY=VALUE``
 (``-S warmup_steps=60 -S min_lr_ratio=0.1`` for stage 2's warm-up and cosine decay); ``--lr-multiplier
 PREFIX=X`` trains the parameters under a name prefix at X times the learning rate
-(:mod:`duotok.train.param_groups`), and ``--bottleneck-init orthogonal`` starts the bottleneck pair as an
+(:mod:`duotok.train.param_groups`), ``--hold PREFIX=N`` keeps them out of training for the first N steps
+(the gradient still flows through them), and ``--bottleneck-init orthogonal`` starts the bottleneck pair as an
 orthogonal projection. Crops are read from the files' ranges (:mod:`duotok.data.crop_reads`: the same items
 as :class:`StemCropDataset`'s). It is a diagnostic, not a pipeline stage: it writes only under ``--out``
 (``<out>/<name>/`` holds the Trainer's ``train_log.csv``, ``valid_log.csv`` — the held-out CTC loss — and
@@ -76,7 +79,7 @@ from duotok.models.heads import LyricsHead, ctc_loss
 from duotok.text import CharVocab, character_error_rate
 from duotok.train.finetune import build_config as build_finetune_config
 from duotok.train.loop import TrainConfig, Trainer
-from duotok.train.param_groups import use_lr_multipliers
+from duotok.train.param_groups import hold_parameters, use_lr_multipliers
 from duotok.train.pretrain import fit_normalization
 from duotok.train.quick import EVAL_SPLITS, append_log, parse_override, prepare_run
 
@@ -319,7 +322,7 @@ def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", pr
         steps: int = 600, batch_size: int = 8, lr: float = 1e-3, hidden: int = 192, body: str = "gru",
         head_context: int = 0, bottleneck: int = 0, bottleneck_init: str = "default", normalization: str = "crop",
         init_encoder: str | Path | None = None, lr_multipliers: dict[str, float] | None = None,
-        freeze_encoder_steps: int = 0, train_songs: int = 32,
+        holds: dict[str, int] | None = None, freeze_encoder_steps: int = 0, train_songs: int = 32,
         eval_songs: int = 8, segment_seconds: float = 10.0, eval_split: str = "valid", seed: int = 0, log_every: int = 25,
         train: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """Train the reader for ``steps`` steps (resuming ``<out_dir>/<name>`` if it holds a run) and return its
@@ -328,7 +331,9 @@ def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", pr
     the encoder's untrained features (``>= steps``: throughout — can what they hold at the start be read at
     all?), then the encoder joins (the classifier-first schedule of wav2vec 2.0's CTC fine-tuning).
     ``lr_multipliers``: parameter-name prefix → multiplier of ``lr`` (:mod:`duotok.train.param_groups`), e.g.
-    ``{"encoder": 0.1}``; a resumed run must use the same ones."""
+    ``{"encoder": 0.1}``; ``holds``: parameter-name prefix → the step from which those parameters train
+    (:func:`duotok.train.param_groups.hold_parameters`; the gradient still flows through them before it), e.g.
+    ``{"proj_in": 300, "proj_out": 300}``; a resumed run must use the same multipliers and holds."""
     if source not in SOURCE_NAMES:
         raise ValueError(f"source must be one of {SOURCE_NAMES}, got {source!r}")
     if eval_split not in EVAL_SPLITS:
@@ -373,12 +378,16 @@ def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", pr
     trainer = Trainer(reader, partial(reader_loss, source=source, encoder_grad=encoder_grad), train_data, cfg,
                       run_dir, valid_data=held_out, collate_fn=collate)
     multipliers = {str(k): float(v) for k, v in (lr_multipliers or {}).items()}
-    check_same_multipliers(run_dir, multipliers)
+    held = {str(k): int(v) for k, v in (holds or {}).items()}
+    check_same_setting(run_dir, "lr_multipliers", multipliers)
+    check_same_setting(run_dir, "holds", held)
     use_lr_multipliers(trainer, multipliers)
+    hold_parameters(reader, held, lambda: trainer.step)
     result = trainer.fit()
     scores = evaluate_cer(trainer.model, held_out, collate, source)
     row = {"name": name, "source": source, "body": body, "head_context": head_context, "bottleneck": bottleneck,
            "bottleneck_init": bottleneck_init, "lr_multipliers": json.dumps(multipliers, sort_keys=True),
+           "holds": json.dumps(held, sort_keys=True),
            "normalization": normalization, "init_encoder": str(init_encoder or ""),
            "freeze_encoder_steps": freeze_encoder_steps, "steps": steps,
            "lr": cfg.lr, "warmup": cfg.warmup_steps, "min_lr_ratio": cfg.min_lr_ratio, "grad_clip": cfg.grad_clip,
@@ -412,19 +421,20 @@ def load_stage1_encoder(reader: LyricsReader, path: Path) -> None:
     reader.encoder.load_state_dict(pretrained.encoder.state_dict())
 
 
-def check_same_multipliers(run_dir: Path, multipliers: dict[str, float]) -> None:
-    """Record the run's learning-rate multipliers in ``<run_dir>/lr_multipliers.json`` at its first start and
-    refuse a resume with other ones (the optimiser's saved groups would otherwise keep the old rates)."""
-    path = run_dir / "lr_multipliers.json"
+def check_same_setting(run_dir: Path, name: str, value: dict[str, float] | dict[str, int]) -> None:
+    """Record a setting the checkpoint cannot tell (``lr_multipliers``, ``holds``) in ``<run_dir>/<name>.json``
+    at the run's first start and refuse a resume with another value (the optimiser's saved groups, or a hold
+    read from the restored step, would otherwise mix two recipes in one run). A run started before the
+    setting existed had it empty."""
+    path = run_dir / f"{name}.json"
     if path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
-        if saved != multipliers:
-            raise ValueError(f"{run_dir}: this run was started with lr_multipliers {saved}, not {multipliers}; "
-                             "use another --name")
-    elif (run_dir / "last").exists() and multipliers:
-        raise ValueError(f"{run_dir}: this run was started without lr_multipliers; use another --name")
+        if saved != value:
+            raise ValueError(f"{run_dir}: this run was started with {name} {saved}, not {value}; use another --name")
+    elif (run_dir / "last").exists() and value:
+        raise ValueError(f"{run_dir}: this run was started without {name}; use another --name")
     else:
-        write_json_atomic(path, multipliers)
+        write_json_atomic(path, value)
 
 
 def _last_logged(path: Path) -> float | None:
@@ -435,22 +445,32 @@ def _last_logged(path: Path) -> float | None:
     return float(rows[-1]["loss"]) if rows and rows[-1].get("loss") else None
 
 
-def parse_multipliers(items: list[str]) -> dict[str, float]:
-    """``["encoder=0.1", "proj_in=0.1"]`` → ``{"encoder": 0.1, "proj_in": 0.1}``; a malformed or repeated item
-    is refused."""
-    out: dict[str, float] = {}
+def parse_prefixed(items: list[str], option: str, kind: type[float] | type[int]) -> dict[str, Any]:
+    """``["encoder=0.1", "proj_in=0"]`` → ``{"encoder": 0.1, "proj_in": 0.0}`` (``kind`` float; int for
+    step counts); a malformed or repeated item is refused, naming ``option``."""
+    out: dict[str, Any] = {}
     for item in items:
-        prefix, sep, value = item.partition("=")
+        prefix, sep, text = item.partition("=")
         try:
-            mult = float(value)
+            value = kind(text)
         except ValueError:
-            mult = None
-        if not sep or not prefix or mult is None:
-            raise ValueError(f"--lr-multiplier takes PREFIX=NUMBER, got {item!r}")
+            value = None
+        if not sep or not prefix or value is None:
+            raise ValueError(f"{option} takes PREFIX={'NUMBER' if kind is float else 'STEPS'}, got {item!r}")
         if prefix in out:
-            raise ValueError(f"--lr-multiplier names {prefix!r} twice")
-        out[prefix] = mult
+            raise ValueError(f"{option} names {prefix!r} twice")
+        out[prefix] = value
     return out
+
+
+def parse_multipliers(items: list[str]) -> dict[str, float]:
+    """``--lr-multiplier`` items → ``{prefix: multiplier}``."""
+    return parse_prefixed(items, "--lr-multiplier", float)
+
+
+def parse_holds(items: list[str]) -> dict[str, int]:
+    """``--hold`` items → ``{prefix: steps}``."""
+    return parse_prefixed(items, "--hold", int)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -476,6 +496,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr-multiplier", action="append", default=[], metavar="PREFIX=X",
                         help="train parameters whose name starts with PREFIX at X times the learning rate "
                              "(e.g. encoder=0.1; repeatable)")
+    parser.add_argument("--hold", action="append", default=[], metavar="PREFIX=STEPS",
+                        help="keep parameters whose name starts with PREFIX out of training for the first STEPS "
+                             "steps; the gradient still flows through them (e.g. proj_in=300; repeatable)")
     parser.add_argument("--normalization", choices=NORMALIZATIONS, default="crop",
                         help="body encoder: standardise the log-mel per crop (the reader's) or with the corpus's "
                              "per-channel statistics (stages 1 and 2)")
@@ -496,7 +519,8 @@ def main(argv: list[str] | None = None) -> int:
     row = run(args.name, Path(args.out), Path(args.data_dir), source=args.source, profile=args.profile,
               steps=args.steps, batch_size=args.batch_size, lr=args.lr, hidden=args.hidden, body=args.body,
               head_context=args.head_context, bottleneck=args.bottleneck, bottleneck_init=args.bottleneck_init,
-              lr_multipliers=parse_multipliers(args.lr_multiplier), normalization=args.normalization,
+              lr_multipliers=parse_multipliers(args.lr_multiplier), holds=parse_holds(args.hold),
+              normalization=args.normalization,
               init_encoder=args.init_encoder, freeze_encoder_steps=args.freeze_encoder_steps,
               train_songs=args.train_songs, eval_songs=args.eval_songs, segment_seconds=args.segment_seconds,
               eval_split=args.eval_split, seed=args.seed, train=args.set)

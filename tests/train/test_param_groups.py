@@ -1,5 +1,6 @@
 """Learning rates per part of the model: the groups follow the prefixes, the ratios survive the schedule and
-a resume, a multiplier of 0 freezes its part bit-exactly, and prefixes that name nothing are refused."""
+a resume, a multiplier of 0 freezes its part bit-exactly, and prefixes that name nothing are refused; a held
+part stays put until its step, then trains as a fresh parameter would, across a resume too."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from duotok.train.loop import TrainConfig, Trainer
-from duotok.train.param_groups import grouped_adamw, parameter_groups, use_lr_multipliers
+from duotok.train.param_groups import grouped_adamw, hold_parameters, parameter_groups, use_lr_multipliers
 
 
 class Toy(nn.Module):
@@ -131,3 +132,71 @@ def test_no_multipliers_is_the_trainers_one_group_adamw():
     opt = grouped_adamw(model, cfg, {})
     assert len(opt.param_groups) == 1 and opt.param_groups[0]["lr"] == cfg.lr
     assert opt.param_groups[0]["weight_decay"] == cfg.weight_decay and opt.param_groups[0]["betas"] == cfg.betas
+
+
+def _held_run(out, steps: int, resume: bool, holds: dict[str, int]) -> tuple[dict, list[dict]]:
+    torch.manual_seed(0)
+    model = Toy()
+    trainer = Trainer(model, _loss, _data(), _cfg(steps=steps, save_every=1), out)
+    hold_parameters(model, holds, lambda: trainer.step)
+    snapshots: list[dict] = []
+    trainer.optimizer.register_step_post_hook(
+        lambda *_: snapshots.append({k: v.clone() for k, v in model.state_dict().items()}))
+    trainer.fit(resume=resume)
+    return model.state_dict(), snapshots
+
+
+def test_a_held_part_stays_put_until_its_step_then_trains(tmp_path):
+    torch.manual_seed(0)
+    start = Toy().state_dict()
+    _, snapshots = _held_run(tmp_path / "run", 6, False, {"encoder": 3})
+    for i, state in enumerate(snapshots):         # after optimiser step i + 1, taken at trainer.step == i
+        moved = not torch.equal(state["encoder.0.weight"], start["encoder.0.weight"])
+        assert moved == (i >= 3), i
+        assert not torch.equal(state["head.weight"], start["head.weight"])
+        assert not torch.equal(state["encoder_extra.weight"], start["encoder_extra.weight"])   # not a prefix match
+
+
+def test_holding_equals_requires_grad_off_until_the_step_so_the_part_joins_with_a_fresh_adam_state():
+    """Reference: a hand-written loop that switches ``requires_grad`` on at the step (clipping and Adam then
+    never see the part before it). Zeroed gradients instead of ``None`` would not match: Adam would age the
+    part's step count with empty moments."""
+    x = torch.randn(16, 3, generator=torch.Generator().manual_seed(1))
+    y = torch.randn(16, 1, generator=torch.Generator().manual_seed(2))
+
+    def train(use_hook: bool) -> dict:
+        torch.manual_seed(0)
+        model = Toy()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
+        step = 0
+        if use_hook:
+            hold_parameters(model, {"encoder": 2}, lambda: step)
+        for step in range(5):
+            if not use_hook:
+                for p in model.encoder.parameters():
+                    p.requires_grad_(step >= 2)
+            opt.zero_grad()
+            (model(x[step::5]) - y[step::5]).square().mean().backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 0.05)    # small enough to clip every step
+            opt.step()
+        return model.state_dict()
+
+    hooked, reference = train(True), train(False)
+    for name, value in reference.items():
+        assert torch.equal(hooked[name], value), name
+
+
+def test_a_resumed_held_run_equals_an_uninterrupted_one_across_the_join(tmp_path):
+    whole, _ = _held_run(tmp_path / "a", 6, False, {"encoder": 4})
+    _held_run(tmp_path / "b", 3, False, {"encoder": 4})
+    resumed, _ = _held_run(tmp_path / "b", 6, True, {"encoder": 4})
+    for name, value in whole.items():
+        assert torch.equal(value, resumed[name]), name
+
+
+@pytest.mark.parametrize("holds, match", [({"encodr": 3}, "name no trainable parameter"), ({"encoder": -1}, ">= 0"),
+                                          ({"encoder": 2.5}, "integer"), ({"encoder": True}, "integer"),
+                                          ({"": 3}, "non-empty")])
+def test_bad_holds_are_refused(holds, match):
+    with pytest.raises(ValueError, match=match):
+        hold_parameters(Toy(), holds, lambda: 0)

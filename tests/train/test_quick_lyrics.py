@@ -18,9 +18,10 @@ from duotok.text import CharVocab
 from duotok.train.quick_lyrics import (
     LyricsReader,
     LyricsReaderConfig,
-    check_same_multipliers,
+    check_same_setting,
     fit_corpus_normalization,
     load_stage1_encoder,
+    parse_holds,
     parse_multipliers,
     posterior_health,
     run,
@@ -281,7 +282,30 @@ def test_learning_rate_multipliers_are_parsed_applied_and_held_across_a_resume(t
     assert not torch.equal(start.head.proj.weight, trained.head.proj.weight)
     with pytest.raises(ValueError, match="started with lr_multipliers"):
         run("m", tmp_path / "runs", root, steps=3, lr_multipliers={"encoder": 0.5}, **kwargs)
-    check_same_multipliers(tmp_path / "runs" / "m", {"encoder": 0.0})          # the same ones may resume
+    check_same_setting(tmp_path / "runs" / "m", "lr_multipliers", {"encoder": 0.0})   # the same ones may resume
+
+
+def test_a_held_bottleneck_stays_put_and_a_resume_with_other_holds_is_refused(tmp_path, make_duosynth):
+    assert parse_holds(["proj_in=300", "proj_out=0"]) == {"proj_in": 300, "proj_out": 0}
+    for bad in (["proj_in"], ["proj_in=0.5"], ["proj_in=1", "proj_in=2"]):
+        with pytest.raises(ValueError, match="--hold"):
+            parse_holds(bad)
+    root = make_duosynth(tmp_path / "data", SONGS)
+    _sing(root)
+    kwargs = {"profile": "smoke", "body": "encoder", "bottleneck": 4, "train_songs": 3, "eval_songs": 2,
+              "segment_seconds": 1.0}
+    row = run("h", tmp_path / "runs", root, steps=2, holds={"proj_in": 5, "proj_out": 5}, **kwargs)
+    assert json.loads(row["holds"]) == {"proj_in": 5, "proj_out": 5}
+    trained = LyricsReader.from_pretrained(tmp_path / "runs" / "h" / "model")
+    torch.manual_seed(0)                      # the run's seed: the same initial weights
+    start = LyricsReader(trained.config)
+    for layer in ("proj_in", "proj_out"):     # held for 5 steps, so untouched in 2
+        for name, value in getattr(start, layer).state_dict().items():
+            assert torch.equal(value, getattr(trained, layer).state_dict()[name]), (layer, name)
+    lower = "encoder.lower.norm.weight"       # below the held pair: its gradient still came through
+    assert not torch.equal(start.state_dict()[lower], trained.state_dict()[lower])
+    with pytest.raises(ValueError, match="started with holds"):
+        run("h", tmp_path / "runs", root, steps=3, holds={"proj_in": 1}, **kwargs)
 
 
 @pytest.mark.parametrize("kwargs, match", [({"source": "drums"}, "source"), ({"steps": 0}, "steps"),
