@@ -99,7 +99,8 @@ def hold_parameters(model: nn.Module, holds: Mapping[str, int], current_step: Ca
     its step count with empty moments, and its first updates would be ≈ 3× Adam's usual size (β₂ = 0.999).
     ``current_step`` is read at every backward, so a resumed run is held by its restored step. Prefixes
     follow :func:`parameter_groups` (they stop at a dot); one that names no trainable parameter, or a step
-    count that is not an integer >= 0, is refused."""
+    count that is not an integer >= 0, is refused. Tested in one process; under DDP, whose reducer owns the
+    gradients, it is untested."""
     for prefix, steps in holds.items():
         if not isinstance(prefix, str) or not prefix:
             raise ValueError(f"holds: a prefix must be a non-empty parameter-name prefix, got {prefix!r}")
