@@ -179,11 +179,12 @@ class LyricsReader(nn.Module, PretrainedMixin):
         return torch.div(mel_frames + self.factor - 1, self.factor, rounding_mode="floor")
 
     def read_mel(self, logmel: torch.Tensor, valid: torch.Tensor | None = None,
-                 encoder_grad: bool = True) -> torch.Tensor:
+                 encoder_grad: bool = True, streams: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Log-mel ``(B, n_mels, F)`` → log-probabilities. ``valid``: each crop's valid mel frames. The
         padded tail of a short song is left out of the standardisation and zeroed after it, so valid
         outputs never depend on what the padding holds. ``encoder_grad=False`` runs the encoder without
-        gradients: its weights get none, so the optimiser leaves them exactly as they are."""
+        gradients: its weights get none, so the optimiser leaves them exactly as they are. ``streams`` (body
+        ``encoder``), when given, receives the encoder's intermediate streams (:meth:`encode`)."""
         b, m, f = logmel.shape
         logmel = logmel.float()
         mask = (torch.ones(b, f, dtype=torch.bool, device=logmel.device) if valid is None
@@ -198,7 +199,7 @@ class LyricsReader(nn.Module, PretrainedMixin):
             x = (logmel - mean) / std.clamp_min(1e-3) * w
         if self.body == "encoder":
             with torch.set_grad_enabled(encoder_grad and torch.is_grad_enabled()):
-                features = self.encode(x, mask)
+                features = self.encode(x, mask, streams)
             return self.head(features)
         t = f // self.factor
         x = x[..., : t * self.factor].reshape(b, m, t, self.factor).permute(0, 2, 1, 3).reshape(b, t, m * self.factor)
@@ -206,22 +207,30 @@ class LyricsReader(nn.Module, PretrainedMixin):
             x, _ = self.gru(self.inp(x))
             return self.out(x).log_softmax(dim=-1)
 
-    def encode(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor, mask: torch.Tensor,
+               streams: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Standardised log-mel ``(B, n_mels, F)`` → the encoder's features ``(B, T25, dim)``, through the
-        bottleneck when there is one (:meth:`DuoEncoder.forward` when there is not)."""
-        if not self.config.bottleneck:
-            return self.encoder(x, mask, normalized=True)
+        bottleneck when there is one (the same computation as :meth:`DuoEncoder.forward` when there is not).
+        ``streams``, when given, receives ``lower`` (the lower stack's output), ``pair`` (after the
+        bottleneck pair, if any), ``upper`` (the features) and ``mask`` (their valid frames)."""
         token_mask = self.encoder.downsample_mask(mask)
         h = self.encoder.forward_lower(self.encoder.embed(x, mask, normalized=True), token_mask)
-        return self.encoder.forward_upper(self.proj_out(self.proj_in(h)), token_mask)
+        z = self.proj_out(self.proj_in(h)) if self.config.bottleneck else h
+        out = self.encoder.forward_upper(z, token_mask)
+        if streams is not None:
+            streams.update({"lower": h, "upper": out, "mask": token_mask})
+            if self.config.bottleneck:
+                streams["pair"] = z
+        return out
 
-    def forward(self, audio: torch.Tensor, length: torch.Tensor,
-                encoder_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(log-probabilities, valid output frames)`` of ``(B, samples)`` audio of ``length`` samples each."""
+    def forward(self, audio: torch.Tensor, length: torch.Tensor, encoder_grad: bool = True,
+                streams: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(log-probabilities, valid output frames)`` of ``(B, samples)`` audio of ``length`` samples each
+        (``streams``: see :meth:`encode`)."""
         mel = self.logmel(audio)
         hop = self.logmel.hop_length
         valid = (torch.as_tensor(length, device=mel.device).long() // hop + 1).clamp(max=mel.shape[-1])
-        return self.read_mel(mel, valid, encoder_grad), self.frames(valid)
+        return self.read_mel(mel, valid, encoder_grad, streams), self.frames(valid)
 
 
 @torch.no_grad()
@@ -270,16 +279,24 @@ def reader_loss(model: nn.Module, batch: dict[str, Any], source: str = "mixture"
 @torch.no_grad()
 def evaluate_cer(reader: LyricsReader, data: StemCropDataset, collate: MultiTaskCollate,
                  source: str) -> dict[str, float]:
-    """Greedy CTC on every held-out crop with sung text: corpus CER, the number of crops scored, and two
-    signs of a collapsed reader (:func:`posterior_health`) over those crops' valid frames."""
+    """Greedy CTC on every held-out crop with sung text: corpus CER, the number of crops scored, two signs
+    of a collapsed reader (:func:`posterior_health`) over those crops' valid frames, and (body ``encoder``)
+    the :func:`varying_share` of the encoder's streams over every held-out crop's valid frames
+    (``lower_varying``, ``pair_varying`` with a bottleneck, ``upper_varying``)."""
     was_training = reader.training
     reader.eval()
     refs: list[str] = []
     hyps: list[str] = []
     blank: list[float] = []
     spread: list[float] = []
+    frames_of: dict[str, list[torch.Tensor]] = {}
     for batch in DataLoader(data, batch_size=8, shuffle=False, collate_fn=collate):
-        log_probs, frames = reader(_audio(batch, source), batch["length"])
+        streams: dict[str, torch.Tensor] = {}
+        log_probs, frames = reader(_audio(batch, source), batch["length"], streams=streams)
+        if streams:
+            mask = streams.pop("mask")
+            for name, x in streams.items():
+                frames_of.setdefault(name, []).append(x[mask])
         for i, text in enumerate(batch["lyrics_text"]):
             ref = collate.vocab.normalize(text)
             if bool(batch["has_lyrics"][i]) and ref:
@@ -291,8 +308,25 @@ def evaluate_cer(reader: LyricsReader, data: StemCropDataset, collate: MultiTask
     reader.train(was_training)
     if not refs:
         raise ValueError("no held-out crop has sung text: nothing to score")
+    shares = {f"{name}_varying": varying_share(torch.cat(x)) for name, x in frames_of.items()}
     return {"cer": character_error_rate(refs, hyps), "crops": float(len(refs)),
-            "blank_mass": sum(blank) / len(blank), "time_std": sum(spread) / len(spread)}
+            "blank_mass": sum(blank) / len(blank), "time_std": sum(spread) / len(spread), **shares}
+
+
+def varying_share(frames: torch.Tensor) -> float:
+    """The share of a feature stream's energy that varies from frame to frame: ``Σ_d Var_d / Σ_d E[x_d²]``
+    over ``frames`` ``(N, D)`` (every valid frame of every crop, pooled). 1 for a stream with zero mean, 0
+    for one that is the same vector at every frame. Why: the posteriors' ``time_std`` says *that* a reader
+    stopped listening; this says where its encoder did. The stacks end in a LayerNorm, so each frame's
+    energy is fixed; what a collapsing encoder can change is how much of it goes into one vector that all
+    frames share."""
+    if frames.dim() != 2 or frames.shape[0] < 2:
+        raise ValueError(f"varying_share needs (N >= 2, D) frames, got {tuple(frames.shape)}")
+    x = frames.double()
+    energy = x.square().mean(dim=0).sum()
+    if energy == 0:
+        raise ValueError("varying_share of an all-zero stream is undefined")
+    return float(x.var(dim=0, unbiased=False).sum() / energy)
 
 
 def posterior_health(log_probs: torch.Tensor, blank: int) -> dict[str, float]:
@@ -396,7 +430,9 @@ def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", pr
            "train_seconds": result.seconds, "resumed_from": result.resumed_from,
            "final_ctc": _last_logged(run_dir / "train_log.csv"), "valid_ctc": _last_logged(run_dir / "valid_log.csv"),
            "cer": scores["cer"], "crops": scores["crops"], "blank_mass": scores["blank_mass"],
-           "time_std": scores["time_std"], "precision": result.precision.get("used")}
+           "time_std": scores["time_std"], "lower_varying": scores.get("lower_varying"),
+           "pair_varying": scores.get("pair_varying"), "upper_varying": scores.get("upper_varying"),
+           "precision": result.precision.get("used")}
     write_json_atomic(run_dir / "health.json", row)
     append_log(Path(out_dir) / "log.csv", row)
     return row

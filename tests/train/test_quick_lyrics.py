@@ -26,6 +26,7 @@ from duotok.train.quick_lyrics import (
     posterior_health,
     run,
     train_config,
+    varying_share,
 )
 
 SONGS = (("a", "train", 3.0), ("b", "train", 2.5), ("c", "train", 2.0), ("d", "valid", 2.0), ("g", "valid", 2.0),
@@ -264,6 +265,21 @@ def test_posterior_health_tells_a_collapsed_reader_from_one_that_listens():
         posterior_health(spiky[:1], 0)
 
 
+def test_varying_share_is_the_share_of_a_streams_energy_that_changes_between_frames():
+    shared = torch.tensor([3.0, -1.0, 2.0])
+    assert varying_share(shared.expand(50, 3).clone()) == 0.0                  # every frame the same vector
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(4000, 3, generator=g)
+    noise = noise - noise.mean(dim=0)
+    assert varying_share(noise) == pytest.approx(1.0)                           # zero mean: all of it varies
+    mixed = shared + noise                                                      # independent check, by hand
+    by_hand = float(noise.square().mean(dim=0).sum() / mixed.square().mean(dim=0).sum())
+    assert varying_share(mixed) == pytest.approx(by_hand, rel=1e-6)
+    for bad in (torch.zeros(5, 3), torch.ones(1, 3), torch.ones(3)):
+        with pytest.raises(ValueError):
+            varying_share(bad)
+
+
 def test_learning_rate_multipliers_are_parsed_applied_and_held_across_a_resume(tmp_path, make_duosynth):
     assert parse_multipliers(["encoder=0.1", "proj_in=0"]) == {"encoder": 0.1, "proj_in": 0.0}
     for bad in (["encoder"], ["=0.1"], ["encoder=x"], ["encoder=1", "encoder=2"]):
@@ -296,6 +312,8 @@ def test_a_held_bottleneck_stays_put_and_a_resume_with_other_holds_is_refused(tm
               "segment_seconds": 1.0}
     row = run("h", tmp_path / "runs", root, steps=2, holds={"proj_in": 5, "proj_out": 5}, **kwargs)
     assert json.loads(row["holds"]) == {"proj_in": 5, "proj_out": 5}
+    for stream in ("lower_varying", "pair_varying", "upper_varying"):     # where an encoder's stream collapses
+        assert 0.0 <= row[stream] <= 1.0, stream
     trained = LyricsReader.from_pretrained(tmp_path / "runs" / "h" / "model")
     torch.manual_seed(0)                      # the run's seed: the same initial weights
     start = LyricsReader(trained.config)
