@@ -17,7 +17,7 @@ README: :mod:`duotok.train.loop` is a dependency of every training stage).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -31,6 +31,22 @@ def _matches(name: str, prefix: str) -> bool:
     return name == prefix or name.startswith(prefix + ".")
 
 
+def _owners(named: list[tuple[str, nn.Parameter]], prefixes: Iterable[str],
+            setting: str) -> list[tuple[str | None, nn.Parameter]]:
+    """Each of the ``named`` trainable parameters with the longest of ``prefixes`` that names it (``None`` when
+    none does): prefixes stop at a dot. An empty prefix, or one that names no parameter, is refused, naming
+    ``setting``: a typo must not silently leave the part it meant untouched."""
+    prefixes = list(prefixes)
+    for prefix in prefixes:
+        if not isinstance(prefix, str) or not prefix:
+            raise ValueError(f"{setting}: a prefix must be a non-empty parameter-name prefix, got {prefix!r}")
+    unmatched = [prefix for prefix in prefixes if not any(_matches(name, prefix) for name, _ in named)]
+    if unmatched:
+        sample = sorted({name.split(".")[0] for name, _ in named})
+        raise ValueError(f"{setting}: {unmatched} name no trainable parameter (top-level names: {sample})")
+    return [(max((q for q in prefixes if _matches(name, q)), key=len, default=None), p) for name, p in named]
+
+
 def parameter_groups(model: nn.Module, lr: float, multipliers: Mapping[str, float]) -> list[dict[str, Any]]:
     """AdamW parameter groups of ``model``'s trainable parameters: one at ``lr`` for every parameter no prefix
     names, then one per prefix of ``multipliers`` at ``lr × multiplier``, in the mapping's order.
@@ -39,8 +55,6 @@ def parameter_groups(model: nn.Module, lr: float, multipliers: Mapping[str, floa
     parameter, or a negative or non-finite multiplier, is refused: a typo must not silently train everything
     at the base rate. Groups that end up empty (every parameter named by a prefix) are left out."""
     for prefix, mult in multipliers.items():
-        if not isinstance(prefix, str) or not prefix:
-            raise ValueError(f"lr_multipliers: a prefix must be a non-empty parameter-name prefix, got {prefix!r}")
         if not isinstance(mult, int | float) or isinstance(mult, bool) or not float(mult) >= 0 \
                 or float(mult) == float("inf"):
             raise ValueError(f"lr_multipliers[{prefix!r}] must be a finite number >= 0, got {mult!r}")
@@ -49,16 +63,8 @@ def parameter_groups(model: nn.Module, lr: float, multipliers: Mapping[str, floa
         raise ValueError("the model has no trainable parameters")
     by_prefix: dict[str, list[nn.Parameter]] = {prefix: [] for prefix in multipliers}
     rest: list[nn.Parameter] = []
-    for name, p in named:
-        owners = [prefix for prefix in multipliers if _matches(name, prefix)]
-        if owners:
-            by_prefix[max(owners, key=len)].append(p)
-        else:
-            rest.append(p)
-    unmatched = [prefix for prefix in multipliers if not any(_matches(name, prefix) for name, _ in named)]
-    if unmatched:
-        sample = sorted({name.split(".")[0] for name, _ in named})
-        raise ValueError(f"lr_multipliers: {unmatched} name no trainable parameter (top-level names: {sample})")
+    for owner, p in _owners(named, multipliers, "lr_multipliers"):
+        (rest if owner is None else by_prefix[owner]).append(p)
     groups = [{"params": rest, "lr": lr, "name": "", "lr_multiplier": 1.0}] if rest else []
     groups += [{"params": params, "lr": lr * float(multipliers[prefix]), "name": prefix,
                 "lr_multiplier": float(multipliers[prefix])}
@@ -102,23 +108,15 @@ def hold_parameters(model: nn.Module, holds: Mapping[str, int], current_step: Ca
     count that is not an integer >= 0, is refused. Tested in one process; under DDP, whose reducer owns the
     gradients, it is untested."""
     for prefix, steps in holds.items():
-        if not isinstance(prefix, str) or not prefix:
-            raise ValueError(f"holds: a prefix must be a non-empty parameter-name prefix, got {prefix!r}")
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
             raise ValueError(f"holds[{prefix!r}] must be an integer number of steps >= 0, got {steps!r}")
     named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-    unmatched = [prefix for prefix in holds if not any(_matches(name, prefix) for name, _ in named)]
-    if unmatched:
-        sample = sorted({name.split(".")[0] for name, _ in named})
-        raise ValueError(f"holds: {unmatched} name no trainable parameter (top-level names: {sample})")
     handles: list[RemovableHandle] = []
-    for name, p in named:
-        owners = [prefix for prefix in holds if _matches(name, prefix)]
-        if not owners:
+    for owner, p in _owners(named, holds, "holds"):
+        if owner is None:
             continue
-        until = holds[max(owners, key=len)]
 
-        def drop_while_held(param: torch.Tensor, until: int = until) -> None:
+        def drop_while_held(param: torch.Tensor, until: int = holds[owner]) -> None:
             if current_step() < until:
                 param.grad = None
 
