@@ -11,9 +11,11 @@ shorter step counts, on ``--train-songs`` / ``--eval-songs`` songs of the corpus
 and, on one crop per held-out song of ``--eval-split`` (``valid`` by default: choices are made there),
 
 * stage 1: masked-prediction accuracy;
-* stage 2: lyrics CER (greedy CTC) and, when stage 2 trained in the run, the lyrics head's held-out CTC
-  per character at its last evaluation (graded where the CER sits at 1.00 on the plateau), chroma accuracy, mask-head SDR (vocals median) next to the oracle
-  ratio mask's;
+* stage 2: lyrics CER (greedy CTC) and, when stage 2 trained in the run, ``s2/valid_lyrics_ctc``: the
+  lyrics head's CTC per character at stage 2's last evaluation (its ``valid_log.csv``: the valid split,
+  noise off; on the unigram plateau the CER is 1.00 whatever happens beneath it, this still moves, and it
+  is what the lyrics reader reports as held-out CTC), chroma accuracy, mask-head SDR (vocals median) next
+  to the oracle ratio mask's;
 * stage 3: codebook usage and code perplexity per track, token chroma accuracy, vocal CER.
 
 ``--reuse-stage1`` / ``--reuse-stage2`` skip a stage (step 0 of ``--steps`` does too when a reuse is
@@ -40,7 +42,8 @@ from duotok.data import StemCropDataset
 from duotok.io import write_json_atomic
 
 HEALTH_KEYS = (
-    "s1/masked_accuracy", "s2/cer", "s2/valid_lyrics_ctc", "s2/chroma_accuracy", "s2/vocals_sdr", "s2/oracle_vocals_sdr",
+    "s1/masked_accuracy", "s2/cer", "s2/valid_lyrics_ctc", "s2/chroma_accuracy", "s2/vocals_sdr",
+    "s2/oracle_vocals_sdr",
     "s3/vocal/usage", "s3/vocal/perplexity", "s3/accompaniment/usage", "s3/accompaniment/perplexity",
     "s3/vocal/chroma_accuracy", "s3/accompaniment/chroma_accuracy", "s3/vocal/cer",
 )
@@ -168,7 +171,8 @@ def run(name: str, overrides: list[str], out_dir: Path, data_dir: Path, profile:
                  tokenizer_dir=run_dir / "tokenizer")
     dirs["quantize"] = run_dir / "quantize" / "model"
     seconds = time.time() - t0
-    trained_stage2 = {} if reuse_stage2 is not None else {"s2/valid_lyrics_ctc": last_valid_lyrics_ctc(run_dir / "finetune")}
+    trained_stage2 = {} if reuse_stage2 is not None else {
+        "s2/valid_lyrics_ctc": last_logged(run_dir / "finetune" / "valid_log.csv", "lyrics_loss")}
     row = {"name": name, "profile": profile, "overrides": " ".join(overrides), "steps": " ".join(map(str, steps)),
            "train_songs": train_songs, "eval_songs": eval_songs, "reuse_stage1": str(reuse_stage1 or ""),
            "reuse_stage2": str(reuse_stage2 or ""), "train_seconds": round(seconds, 1), "eval_split": eval_split,
@@ -178,17 +182,15 @@ def run(name: str, overrides: list[str], out_dir: Path, data_dir: Path, profile:
     return row
 
 
-def last_valid_lyrics_ctc(stage_dir: Path) -> float | None:
-    """The lyrics loss (CTC per character, :func:`duotok.models.heads.ctc_loss`) at the last evaluation in
-    ``stage_dir/valid_log.csv``: stage 2's ``Trainer`` evaluates on the *valid* split, without noise. On
-    the unigram plateau the greedy CER is 1.00 whatever happens beneath it; this number still moves, and
-    it is the one the lyrics reader (``duotok.train.quick_lyrics``) reports as held-out CTC. ``None`` when
-    the stage logged no evaluation or ran without a lyrics head."""
-    path = Path(stage_dir) / "valid_log.csv"
+def last_logged(path: Path, column: str = "loss") -> float | None:
+    """The last value of ``column`` in a ``Trainer`` log (``train_log.csv`` / ``valid_log.csv``): from the
+    file, so a rerun that only resumes a finished run reports it too. Rows without it are passed over (the
+    log's columns grow as metrics appear: a batch without lyrics leaves ``lyrics_loss`` empty); ``None``
+    when the file or every value is missing."""
     if not path.is_file():
         return None
     with open(path, newline="", encoding="utf-8") as fh:
-        values = [r["lyrics_loss"] for r in csv.DictReader(fh) if r.get("lyrics_loss") not in (None, "")]
+        values = [r[column] for r in csv.DictReader(fh) if r.get(column) not in (None, "")]
     return float(values[-1]) if values else None
 
 

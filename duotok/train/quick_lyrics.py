@@ -52,7 +52,6 @@ checkpoints, and ``health.json`` with the CER and the collapse signs of :func:`p
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from collections.abc import Callable
@@ -81,7 +80,7 @@ from duotok.train.finetune import build_config as build_finetune_config
 from duotok.train.loop import TrainConfig, Trainer
 from duotok.train.param_groups import hold_parameters, use_lr_multipliers
 from duotok.train.pretrain import fit_normalization
-from duotok.train.quick import EVAL_SPLITS, append_log, parse_override, prepare_run
+from duotok.train.quick import EVAL_SPLITS, append_log, last_logged, parse_override, prepare_run
 
 SOURCE_NAMES = ("mixture", "vocals")
 BODIES = ("gru", "encoder")
@@ -428,7 +427,7 @@ def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", pr
            "weight_decay": cfg.weight_decay,
            "hidden": hidden, "train_songs": train_songs, "eval_songs": eval_songs, "eval_split": eval_split,
            "train_seconds": result.seconds, "resumed_from": result.resumed_from,
-           "final_ctc": _last_logged(run_dir / "train_log.csv"), "valid_ctc": _last_logged(run_dir / "valid_log.csv"),
+           "final_ctc": last_logged(run_dir / "train_log.csv"), "valid_ctc": last_logged(run_dir / "valid_log.csv"),
            "cer": scores["cer"], "crops": scores["crops"], "blank_mass": scores["blank_mass"],
            "time_std": scores["time_std"], "lower_varying": scores.get("lower_varying"),
            "pair_varying": scores.get("pair_varying"), "upper_varying": scores.get("upper_varying"),
@@ -471,14 +470,6 @@ def check_same_setting(run_dir: Path, name: str, value: dict[str, float] | dict[
         raise ValueError(f"{run_dir}: this run was started without {name}; use another --name")
     else:
         write_json_atomic(path, value)
-
-
-def _last_logged(path: Path) -> float | None:
-    """The last logged loss of a Trainer log (so a rerun that only resumes a finished run reports it too)."""
-    if not path.is_file():
-        return None
-    rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
-    return float(rows[-1]["loss"]) if rows and rows[-1].get("loss") else None
 
 
 def parse_prefixed(items: list[str], option: str, kind: type[float] | type[int]) -> dict[str, Any]:

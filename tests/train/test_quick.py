@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from duotok.train.quick import append_log, last_valid_lyrics_ctc, parse_override, run, subset_corpus
+from duotok.train.quick import append_log, last_logged, parse_override, run, subset_corpus
 
 SONGS = (("a", "train", 3.0), ("b", "train", 2.5), ("c", "train", 2.0), ("d", "valid", 2.0), ("g", "valid", 2.0),
          ("e", "test", 2.0), ("f", "test", 2.0))
@@ -61,7 +61,8 @@ def test_a_quick_run_trains_three_stages_and_reports_health(tmp_path, make_duosy
     assert (tmp_path / "runs" / "t" / "tokenizer" / "model.safetensors").is_file()
     assert json.loads((tmp_path / "runs" / "t" / "health.json").read_text())["name"] == "t"
     assert list(csv.DictReader((tmp_path / "runs" / "log.csv").read_text().splitlines()))[0]["name"] == "t"
-    assert row["s2/valid_lyrics_ctc"] == last_valid_lyrics_ctc(tmp_path / "runs" / "t" / "finetune")
+    assert row["s2/valid_lyrics_ctc"] == last_logged(tmp_path / "runs" / "t" / "finetune" / "valid_log.csv",
+                                                     "lyrics_loss")
 
 
 def test_health_refuses_an_unknown_split(tmp_path):
@@ -72,10 +73,12 @@ def test_health_refuses_an_unknown_split(tmp_path):
         health({}, tmp_path, Params.load("smoke"), split="train")
 
 
-def test_the_held_out_lyrics_ctc_is_the_last_evaluation_with_a_lyrics_loss(tmp_path):
-    assert last_valid_lyrics_ctc(tmp_path) is None                 # no log: the stage never evaluated
-    (tmp_path / "valid_log.csv").write_text("step,loss,mel_loss\n100,1.2,0.5\n", encoding="utf-8")
-    assert last_valid_lyrics_ctc(tmp_path) is None                 # no lyrics head
-    (tmp_path / "valid_log.csv").write_text(
-        "step,loss,lyrics_loss\n100,1.2,3.17\n200,1.1,2.94\n300,1.0,\n", encoding="utf-8")
-    assert last_valid_lyrics_ctc(tmp_path) == 2.94
+def test_last_logged_is_the_last_row_with_a_value_of_the_column(tmp_path):
+    log = tmp_path / "valid_log.csv"
+    assert last_logged(log, "lyrics_loss") is None                 # no log: the stage never evaluated
+    log.write_text("step,loss,mel_loss\n100,1.2,0.5\n", encoding="utf-8")
+    assert last_logged(log, "lyrics_loss") is None                 # no lyrics head
+    assert last_logged(log) == 1.2                                 # the total loss by default
+    log.write_text("step,loss,lyrics_loss\n100,1.2,3.17\n200,1.1,2.94\n300,1.0,\n", encoding="utf-8")
+    assert last_logged(log, "lyrics_loss") == 2.94
+    assert last_logged(log) == 1.0
