@@ -42,7 +42,8 @@ from duotok.data import StemCropDataset
 from duotok.io import write_json_atomic
 
 HEALTH_KEYS = (
-    "s1/masked_accuracy", "s2/cer", "s2/valid_lyrics_ctc", "s2/chroma_accuracy", "s2/vocals_sdr",
+    "s1/masked_accuracy", "s2/cer", "s2/valid_lyrics_ctc", "s2/valid_lyrics_ctc_noised", "s2/chroma_accuracy",
+    "s2/vocals_sdr",
     "s2/oracle_vocals_sdr",
     "s3/vocal/usage", "s3/vocal/perplexity", "s3/accompaniment/usage", "s3/accompaniment/perplexity",
     "s3/vocal/chroma_accuracy", "s3/accompaniment/chroma_accuracy", "s3/vocal/cer",
@@ -134,6 +135,8 @@ def health(stage_dirs: dict[str, Path], corpus: Path, params: Params, split: str
         if "finetune" in stage_dirs:
             model = MultiTaskModel.from_pretrained(stage_dirs["finetune"])
             m = multitask_metrics(model, _held_out(corpus, params, "finetune", split), sdr_items=4)
+            ctc = lyrics_ctc_clean_and_noised(model, _held_out(corpus, params, "finetune", split))
+            out["s2/valid_lyrics_ctc_noised"] = ctc["noised"]
             out.update({"s2/cer": m.get("cer"), "s2/chroma_accuracy": m.get("chroma_accuracy"),
                         "s2/vocals_sdr": m.get("mask/vocals/SDR_median"),
                         "s2/oracle_vocals_sdr": m.get("oracle/vocals/SDR_median")})
@@ -180,6 +183,44 @@ def run(name: str, overrides: list[str], out_dir: Path, data_dir: Path, profile:
     write_json_atomic(run_dir / "health.json", row)
     append_log(out_dir / "log.csv", row)
     return row
+
+
+def lyrics_ctc_clean_and_noised(model: torch.nn.Module, data: StemCropDataset, batch_size: int = 8,
+                                seed: int = 0) -> dict[str, float | None]:
+    """A stage-2 model's lyrics CTC per character on ``data``, ``{"clean": ..., "noised": ...}``: with the
+    bottleneck noise off, as the ``Trainer`` evaluates and the tokenizer runs, and on, as it trained (its own
+    mode and probability; a warm-up counted as finished; the rest of the model in eval mode, noise drawn
+    from ``seed``). Why both: a model trained with replacement noise can be off its training distribution
+    on clean input — on the quick path a ``replace``-trained stage 2 read 3.10 nats per character clean
+    and 2.78 with half its frames replaced (``reports/experiments/quick_log.md``, 2026-12-03) — so the clean
+    number alone can show a plateau that is a mismatch. ``None`` where no crop has lyrics."""
+    from torch.utils.data import DataLoader
+
+    from duotok.data.targets import MultiTaskCollate
+    from duotok.text import CharVocab
+    from duotok.train.finetune import BATCH_KEYS
+
+    collate = MultiTaskCollate(CharVocab(), model.config.mel.sample_rate, model.config.mel.hop_length)
+    was_training = model.training
+    out: dict[str, float | None] = {}
+    try:
+        for label in ("clean", "noised"):
+            model.eval()
+            if label == "noised":
+                model.noise.train()
+                if getattr(model.noise, "warmup_steps", 0):      # the probability the run ended with
+                    model.noise.step = model.noise.warmup_steps
+            torch.manual_seed(seed)
+            values = []
+            with torch.no_grad():
+                for batch in DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=collate):
+                    _, metrics = model(**{k: batch[k] for k in BATCH_KEYS})
+                    if "lyrics_loss" in metrics:
+                        values.append(float(metrics["lyrics_loss"]))
+            out[label] = sum(values) / len(values) if values else None
+    finally:
+        model.train(was_training)
+    return out
 
 
 def last_logged(path: Path, column: str = "loss") -> float | None:

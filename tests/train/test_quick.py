@@ -63,6 +63,7 @@ def test_a_quick_run_trains_three_stages_and_reports_health(tmp_path, make_duosy
     assert list(csv.DictReader((tmp_path / "runs" / "log.csv").read_text().splitlines()))[0]["name"] == "t"
     assert row["s2/valid_lyrics_ctc"] == last_logged(tmp_path / "runs" / "t" / "finetune" / "valid_log.csv",
                                                      "lyrics_loss")
+    assert row["s2/valid_lyrics_ctc_noised"] is None    # this corpus's lyrics have no syllable times: no targets
 
 
 def test_health_refuses_an_unknown_split(tmp_path):
@@ -82,3 +83,30 @@ def test_last_logged_is_the_last_row_with_a_value_of_the_column(tmp_path):
     log.write_text("step,loss,lyrics_loss\n100,1.2,3.17\n200,1.1,2.94\n300,1.0,\n", encoding="utf-8")
     assert last_logged(log, "lyrics_loss") == 2.94
     assert last_logged(log) == 1.0
+
+
+@pytest.mark.parametrize(("mode", "prob", "same"), [("off", 1.0, True), ("replace", 0.0, True),
+                                                    ("replace", 1.0, False)])
+def test_lyrics_ctc_noised_is_the_clean_one_only_without_noise(tmp_path, make_duosynth, mode, prob, same):
+    """The noised CTC turns the model's own training noise on (and nothing else): with no noise to turn on
+    it equals the clean one, with every frame replaced it differs; the model's mode is restored."""
+    import torch
+
+    from duotok.data import StemCropDataset
+    from duotok.models.encoder import EncoderConfig
+    from duotok.models.multitask import HeadsConfig, MultiTaskConfig, MultiTaskModel, NoiseConfig
+    from duotok.train.quick import lyrics_ctc_clean_and_noised
+
+    root = make_duosynth(tmp_path / "data", (("d", "valid", 2.0), ("g", "valid", 2.0)))
+    for song in ("d", "g"):                           # timed syllables, so each crop has lyrics targets
+        meta = root / "songs" / song / "meta.json"
+        syllables = [{"text": t, "onset": 0.3 * i} for i, t in enumerate(("la", "li", "lo", "lu"))]
+        meta.write_text(json.dumps({**json.loads(meta.read_text()), "lyrics": {"syllables": syllables}}))
+    data = StemCropDataset(root, "valid", 2.0, 16000, crops_per_song=1, seed=0, random=False)
+    torch.manual_seed(0)
+    model = MultiTaskModel(MultiTaskConfig(encoder=EncoderConfig(dim=32, n_lower=1, n_upper=1, n_heads=2),
+                                           bottleneck_dim=8, heads=HeadsConfig(mask=False),
+                                           noise=NoiseConfig(mode=mode, prob=prob))).train()
+    ctc = lyrics_ctc_clean_and_noised(model, data)
+    assert ctc["clean"] > 0 and (ctc["noised"] == ctc["clean"]) is same
+    assert model.training and model.noise.training
