@@ -134,8 +134,9 @@ def health(stage_dirs: dict[str, Path], corpus: Path, params: Params, split: str
             out["s1/masked_accuracy"] = masked_prediction(model, _held_out(corpus, params, "pretrain", split))["accuracy"]
         if "finetune" in stage_dirs:
             model = MultiTaskModel.from_pretrained(stage_dirs["finetune"])
-            m = multitask_metrics(model, _held_out(corpus, params, "finetune", split), sdr_items=4)
-            ctc = lyrics_ctc_clean_and_noised(model, _held_out(corpus, params, "finetune", split))
+            crops = _held_out(corpus, params, "finetune", split)
+            m = multitask_metrics(model, crops, sdr_items=4)
+            ctc = lyrics_ctc_clean_and_noised(model, crops)
             out["s2/valid_lyrics_ctc_noised"] = ctc["noised"]
             out.update({"s2/cer": m.get("cer"), "s2/chroma_accuracy": m.get("chroma_accuracy"),
                         "s2/vocals_sdr": m.get("mask/vocals/SDR_median"),
@@ -198,7 +199,7 @@ def lyrics_ctc_clean_and_noised(model: torch.nn.Module, data: StemCropDataset, b
 
     from duotok.data.targets import MultiTaskCollate
     from duotok.text import CharVocab
-    from duotok.train.finetune import BATCH_KEYS
+    from duotok.train.finetune import finetune_loss
 
     collate = MultiTaskCollate(CharVocab(), model.config.mel.sample_rate, model.config.mel.hop_length)
     was_training = model.training
@@ -214,7 +215,7 @@ def lyrics_ctc_clean_and_noised(model: torch.nn.Module, data: StemCropDataset, b
             values = []
             with torch.no_grad():
                 for batch in DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=collate):
-                    _, metrics = model(**{k: batch[k] for k in BATCH_KEYS})
+                    _, metrics = finetune_loss(model, batch)
                     if "lyrics_loss" in metrics:
                         values.append(float(metrics["lyrics_loss"]))
             out[label] = sum(values) / len(values) if values else None
