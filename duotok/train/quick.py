@@ -131,7 +131,9 @@ def health(stage_dirs: dict[str, Path], corpus: Path, params: Params, split: str
     with torch.no_grad():
         if "pretrain" in stage_dirs:
             model = BestRQModel.from_pretrained(stage_dirs["pretrain"])
-            out["s1/masked_accuracy"] = masked_prediction(model, _held_out(corpus, params, "pretrain", split))["accuracy"]
+            held_out = _held_out(corpus, params, "pretrain", split)
+            out["s1/masked_accuracy"] = masked_prediction(model, held_out)["accuracy"]
+            out.update(stage1_feature_health(model, _held_out(corpus, params, "pretrain", "train"), held_out))
         if "finetune" in stage_dirs:
             model = MultiTaskModel.from_pretrained(stage_dirs["finetune"])
             crops = _held_out(corpus, params, "finetune", split)
@@ -148,6 +150,24 @@ def health(stage_dirs: dict[str, Path], corpus: Path, params: Params, split: str
                         "vocal/chroma_accuracy", "accompaniment/chroma_accuracy", "vocal/cer"):
                 out[f"s3/{key}"] = m.get(key)
     return {k: (None if v is None else float(v)) for k, v in out.items()}
+
+
+def stage1_feature_health(model: torch.nn.Module, fit: StemCropDataset, held_out: StemCropDataset,
+                          max_fit_clips: int = 16) -> dict[str, float]:
+    """``s1/{lower,upper}_{effective_rank,mel_readout_r2}`` of a stage-1 model
+    (:func:`duotok.eval.feature_health.encoder_feature_health`): the read-out is fitted on the first
+    ``max_fit_clips`` crops of ``fit`` (training songs) and scored on ``held_out``. Why here: masked-prediction
+    accuracy stays near 3 % at the ``default`` budget and does not show that the 1200-step encoder's
+    features had collapsed to an effective rank of ≈ 7 (an untrained one: ≈ 50) and kept less of the
+    log-mel than an untrained one (``reports/experiments/quick_log.md``, 2026-12-04)."""
+    from duotok.eval.feature_health import encoder_feature_health
+
+    def clips(data: StemCropDataset, limit: int) -> list[torch.Tensor]:
+        return [data[i]["mixture"] for i in range(min(limit, len(data)))]
+
+    health_by_stack = encoder_feature_health(model, clips(fit, max_fit_clips), clips(held_out, len(held_out)))
+    return {f"s1/{stack}_{key}": value for stack, values in health_by_stack.items()
+            for key, value in values.items() if key != "top1_share"}
 
 
 def run(name: str, overrides: list[str], out_dir: Path, data_dir: Path, profile: str = "default",

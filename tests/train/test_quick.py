@@ -56,7 +56,8 @@ def test_a_quick_run_trains_three_stages_and_reports_health(tmp_path, make_duosy
               steps=(2, 2, 2), train_songs=3, eval_songs=2)
     assert row["overrides"] == "quantize.model.codebook_init=data"
     assert row["eval_split"] == "valid"   # recipe choices are made on validation songs, never on test
-    for key in ("s1/masked_accuracy", "s3/vocal/usage", "s3/accompaniment/perplexity"):
+    for key in ("s1/masked_accuracy", "s1/lower_effective_rank", "s1/upper_effective_rank",
+                "s3/vocal/usage", "s3/accompaniment/perplexity"):
         assert row[key] is not None and row[key] >= 0, key
     assert (tmp_path / "runs" / "t" / "tokenizer" / "model.safetensors").is_file()
     assert json.loads((tmp_path / "runs" / "t" / "health.json").read_text())["name"] == "t"
@@ -64,6 +65,7 @@ def test_a_quick_run_trains_three_stages_and_reports_health(tmp_path, make_duosy
     assert row["s2/valid_lyrics_ctc"] == last_logged(tmp_path / "runs" / "t" / "finetune" / "valid_log.csv",
                                                      "lyrics_loss")
     assert row["s2/valid_lyrics_ctc_noised"] is None    # this corpus's lyrics have no syllable times: no targets
+    assert row["s1/upper_mel_readout_r2"] <= 1.0 and row["s1/lower_mel_readout_r2"] <= 1.0
 
 
 def test_health_refuses_an_unknown_split(tmp_path):
