@@ -10,7 +10,8 @@ shorter step counts, on ``--train-songs`` / ``--eval-songs`` songs of the corpus
 ``<out>/<name>/``; it prints and appends one row to ``<out>/log.csv``: the overrides, the wall time
 and, on one crop per held-out song of ``--eval-split`` (``valid`` by default: choices are made there),
 
-* stage 1: masked-prediction accuracy;
+* stage 1: masked-prediction accuracy, and the features' effective rank and log-mel read-out R² for the
+  lower and upper stacks (:mod:`duotok.eval.feature_health`);
 * stage 2: lyrics CER (greedy CTC) and, when stage 2 trained in the run, ``s2/valid_lyrics_ctc``: the
   lyrics head's CTC per character at stage 2's last evaluation (its ``valid_log.csv``: the valid split,
   noise off; on the unigram plateau the CER is 1.00 whatever happens beneath it, this still moves, and it
@@ -21,6 +22,11 @@ and, on one crop per held-out song of ``--eval-split`` (``valid`` by default: ch
 ``--reuse-stage1`` / ``--reuse-stage2`` skip a stage (step 0 of ``--steps`` does too when a reuse is
 given), so a stage-3 idea costs only stage 3. Nothing here is a pipeline stage: it never touches
 ``models/`` or ``reports/``.
+
+Judge a stage-2 or stage-3 idea on a stage 1 trained as the pipeline trains it (``--reuse-stage1
+models/pretrain/model``): a stage 1 of a few steps is an untrained encoder, and a stage-2 recipe tuned on
+one did not carry over to the ``default`` stage 1, whose features have collapsed
+(``reports/experiments/quick_log.md``, 2026-12-04).
 """
 
 from __future__ import annotations
