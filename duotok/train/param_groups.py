@@ -10,9 +10,8 @@ the same factor and the ratios hold at every step.
 :func:`hold_parameters` keeps the parameters under a prefix out of training for the first N steps, then lets
 them join (the classifier-first schedule, for any part of the model).
 
-Today only the quick lyrics reader (:mod:`duotok.train.quick_lyrics`) uses it. The pipeline's Trainer keeps
-its one-group optimiser until the next full ``default`` re-run (``train.lr_multipliers`` is queued in the
-README: :mod:`duotok.train.loop` is a dependency of every training stage).
+The shared Trainer builds its AdamW from :func:`parameter_groups` with ``train.lr_multipliers`` (``{}``: one
+group, the plain optimiser).
 """
 
 from __future__ import annotations
@@ -23,8 +22,6 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
-
-from duotok.train.loop import TrainConfig, Trainer, lr_lambda
 
 
 def _matches(name: str, prefix: str) -> bool:
@@ -70,26 +67,6 @@ def parameter_groups(model: nn.Module, lr: float, multipliers: Mapping[str, floa
                 "lr_multiplier": float(multipliers[prefix])}
                for prefix, params in by_prefix.items() if params]
     return groups
-
-
-def grouped_adamw(model: nn.Module, cfg: TrainConfig, multipliers: Mapping[str, float]) -> torch.optim.AdamW:
-    """The Trainer's AdamW (``cfg``'s lr, betas, weight decay) with one group per :func:`parameter_groups`."""
-    return torch.optim.AdamW(parameter_groups(model, cfg.lr, multipliers), lr=cfg.lr, betas=cfg.betas,
-                             weight_decay=cfg.weight_decay)
-
-
-def use_lr_multipliers(trainer: Trainer, multipliers: Mapping[str, float]) -> None:
-    """Give a freshly built ``trainer`` (no step taken, nothing resumed) the grouped optimiser and the same
-    warm-up + cosine schedule over it. A later resume then loads a checkpoint of the same groups; one written
-    with other groups is refused by :meth:`torch.optim.Optimizer.load_state_dict` (another group count or
-    size) — callers that can change the multipliers alone must record and compare them (quick_lyrics does)."""
-    if trainer.step != 0:
-        raise ValueError("use_lr_multipliers must be called before the trainer takes or resumes a step")
-    if not multipliers:
-        return
-    cfg = trainer.cfg
-    trainer.optimizer = grouped_adamw(trainer.model, cfg, multipliers)
-    trainer.scheduler = torch.optim.lr_scheduler.LambdaLR(trainer.optimizer, lambda s: lr_lambda(s, cfg))
 
 
 def hold_parameters(model: nn.Module, holds: Mapping[str, int], current_step: Callable[[], int]) -> list[RemovableHandle]:
