@@ -42,8 +42,7 @@ norm clipped at 5 (:data:`READER_TRAIN`) — and any :class:`TrainConfig` field 
 PREFIX=X`` trains the parameters under a name prefix at X times the learning rate
 (:mod:`duotok.train.param_groups`), ``--hold PREFIX=N`` keeps them out of training for the first N steps
 (the gradient still flows through them), and ``--bottleneck-init orthogonal`` starts the bottleneck pair as an
-orthogonal projection. Crops are read from the files' ranges (:mod:`duotok.data.crop_reads`: the same items
-as :class:`StemCropDataset`'s). It is a diagnostic, not a pipeline stage: it writes only under ``--out``
+orthogonal projection. It is a diagnostic, not a pipeline stage: it writes only under ``--out``
 (``<out>/<name>/`` holds the Trainer's ``train_log.csv``, ``valid_log.csv`` — the held-out CTC loss — and
 checkpoints, and ``health.json`` with the CER and the collapse signs of :func:`posterior_health`;
 ``<out>/log.csv`` gets a row).
@@ -67,7 +66,6 @@ from torch.utils.data import DataLoader
 from duotok.audio.features import LogMel
 from duotok.config import PROFILES
 from duotok.data import StemCropDataset
-from duotok.data.crop_reads import CropReadStemDataset
 from duotok.data.stems import SOURCES, load_meta
 from duotok.data.targets import MultiTaskCollate
 from duotok.io import write_json_atomic
@@ -396,9 +394,8 @@ def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", pr
     reader = LyricsReader(config)
     collate = MultiTaskCollate(CharVocab(), config.mel.sample_rate, config.mel.hop_length)
     sr = config.mel.sample_rate
-    # Crops read from the files' ranges: the same items as StemCropDataset's, without decoding whole songs.
-    train_data = CropReadStemDataset(corpus, "train", segment_seconds, sr, crops_per_song=4, seed=seed)
-    held_out = CropReadStemDataset(corpus, eval_split, segment_seconds, sr, crops_per_song=1, seed=0, random=False)
+    train_data = StemCropDataset(corpus, "train", segment_seconds, sr, crops_per_song=4, seed=seed)
+    held_out = StemCropDataset(corpus, eval_split, segment_seconds, sr, crops_per_song=1, seed=0, random=False)
     if not any(_sung(record) for record in train_data.records):
         raise ValueError(f"{corpus}: no training song has sung text (syllable timings): nothing to learn")
     if init_encoder:

@@ -311,7 +311,7 @@ def test_dataloader_workers_give_the_same_crops(duosynth_root):
 
 def test_cache_is_bounded_and_not_pickled(duosynth_root):
     ds = StemCropDataset(duosynth_root, "train", segment_seconds=0.1, sample_rate=SR, cache_size=1)
-    ds[0], ds[1]
+    ds.song(0), ds.song(1)            # whole songs (duosynth items read only their crop)
     assert len(ds._cache) == 1
     clone = pickle.loads(pickle.dumps(ds))
     assert len(clone._cache) == 0
