@@ -53,7 +53,9 @@ def load_params(path: str | Path | None = None) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found")
     with open(path, encoding="utf-8") as fh:
-        params = yaml.safe_load(fh) or {}
+        # libyaml's safe loader: the same tree as yaml.safe_load (tests/test_config.py), 5x faster, and every
+        # stage parses the file ~25 times. A PyYAML without libyaml falls back to the Python loader.
+        params = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return params
