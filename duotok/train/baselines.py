@@ -175,6 +175,9 @@ def train_feature_tokenizer(codec: str, params: Params, root: Path) -> tuple[Fea
     p = params.section("baselines")
     fit = p["fit"]
     cfg, source = feature_config(codec, params)
+    # Seeded like every other stage runner: the SimVQ projections are drawn when the tokenizer is built, and the
+    # global RNG's state here depends on what ran before (smoke PPL@1024 of one codebook: 776-1288 unseeded).
+    torch.manual_seed(int(fit["seed"]))
     tokenizer = frozen_tokenizer(cfg, source, params)
     t0 = time.time()
     raw = collect_features(tokenizer, root, "train", int(fit["max_frames"]), int(fit["seed"]))
