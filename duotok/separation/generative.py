@@ -47,12 +47,11 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import DynamicCache, LlamaConfig, LlamaModel
 
 from duotok.audio.features import LogMel
 from duotok.codecs.rvq import RVQCodecModel
@@ -61,6 +60,9 @@ from duotok.models.bestrq import BestRQConfig, BestRQModel
 from duotok.separation.base import STEMS, check_stems
 from duotok.separation.conformer import ConformerConfig, ConformerEncoder
 from duotok.separation.stem_tokens import apply_delay, decode_stems, delay_pad_mask, undo_delay
+
+if TYPE_CHECKING:                      # imported where a model is built: ≈ 5 s that stages without one skip
+    from transformers import DynamicCache
 
 __all__ = [
     "ENCODERS",
@@ -291,6 +293,8 @@ class GenerativeSeparator(nn.Module, PretrainedMixin):
             self.prefix_encoder = _MelConformerPrefix(config)
         elif config.encoder == "frozen_ssl":
             self.prefix_encoder = _FrozenSSLPrefix(config)
+        from transformers import LlamaConfig, LlamaModel
+
         llama = LlamaConfig(
             vocab_size=1, hidden_size=d, intermediate_size=int(round(d * config.mlp_ratio)),
             num_hidden_layers=config.n_layers, num_attention_heads=config.n_heads,
@@ -529,6 +533,8 @@ class GenerativeSeparator(nn.Module, PretrainedMixin):
         row_batch = torch.arange(rows, device=device) // (rows // b)
         out = torch.full((rows, len(plan), k, steps), pad, dtype=torch.long, device=device)
         logits_out: list[list[torch.Tensor]] = [[] for _ in range(k)]
+        from transformers import DynamicCache
+
         cache = DynamicCache(config=self.lm.config)
         pending = prefix
         for j, stems in enumerate(plan):
