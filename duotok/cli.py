@@ -142,13 +142,14 @@ RUNNER_MODULES = {"ablation": "duotok.ablations.train"}
 def cmd_tokens(args: argparse.Namespace) -> int:
     """Tokenize the whole corpus with one codec of the comparison (the LM and probe read it)."""
     from duotok.codecs.registry import load_codec
-    from duotok.config import stage_params
+    from duotok.config import Params
     from duotok.eval.corpus_tokens import encode_corpus, save_corpus_tokens
     from duotok.timing import timed_stage
 
-    with timed_stage(args.stage, profile=args.profile or active_profile()):
-        p = stage_params("tokens", args.profile)
-        codec = load_codec(args.codec, args.profile)
+    params = Params.load(args.profile)          # read once, handed to everything below
+    with timed_stage(args.stage, profile=params.profile):
+        p = params.section("tokens")
+        codec = load_codec(args.codec, params)
         tokens = encode_corpus(codec, resolve(args.data_dir or p["root"]), tuple(p["splits"]), p["source"])
         out = save_corpus_tokens(tokens, resolve(args.output or f"{p['out_dir']}/{args.codec}.pt"))
     n = sum(s["ids"].shape[-1] for s in tokens["songs"])

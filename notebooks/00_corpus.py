@@ -47,7 +47,7 @@ from collections import Counter
 import pandas as pd
 from IPython.display import Audio, Markdown, display
 
-from duotok.config import stage_params
+from duotok.config import Params
 from duotok.data import SOURCES, discover_songs, load_song
 from duotok.data.checks import corpus_checks, track_pitch
 from duotok.data.synth.tags import TAG_VOCABULARY
@@ -56,8 +56,9 @@ from duotok.paths import resolve
 from duotok.reporting.corpus import plot_pitch_and_lyrics, plot_stem_spectrograms, plot_tag_counts
 from duotok.reporting.figures import save_figure
 
-cfg = stage_params("corpus", profile)
-sr = stage_params("audio", profile)["sample_rate"]
+params = Params.load(profile)   # params.yaml read once; every call below gets this
+cfg = params.section("corpus")
+sr = params.section("audio")["sample_rate"]
 root = resolve(data_dir)
 records = discover_songs(root)
 generated = records[0].layout == "duosynth"  # real data (MUSDB18-HQ layout) has no score metadata

@@ -45,7 +45,7 @@ eval_split: str = "test"
 import pandas as pd
 from IPython.display import Markdown, display
 
-from duotok.config import stage_params
+from duotok.config import Params
 from duotok.data import StemCropDataset
 from duotok.eval.records import training_record, write_record
 from duotok.eval.ssl import encoder_features, feature_pca, masked_prediction, target_entropy
@@ -55,7 +55,8 @@ from duotok.reporting.figures import save_figure
 from duotok.reporting.training import export_curves, plot_curves, plot_feature_pca
 from duotok.train import pretrain
 
-p = stage_params("pretrain", profile)
+params = Params.load(profile)   # params.yaml read once; every call below gets this
+p = params.section("pretrain")
 display(Markdown(f"Profile **{profile}**: encoder d={p['model']['dim']}, {p['model']['n_lower']} + "
                  f"{p['model']['n_upper']} blocks; {p['train']['steps']} steps of {p['train']['batch_size']} × "
                  f"{p['data']['segment_seconds']} s crops."))
@@ -66,7 +67,7 @@ display(Markdown(f"Profile **{profile}**: encoder d={p['model']['dim']}, {p['mod
 # `train.log_every` steps and evaluates on the validation songs every `train.eval_every` steps.
 
 # %%
-result = pretrain.run(profile, out_dir=out_dir, data_dir=data_dir)
+result = pretrain.run(params, out_dir=out_dir, data_dir=data_dir)
 print(f"{result.step} steps in {result.seconds:.0f} s")
 
 # %% [markdown]

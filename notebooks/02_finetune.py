@@ -54,7 +54,7 @@ import pandas as pd
 import torch
 from IPython.display import Audio, Markdown, display
 
-from duotok.config import stage_params
+from duotok.config import Params
 from duotok.data import SOURCES, StemCropDataset
 from duotok.data.targets import MultiTaskCollate
 from duotok.eval.heads import multitask_metrics
@@ -67,7 +67,8 @@ from duotok.reporting.training import export_curves, plot_curves, plot_masks, pl
 from duotok.text import CharVocab
 from duotok.train import finetune
 
-p = stage_params("finetune", profile)
+params = Params.load(profile)   # params.yaml read once; every call below gets this
+p = params.section("finetune")
 display(Markdown(f"Profile **{profile}**: bottleneck {p['model']['bottleneck_dim']} dims, noise "
                  f"{p['model']['noise']}; heads {p['model']['heads']}; {p['train']['steps']} steps of "
                  f"{p['train']['batch_size']} × {p['data']['segment_seconds']} s."))
@@ -76,7 +77,7 @@ display(Markdown(f"Profile **{profile}**: bottleneck {p['model']['bottleneck_dim
 # ## Training
 
 # %%
-result = finetune.run(profile, out_dir=out_dir, data_dir=data_dir, init=init_dir)
+result = finetune.run(params, out_dir=out_dir, data_dir=data_dir, init=init_dir)
 print(f"{result.step} steps in {result.seconds:.0f} s")
 
 # %%

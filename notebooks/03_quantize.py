@@ -53,7 +53,7 @@ import pandas as pd
 import torch
 from IPython.display import Audio, Markdown, display
 
-from duotok.config import Params, stage_params
+from duotok.config import Params
 from duotok.data import StemCropDataset, discover_songs, load_song
 from duotok.data.targets import MultiTaskCollate
 from duotok.eval.codes import token_agreement
@@ -74,7 +74,8 @@ from duotok.text import CharVocab
 from duotok.tokenizer import DuoTok
 from duotok.train import quantize
 
-p = stage_params("quantize", profile)
+params = Params.load(profile)   # params.yaml read once; every call below gets this
+p = params.section("quantize")
 display(Markdown(f"Profile **{profile}**: codebooks {p['model']['codebook_sizes']}; {p['train']['steps']} steps "
                  f"of {p['train']['batch_size']} songs × 2 tracks × {p['data']['segment_seconds']} s."))
 
@@ -84,7 +85,7 @@ display(Markdown(f"Profile **{profile}**: codebooks {p['model']['codebook_sizes'
 # them); a non-finite step is skipped, five in a row stop the run with an error.
 
 # %%
-result = quantize.run(profile, out_dir=out_dir, data_dir=data_dir, init=init_dir, tokenizer_dir=tokenizer_dir)
+result = quantize.run(params, out_dir=out_dir, data_dir=data_dir, init=init_dir, tokenizer_dir=tokenizer_dir)
 print(f"{result.step} steps in {result.seconds:.0f} s")
 
 # %%
@@ -132,13 +133,13 @@ save_figure(fig, resolve(figures_dir) / "curves")
 # %%
 demo_steps = int(p["report"]["collapse_demo_steps"])
 published = {"codebook_init": "random", "codebook_lookup": "l2", "heads": {"vq_weight": 1.0}}  # SimVQ as published
-random_start = Params.load(profile).with_overrides({"quantize": {"model": published}})
+random_start = params.with_overrides({"quantize": {"model": published}})
 with tempfile.TemporaryDirectory() as tmp:
     demo = quantize.run(random_start, out_dir=tmp, data_dir=data_dir, init=init_dir, steps=demo_steps,
                         tokenizer_dir=Path(tmp) / "tokenizer")
     demo_curves = export_curves(tmp, resolve(curves_dir), "quantize_random_start")
 demo_log = pd.read_csv(demo_curves["train"])
-stage2 = stage_params("finetune", profile)["model"]
+stage2 = params.section("finetune")["model"]
 this_run = f"this run ({p['model']['codebook_init']} start, {p['model']['codebook_lookup']} lookup)"
 demo_run = "random start, l2 lookup (SimVQ as published)"
 fig = plot_usage_over_steps({this_run: train_log, demo_run: demo_log}, TRACKS)

@@ -42,7 +42,7 @@ figures_dir: str = "reports/figures/autoencoder"
 import pandas as pd
 from IPython.display import Audio, Markdown, display
 
-from duotok.config import stage_params
+from duotok.config import Params
 from duotok.eval.reconstruction import METRICS
 from duotok.eval.records import training_record, write_record
 from duotok.eval.roundtrip import (
@@ -60,7 +60,8 @@ from duotok.reporting.reconstruction import plot_spectrograms
 from duotok.reporting.training import export_curves, plot_curves
 from duotok.train import autoencoder
 
-p = stage_params("autoencoder", profile)
+params = Params.load(profile)   # params.yaml read once; every call below gets this
+p = params.section("autoencoder")
 display(Markdown(f"Profile **{profile}**: latent {p['model']['latent_dim']} × 50 Hz, width {p['model']['dim']}, "
                  f"{p['model']['n_blocks']} blocks; {p['train']['steps']} steps of {p['train']['batch_size']} "
                  f"crops × {len(p['data']['tracks'])} tracks × {p['data']['segment_seconds']} s."))
@@ -71,7 +72,7 @@ display(Markdown(f"Profile **{profile}**: latent {p['model']['latent_dim']} × 5
 # the decoder will render vocal and accompaniment tracks, and mixtures are scored too.
 
 # %%
-result = autoencoder.run(profile, out_dir=out_dir, data_dir=data_dir)
+result = autoencoder.run(params, out_dir=out_dir, data_dir=data_dir)
 print(f"{result.step} steps in {result.seconds:.0f} s")
 
 # %%

@@ -52,7 +52,7 @@ import pandas as pd
 import torch
 from IPython.display import Audio, Markdown, display
 
-from duotok.config import stage_params
+from duotok.config import Params
 from duotok.eval.reconstruction import HIGHER_IS_BETTER, METRICS
 from duotok.eval.records import training_record, write_record
 from duotok.eval.roundtrip import TRACK_NAMES, codec_system, held_out_excerpts, sweep_means
@@ -66,7 +66,8 @@ from duotok.tokenizer.bench import bench_decode
 from duotok.train import decoder
 from duotok.train.decoder import write_codec_sampling
 
-p = stage_params("decoder", profile)
+params = Params.load(profile)   # params.yaml read once; every call below gets this
+p = params.section("decoder")
 display(Markdown(f"Profile **{profile}**: DiT width {p['model']['dim']} × {p['model']['n_layers']} layers; "
                  f"{p['train']['steps']} steps of {p['train']['batch_size']} track crops; sampling "
                  f"{p['sampling']['steps']} Euler steps, guidance {p['sampling']['cfg_scale']} to start with "
@@ -76,7 +77,7 @@ display(Markdown(f"Profile **{profile}**: DiT width {p['model']['dim']} × {p['m
 # ## Training
 
 # %%
-result = decoder.run(profile, out_dir=out_dir, data_dir=data_dir, tokenizer_dir=tokenizer_dir,
+result = decoder.run(params, out_dir=out_dir, data_dir=data_dir, tokenizer_dir=tokenizer_dir,
                      autoencoder_dir=autoencoder_dir, codec_dir=codec_dir)
 print(f"{result.step} steps in {result.seconds:.0f} s")
 

@@ -55,7 +55,7 @@ figures_dir: str = "reports/figures/reconstruction"
 import pandas as pd
 from IPython.display import Audio, Markdown, display
 
-from duotok.config import stage_params
+from duotok.config import Params
 from duotok.eval import published
 from duotok.eval.records import RECONSTRUCTION_SYSTEMS, write_record
 from duotok.eval.roundtrip import (
@@ -73,7 +73,8 @@ from duotok.reporting.figures import save_figure
 from duotok.reporting.reconstruction import plot_spectrograms, plot_system_bars
 from duotok.tokenizer import DuoTok
 
-p = stage_params("reconstruction", profile)
+params = Params.load(profile)   # params.yaml read once; every call below gets this
+p = params.section("reconstruction")
 metrics_list = tuple(p["metrics"])
 codec = DuoTok.from_pretrained(resolve(codec_dir)).eval()
 sr = codec.sample_rate

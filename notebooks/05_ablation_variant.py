@@ -47,11 +47,13 @@ from duotok.ablations import load_variants
 from duotok.ablations.evaluate import evaluate_variant, json_safe, variant_dir
 from duotok.ablations.train import train_variant
 from duotok.ablations.variants import metrics_file
+from duotok.config import Params
 from duotok.io import write_json_atomic
 from duotok.paths import resolve
 from duotok.reporting.training import plot_curves
 
-spec = load_variants(profile)[variant]
+params = Params.load(profile)   # params.yaml read once; every call below gets this
+spec = load_variants(params)[variant]
 display(Markdown(f"**{variant}** ({spec.family}), training seed {train_seed}: {spec.description}"))
 
 # %% [markdown]
@@ -60,11 +62,11 @@ display(Markdown(f"**{variant}** ({spec.family}), training seed {train_seed}: {s
 # tokenizer. Re-running resumes from the last checkpoints.
 
 # %%
-trained = train_variant(variant, profile, train_seed=train_seed)
+trained = train_variant(variant, params, train_seed=train_seed)
 display(pd.Series({"stage 2 from": trained["stage2_dir"], "separator from": trained["separator_dir"],
                    "bits/s": trained["bits_per_second"], "shared codebook": trained["shared_codebook"]}))
 for stage, columns in (("finetune", ["loss"]), ("quantize", ["loss", "vq"])):
-    run = variant_dir(variant, profile, train_seed) / stage
+    run = variant_dir(variant, params, train_seed) / stage
     if (run / "train_log.csv").is_file():  # no finetune/ folder when stage 2 is the reference's
         train = pd.read_csv(run / "train_log.csv")
         valid = pd.read_csv(run / "valid_log.csv") if (run / "valid_log.csv").is_file() else None
@@ -74,7 +76,7 @@ for stage, columns in (("finetune", ["loss"]), ("quantize", ["loss", "vq"])):
 # ## Measurements
 
 # %%
-metrics = evaluate_variant(variant, profile, train_seed=train_seed)
+metrics = evaluate_variant(variant, params, train_seed=train_seed)
 write_json_atomic(metrics_file(resolve(metrics_dir), variant, train_seed), json_safe(metrics))
 leak = metrics["leakage"]["summary"]
 display(pd.Series({

@@ -46,7 +46,7 @@ figures_dir: str = "reports/figures/ablations"
 from IPython.display import Markdown, display
 
 from duotok.ablations import load_variants
-from duotok.config import as_params
+from duotok.config import Params
 from duotok.io.files import atomic_write
 from duotok.paths import resolve
 from duotok.reporting.ablations import (
@@ -60,10 +60,11 @@ from duotok.reporting.ablations import (
     write_family_tables,
 )
 
-variants = load_variants(profile)
+params = Params.load(profile)   # params.yaml read once; every call below gets this
+variants = load_variants(params)
 # Training seed 0 (the main run) and every extra training seed (params.yaml replicas.seeds): with two or
 # more, each number is the mean over trainings and its ± the spread over trainings.
-train_seeds = [0, *as_params(profile).section("replicas")["seeds"]]
+train_seeds = [0, *params.section("replicas")["seeds"]]
 metrics = load_ablation_metrics(resolve(metrics_dir), variants, train_seeds)
 frame = ablation_frame(metrics)
 display(Markdown(f"Training seeds per variant: {', '.join(map(str, train_seeds))}."))

@@ -46,7 +46,7 @@ from IPython.display import Audio, Markdown, display
 
 from duotok.codecs.base import bitrate, codebook_label
 from duotok.codecs.registry import codec_dir, load_codec
-from duotok.config import stage_params
+from duotok.config import Params
 from duotok.eval.codec_roundtrip import score_codec, track_means
 from duotok.eval.roundtrip import codec_system, held_out_excerpts
 from duotok.io import write_json_atomic
@@ -56,7 +56,8 @@ from duotok.reporting.figures import save_figure
 from duotok.train.baselines import TOKEN_BASELINES
 from duotok.train.baselines import run as train_baseline
 
-p = stage_params("baselines", profile)
+params = Params.load(profile)   # params.yaml read once; every call below gets this
+p = params.section("baselines")
 figures = resolve(figures_dir) / codec
 figures.mkdir(parents=True, exist_ok=True)
 
@@ -69,13 +70,13 @@ figures.mkdir(parents=True, exist_ok=True)
 # %%
 result = None
 if codec in TOKEN_BASELINES:
-    train_baseline(codec, profile)
-    result = json.loads((codec_dir(codec, profile).parent / "result.json").read_text())
+    train_baseline(codec, params)
+    result = json.loads((codec_dir(codec, params).parent / "result.json").read_text())
     display(Markdown(f"**{result['name']}** trained in {result['seconds'] / 60:.1f} min; codebook fingerprint "
                      f"`{result['fingerprint']}`."))
     if "valid_usage" in result:
         display(pd.DataFrame(result["valid_usage"]).T.rename_axis("stream (valid split)"))
-    fig = plot_training_logs(codec_dir(codec, profile).parent)
+    fig = plot_training_logs(codec_dir(codec, params).parent)
     if fig is not None:
         save_figure(fig, figures / "training")
 else:
@@ -88,7 +89,7 @@ else:
 # mixture codecs and Opus on the mixture.
 
 # %%
-model = load_codec(codec, profile)
+model = load_codec(codec, params)
 e = p["eval"]
 metrics_list = tuple(e["metrics"])
 excerpts = held_out_excerpts(resolve(data_dir), e["split"], e["seconds"], e["n_songs"], model.sample_rate)

@@ -55,7 +55,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from duotok.codecs.registry import load_codec
-from duotok.config import Params, stage_params
+from duotok.config import Params
 from duotok.eval.dataset_tokens import data_record, evaluation_tokens, open_eval_data
 from duotok.eval.lm_protocols import merge_training_seeds, training_seed, unconditional, vocal_conditioned
 from duotok.io import write_json_atomic
@@ -66,9 +66,10 @@ from duotok.reporting.lm import lm_codebook_table, lm_information_table, lm_prot
 from duotok.reporting.results import markdown_table
 from duotok.train.replica import load_replica_codec, token_paths
 
-p = stage_params("lm", profile)
+params = Params.load(profile)   # params.yaml read once; every call below gets this
+p = params.section("lm")
 data = open_eval_data(p["data"], "lm.data")  # None: the corpus tokens, and no codec is loaded
-tokens = {name: evaluation_tokens(resolve(tokens_dir) / f"{name}.pt", data, partial(load_codec, name, profile))
+tokens = {name: evaluation_tokens(resolve(tokens_dir) / f"{name}.pt", data, partial(load_codec, name, params))
           for name in p["codecs"]}
 display(pd.DataFrame({t["codec"]: {"frame rate": t["frame_rate"], "codebooks": len(t["codebook_sizes"]),
                                    "songs": len(t["songs"]), "source": t["source"]} for t in tokens.values()}).T)
@@ -90,7 +91,6 @@ display(pd.DataFrame({t["codec"]: {"frame rate": t["frame_rate"], "codebooks": l
 
 # %%
 results = {}
-params = Params.load(profile)
 extra_seeds = token_paths(params)        # {codec: {seed: replica token file}}
 for name, tok in tokens.items():
     runs = {training_seed(tok): unconditional(tok, p, resolve(out_dir) / name)}

@@ -48,7 +48,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from duotok.codecs.registry import load_codec
-from duotok.config import Params, stage_params
+from duotok.config import Params
 from duotok.eval.dataset_tokens import data_record, evaluation_tokens, open_eval_data, tag_vocabulary
 from duotok.eval.probe_codecs import probe_codec
 from duotok.io import write_json_atomic
@@ -57,7 +57,8 @@ from duotok.reporting.figures import save_figure
 from duotok.reporting.probe import plot_probe_results
 from duotok.train.replica import load_replica_codec, token_paths
 
-p = stage_params("probe", profile)
+params = Params.load(profile)   # params.yaml read once; every call below gets this
+p = params.section("probe")
 data = open_eval_data(p["data"], "probe.data")  # None: the corpus tokens
 
 # %% [markdown]
@@ -68,10 +69,9 @@ data = open_eval_data(p["data"], "probe.data")  # None: the corpus tokens
 # seed — what the claims bootstrap over songs and seeds.
 
 # %%
-params = Params.load(profile)
 results, data_info = {}, None
 for name in p["codecs"]:
-    codec = load_codec(name, profile)
+    codec = load_codec(name, params)
     tokens = evaluation_tokens(resolve(tokens_dir) / f"{name}.pt", data, codec)
     vocabulary = tag_vocabulary(tokens)
     data_info = data_info or data_record(data, tokens)

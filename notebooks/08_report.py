@@ -32,7 +32,7 @@ readme_path: str = "reports/README.md"
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from duotok.config import stage_params
+from duotok.config import Params
 from duotok.io.files import atomic_write
 from duotok.paths import resolve
 from duotok.reporting.claims import claim_verdicts, head_to_head
@@ -40,7 +40,8 @@ from duotok.reporting.pareto import pareto_points, plot_pareto, published_points
 from duotok.reporting.results import collect_rows, dropped_tags_note, link_pages, render_results_readme
 from duotok.reporting.table2 import format_table, measured_frame, published_table, write_table2
 
-p = stage_params("report", profile)
+params = Params.load(profile)   # params.yaml read once; every call below gets this
+p = params.section("report")
 rows = collect_rows(resolve(metrics_dir), p["codecs"], p["reconstruction_source"])
 
 # %% [markdown]

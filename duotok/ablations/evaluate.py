@@ -32,7 +32,7 @@ from duotok.ablations.train import variants_root
 from duotok.ablations.variants import load_variants, overrides_for
 from duotok.codecs.base import fixed_bitrate
 from duotok.codecs.duotok import DuoTokCodec
-from duotok.config import active_profile, as_params, deep_merge, stage_params
+from duotok.config import Params, as_params, deep_merge
 from duotok.data import StemCropDataset
 from duotok.errors import CheckpointError
 from duotok.eval.corpus_tokens import encode_corpus, load_corpus_tokens, save_corpus_tokens
@@ -49,24 +49,25 @@ HEAD_KEYS = ("vocal/cer", "vocal/chroma_accuracy", "accompaniment/chroma_accurac
              "accompaniment/perplexity")
 
 
-def variant_dir(name: str, profile: str | None = None, train_seed: int = 0) -> Path:
-    """``<variants_root(train_seed)>/<name>``: one trained variant's folder."""
-    return variants_root(as_params(profile), train_seed) / name
+def variant_dir(name: str, params: Params | str | None = None, train_seed: int = 0) -> Path:
+    """``<variants_root(train_seed)>/<name>``: one trained variant's folder. Here and below, ``params`` is the
+    caller's resolved :class:`Params` (or a profile name, read once by :func:`evaluate_variant`)."""
+    return variants_root(as_params(params), train_seed) / name
 
 
-def load_variant_codec(name: str, profile: str | None = None, train_seed: int = 0) -> DuoTokCodec:
-    path = variant_dir(name, profile, train_seed) / "tokenizer"
+def load_variant_codec(name: str, params: Params | str | None = None, train_seed: int = 0) -> DuoTokCodec:
+    path = variant_dir(name, params, train_seed) / "tokenizer"
     if not (path / "config.json").is_file():
         raise CheckpointError(path, f"variant {name!r} (training seed {train_seed}) is not trained: run "
                                     f"`python -m duotok.ablations.train --variant {name} --train-seed {train_seed}`")
     return DuoTokCodec(DuoTok.from_pretrained(path))
 
 
-def variant_tokens(codec: DuoTokCodec, name: str, root: Path, profile: str | None = None,
+def variant_tokens(codec: DuoTokCodec, name: str, root: Path, params: Params | str | None = None,
                    train_seed: int = 0) -> dict[str, Any]:
     """The corpus tokenized from the true stems, cached next to the variant (checked against its codebooks:
     a retrained variant re-tokenizes instead of reading stale tokens)."""
-    path = variant_dir(name, profile, train_seed) / "tokens.pt"
+    path = variant_dir(name, params, train_seed) / "tokens.pt"
     if path.is_file():
         try:
             return load_corpus_tokens(path, codec)
@@ -85,15 +86,16 @@ def per_song_mean(per_seed: list[dict[str, Any]], key: str) -> dict[str, dict[st
             for song in songs}
 
 
-def lm_runs(tokens: dict[str, Any], name: str, profile: str | None = None, train_seed: int = 0) -> dict[str, Any]:
+def lm_runs(tokens: dict[str, Any], name: str, params: Params | str | None = None, train_seed: int = 0) -> dict[str, Any]:
     """The dual-track LM of ``params.yaml: lm`` at the ablation budget, one model per LM seed; each test
     song's ln PPL@1024 and bits/s (``per_song``, mean over the LM seeds) for the song bootstrap."""
-    a = stage_params("ablation", profile)
-    base = stage_params("lm", profile)
+    params = as_params(params)
+    a = params.section("ablation")
+    base = params.section("lm")
     per_seed = []
     for seed in a["lm"]["seeds"]:
-        params = deep_merge(base, {"train": {"steps": a["lm"]["steps"], "seed": seed}})
-        r = unconditional(tokens, params, variant_dir(name, profile, train_seed) / "lm" / f"seed{seed}")
+        lm = deep_merge(base, {"train": {"steps": a["lm"]["steps"], "seed": seed}})
+        r = unconditional(tokens, lm, variant_dir(name, params, train_seed) / "lm" / f"seed{seed}")
         (songs,) = r["per_song_by_seed"].values()   # one token file: one codec-training seed
         per_seed.append({"seed": seed, "ppl_1024": r["ppl_1024"], "bits_per_second": r["bits_per_second"],
                          "ce_mean": r["ce_mean"], "per_stream_bits_per_second": r["per_stream_bits_per_second"],
@@ -103,19 +105,20 @@ def lm_runs(tokens: dict[str, Any], name: str, profile: str | None = None, train
             "per_song": per_song_mean(per_seed, "per_song")}
 
 
-def probe_settings(block: str, profile: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def probe_settings(block: str, params: Params | str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(probe model, probe train settings) of ``params.yaml: probe`` with ``ablation.<block>`` on top."""
-    a = stage_params("ablation", profile)[block]
-    p = stage_params("probe", profile)
+    params = as_params(params)
+    a = params.section("ablation")[block]
+    p = params.section("probe")
     train = {**p["train"], **{k: v for k, v in a.items() if k in p["train"]}}
     train["seeds"] = list(a.get("seeds", train["seeds"]))
     train["eval_every"] = min(int(train["eval_every"]), int(train["steps"]))
     return dict(p["model"]), train
 
 
-def heads_metrics(codec: DuoTokCodec, root: Path, profile: str | None = None) -> dict[str, float]:
+def heads_metrics(codec: DuoTokCodec, root: Path, params: Params | str | None = None) -> dict[str, float]:
     """Stage-3 heads and codebooks on held-out true stems, cut as the quantize stage's evaluation."""
-    q = stage_params("quantize", profile)
+    q = as_params(params).section("quantize")
     model = codec.model.quantizer
     data = StemCropDataset(root, "test", q["data"]["segment_seconds"], model.config.mel.sample_rate,
                            crops_per_song=2, seed=0, random=False)
@@ -123,33 +126,34 @@ def heads_metrics(codec: DuoTokCodec, root: Path, profile: str | None = None) ->
     return {k: float(scores[k]) for k in HEAD_KEYS if k in scores}
 
 
-def evaluate_variant(name: str, profile: str | None = None, data_dir: str | os.PathLike[str] | None = None,
+def evaluate_variant(name: str, params: Params | str | None = None, data_dir: str | os.PathLike[str] | None = None,
                      train_seed: int = 0) -> dict[str, Any]:
     """Every measurement of one trained variant (training seed ``train_seed``), as written to
-    ``reports/metrics/ablations/<name>.json`` (seed 0) or ``.../seed<S>/<name>.json``."""
-    profile = profile or active_profile()
-    variants = load_variants(profile)
+    ``reports/metrics/ablations/<name>.json`` (seed 0) or ``.../seed<S>/<name>.json``. ``params``: the
+    caller's resolved params, or a profile name (``None``: the active one), read once here."""
+    params = as_params(params)
+    variants = load_variants(params)
     if name not in variants:
         raise KeyError(f"unknown ablation variant {name!r}; params.yaml: ablation.variants has {sorted(variants)}")
     variant = variants[name]
-    root = resolve(data_dir or stage_params("tokens", profile)["root"])
+    root = resolve(data_dir or params.section("tokens")["root"])
     torch.manual_seed(0)
     start = time.perf_counter()
-    codec = load_variant_codec(name, profile, train_seed)
-    tokens = variant_tokens(codec, name, root, profile, train_seed)
-    probe_model, probe_train = probe_settings("probe", profile)
-    leak_model, leak_train = probe_settings("leakage", profile)
+    codec = load_variant_codec(name, params, train_seed)
+    tokens = variant_tokens(codec, name, root, params, train_seed)
+    probe_model, probe_train = probe_settings("probe", params)
+    leak_model, leak_train = probe_settings("leakage", params)
     leakage = leakage_probe(codec, tokens, root, leak_model, leak_train)
-    min_positive = stage_params("probe", profile).get("min_positive_test_songs")
+    min_positive = params.section("probe").get("min_positive_test_songs")
     return {
-        "variant": {**variant.to_dict(), "overrides": overrides_for(variant, profile)},
-        "profile": profile,
+        "variant": {**variant.to_dict(), "overrides": overrides_for(variant, params)},
+        "profile": params.profile,
         "train_seed": train_seed,
         "bits_per_second": fixed_bitrate(float(tokens["frame_rate"]), tokens["codebook_sizes"]),
         "fingerprint": codec.fingerprint(),
-        "lm": lm_runs(tokens, name, profile, train_seed),
+        "lm": lm_runs(tokens, name, params, train_seed),
         "probe": probe_codec(codec, tokens, probe_model, probe_train, min_positive_test_songs=min_positive),
-        "heads": heads_metrics(codec, root, profile),
+        "heads": heads_metrics(codec, root, params),
         "leakage": leakage,
         "eval_seconds": round(time.perf_counter() - start, 1),
     }

@@ -110,7 +110,7 @@ def train_variant(name: str, profile: str | None = None, out_dir: str | Path | N
     return its result.json. Seed 0 is trained exactly as before training seeds existed (its stage
     seeds are params.yaml's, 0)."""
     params = as_params(profile)
-    variants = load_variants(params.profile, params.raw)
+    variants = load_variants(params)
     if name not in variants:
         raise ConfigError(f"params.yaml: no ablation variant {name!r}; known: {', '.join(variants)}")
     variant = variants[name]
@@ -118,7 +118,7 @@ def train_variant(name: str, profile: str | None = None, out_dir: str | Path | N
     reference = str(cfg["reference"])
     root = resolve(out_dir) if out_dir else variants_root(params, train_seed)
     out = root / name
-    overrides = overrides_for(variant, params.profile, params.raw)
+    overrides = overrides_for(variant, params)
     if train_seed:
         overrides = deep_merge(overrides, seed_overrides(train_seed))
     variant_params = params.with_overrides(overrides)   # the budget and the variant's own changes

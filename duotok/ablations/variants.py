@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from duotok.config import PROFILES, deep_merge, load_params, stage_params
+from duotok.config import PROFILES, Params, deep_merge, load_params, stage_params
 from duotok.errors import ConfigError
 
 FAMILIES = ("reference", "noise", "routing", "heads")
@@ -132,8 +132,14 @@ def _variant(name: Any, entry: Any, known: Mapping[str, Mapping[str, Any]]) -> V
     return Variant(name, family, description, routing, blocks["finetune"], blocks["quantize"])
 
 
-def _ablation(profile: str | None,
+def _ablation(profile: Params | str | None,
               params: Mapping[str, Any] | None) -> tuple[dict[str, Any], Mapping[str, Any]]:
+    """The ``ablation`` section and the raw params it was read from: from a resolved :class:`Params` (the
+    caller's, read once), or from ``params`` (a raw mapping; the file when ``None``) for a profile name."""
+    if isinstance(profile, Params):
+        if params is not None:
+            raise ValueError("pass either a resolved Params or a profile name with raw params, not both")
+        return profile.section("ablation"), profile.raw
     params = params if params is not None else load_params()
     return stage_params("ablation", profile, params), params
 
@@ -151,7 +157,7 @@ def _budget(cfg: Mapping[str, Any], known: Mapping[str, Mapping[str, Any]] | Non
     return {section: dict(budget.get(section) or {}) for section in SECTIONS}
 
 
-def load_variants(profile: str | None = None, params: Mapping[str, Any] | None = None) -> dict[str, Variant]:
+def load_variants(profile: Params | str | None = None, params: Mapping[str, Any] | None = None) -> dict[str, Variant]:
     """All variants of ``ablation.variants`` (params order), validated; the reference among them."""
     cfg, params = _ablation(profile, params)
     known = {section: _known_keys(section, params) for section in SECTIONS}
@@ -171,12 +177,12 @@ def load_variants(profile: str | None = None, params: Mapping[str, Any] | None =
     return variants
 
 
-def reference_name(profile: str | None = None, params: Mapping[str, Any] | None = None) -> str:
+def reference_name(profile: Params | str | None = None, params: Mapping[str, Any] | None = None) -> str:
     """The name of the reference variant (``ablation.reference``)."""
     return str(_ablation(profile, params)[0]["reference"])
 
 
-def overrides_for(variant: Variant, profile: str | None = None,
+def overrides_for(variant: Variant, profile: Params | str | None = None,
                   params: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """``{section: budget[section] deep-merged with the variant's own overrides}`` for finetune and
     quantize: what :meth:`duotok.config.Params.with_overrides` applies to the variant's config."""

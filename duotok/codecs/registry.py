@@ -15,7 +15,7 @@ from duotok.codecs.duotok import DuoTokCodec
 from duotok.codecs.feature_tokenizer import FeatureTokenizer
 from duotok.codecs.opus import OpusCodec
 from duotok.codecs.rvq import RVQCodecModel
-from duotok.config import stage_params
+from duotok.config import Params, as_params
 from duotok.errors import CheckpointError
 from duotok.paths import resolve
 from duotok.tokenizer.model import DuoTok
@@ -30,24 +30,27 @@ def _checkpoint(path: Path, what: str, stage: str) -> Path:
     return path
 
 
-def codec_dir(name: str, profile: str | None = None) -> Path:
-    p = stage_params("baselines", profile)["data"]
+def codec_dir(name: str, params: Params | str | None = None) -> Path:
+    """Where codec ``name``'s model lives (``params``: the caller's resolved params, or a profile name)."""
+    p = as_params(params).section("baselines")["data"]
     if name == "duotok":
         return resolve(p["duotok"])
     return resolve(p["out_dir"]) / name / "model"
 
 
-def load_codec(name: str, profile: str | None = None, device: str = "cpu") -> Codec | Reconstructor:
-    """A codec of :data:`ALL_CODECS`, in eval mode."""
+def load_codec(name: str, params: Params | str | None = None, device: str = "cpu") -> Codec | Reconstructor:
+    """A codec of :data:`ALL_CODECS`, in eval mode (``params``: the caller's resolved params, or a profile
+    name, read here)."""
     if name not in ALL_CODECS:
         raise ValueError(f"unknown codec {name!r}; known: {ALL_CODECS}")
+    params = as_params(params)
     if name == "opus":
-        return OpusCodec(float(stage_params("baselines", profile)["opus"]["kbps"]),
-                         int(stage_params("audio", profile)["sample_rate"]))
-    duotok_path = _checkpoint(codec_dir("duotok", profile), "Duo-Tok codec", "decoder")
+        return OpusCodec(float(params.section("baselines")["opus"]["kbps"]),
+                         int(params.section("audio")["sample_rate"]))
+    duotok_path = _checkpoint(codec_dir("duotok", params), "Duo-Tok codec", "decoder")
     if name == "duotok":
         return DuoTokCodec(DuoTok.from_pretrained(duotok_path).to(device))
-    path = _checkpoint(codec_dir(name, profile), f"{name} baseline", f"baseline@{name}")
+    path = _checkpoint(codec_dir(name, params), f"{name} baseline", f"baseline@{name}")
     if name == "rvq":
         return RVQCodecModel.from_pretrained(path).to(device).eval()
     tokenizer = FeatureTokenizer.from_pretrained(path).to(device).eval()

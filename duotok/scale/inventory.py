@@ -677,7 +677,7 @@ def _ablation_specs(params: Params, seconds: float, by_name: dict[str, ModelSpec
     the same) and the two leakage probes."""
     a = params.section("ablation")
     reference = str(a["reference"])
-    variants = load_variants(params.profile, params.raw)
+    variants = load_variants(params)
     specs: list[ModelSpec] = []
     lm_p = params.section("lm")
     # probe_settings reads params.yaml (the profile's file, as the evaluation does): once per block.
@@ -694,7 +694,7 @@ def _ablation_specs(params: Params, seconds: float, by_name: dict[str, ModelSpec
             stage = f"ablation@{v.name}"
             replicas = [f"ablation_replica@{seed}-{v.name}" for seed in seeds]
         first = len(specs)
-        vp = params.with_overrides(overrides_for(v, params.profile, params.raw))
+        vp = params.with_overrides(overrides_for(v, params))
         if v.retrains_stage2:
             cfg, train_cfg, _ = finetune_stage.build_config(vp)
             specs.append(ModelSpec(f"ablation.{v.name}.finetune", stage, cfg, lambda cfg=cfg: MultiTaskModel(cfg),
