@@ -117,6 +117,8 @@ def sync_notebook_pair(name: str) -> Path:
 
     src = notebook_source(name)
     nb = jupytext.read(src)
+    for index, cell in enumerate(nb.cells):    # nbformat draws random ids: a sync would rewrite every cell
+        cell["id"] = f"cell-{index:03d}"
     dst = src.with_suffix(".ipynb")
     jupytext.write(nb, dst, fmt="ipynb")
     return dst

@@ -89,3 +89,17 @@ def test_executed_notebooks_are_normalized(tmp_path):
     assert cell["id"] == "cell-000" and "execution" not in cell["metadata"]
     assert cell["metadata"]["papermill"] == {"status": "completed"}
     assert cell["outputs"][0]["text"] == ["<env>/lib/x.py:1: Warning\n"]
+
+
+def test_syncing_a_twin_twice_writes_the_same_bytes(tmp_path, monkeypatch):
+    """Cell ids are the cells' positions, not nbformat's random ones, so a sync rewrites only what changed."""
+    import duotok.notebooks as notebooks
+
+    source = tmp_path / NOTEBOOKS[0].name
+    source.write_text(NOTEBOOKS[0].read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setattr(notebooks, "notebook_source", lambda name: source)
+    first = notebooks.sync_notebook_pair(source.stem).read_bytes()
+    second = notebooks.sync_notebook_pair(source.stem).read_bytes()
+    assert first == second
+    ids = [cell["id"] for cell in json.loads(first)["cells"]]
+    assert ids == [f"cell-{i:03d}" for i in range(len(ids))]
