@@ -66,15 +66,15 @@ from duotok.io.checkpoint import (
     save_training_state,
 )
 from duotok.train.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
-from duotok.train.param_groups import parameter_groups
+from duotok.train.param_groups import hold_parameters, parameter_groups
 from duotok.train.precision import check_setting, resolve_precision
 
 LossFn = Callable[[nn.Module, Mapping[str, Any]], tuple[torch.Tensor, dict[str, float]]]
 
 MAX_CONSECUTIVE_BAD_STEPS = 5
 #: Settings a resumed run must share with the checkpoint (``steps`` may grow: train longer).
-RESUME_MUST_MATCH = ("batch_size", "grad_accum", "lr", "lr_multipliers", "weight_decay", "betas", "warmup_steps",
-                     "min_lr_ratio", "seed")
+RESUME_MUST_MATCH = ("batch_size", "grad_accum", "lr", "lr_multipliers", "holds", "weight_decay", "betas",
+                     "warmup_steps", "min_lr_ratio", "seed")
 
 
 @dataclass
@@ -87,6 +87,8 @@ class TrainConfig:
     lr: float = 5e-4
     # parameter-name prefix → multiple of lr, one AdamW group each (duotok.train.param_groups); {} = one group
     lr_multipliers: dict[str, float] = field(default_factory=dict)
+    # parameter-name prefix → the step from which those parameters train (duotok.train.param_groups.hold_parameters)
+    holds: dict[str, int] = field(default_factory=dict)
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.98)
     warmup_steps: int = 100
@@ -220,6 +222,7 @@ class Trainer:
         self.collate_fn = collate_fn
         groups = parameter_groups(self.model, cfg.lr, cfg.lr_multipliers)   # one group when there are none
         self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        hold_parameters(self.model, cfg.holds, lambda: self.step)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_lambda(s, cfg))
         self.ddp_model: nn.Module = self.model
         if self.info.distributed:

@@ -76,7 +76,6 @@ from duotok.models.heads import LyricsHead, ctc_loss
 from duotok.text import CharVocab, character_error_rate
 from duotok.train.finetune import build_config as build_finetune_config
 from duotok.train.loop import TrainConfig, Trainer
-from duotok.train.param_groups import hold_parameters
 from duotok.train.pretrain import fit_normalization
 from duotok.train.quick import EVAL_SPLITS, append_log, last_logged, parse_override, prepare_run
 
@@ -339,12 +338,13 @@ def posterior_health(log_probs: torch.Tensor, blank: int) -> dict[str, float]:
 
 
 def train_config(steps: int, lr: float, batch_size: int, seed: int, overrides: list[str] | tuple[str, ...] = (),
-                 log_every: int = 25, lr_multipliers: dict[str, float] | None = None) -> TrainConfig:
-    """:data:`READER_TRAIN` with ``steps``, ``lr``, ``batch_size``, ``seed``, ``lr_multipliers`` and ``KEY=VALUE``
-    overrides of any :class:`TrainConfig` field (validated there: an unknown key is refused)."""
+                 log_every: int = 25, lr_multipliers: dict[str, float] | None = None,
+                 holds: dict[str, int] | None = None) -> TrainConfig:
+    """:data:`READER_TRAIN` with ``steps``, ``lr``, ``batch_size``, ``seed``, ``lr_multipliers``, ``holds`` and
+    ``KEY=VALUE`` overrides of any :class:`TrainConfig` field (validated there: an unknown key is refused)."""
     values: dict[str, Any] = {**READER_TRAIN, "steps": steps, "lr": lr, "batch_size": batch_size, "seed": seed,
                               "log_every": log_every, "eval_every": min(100, steps), "save_every": min(100, steps),
-                              "lr_multipliers": dict(lr_multipliers or {})}
+                              "lr_multipliers": dict(lr_multipliers or {}), "holds": dict(holds or {})}
     for text in overrides:
         values.update(parse_override(f"train.{text}")["train"])
     return TrainConfig.from_dict(values)
@@ -383,7 +383,8 @@ def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", pr
     if freeze_encoder_steps < 0:
         raise ValueError(f"freeze_encoder_steps must be >= 0, got {freeze_encoder_steps}")
     multipliers = {str(k): float(v) for k, v in (lr_multipliers or {}).items()}
-    cfg = train_config(steps, lr, batch_size, seed, train, log_every, multipliers)
+    held = {str(k): int(v) for k, v in (holds or {}).items()}
+    cfg = train_config(steps, lr, batch_size, seed, train, log_every, multipliers, held)
     params, run_dir, corpus = prepare_run(name, [], out_dir, data_dir, profile, train_songs, eval_songs)
     stage2 = build_finetune_config(params)[0]     # stage 2's mel front end and encoder sizes (stage 1's)
     config = LyricsReaderConfig(mel=stage2.mel, vocab_size=stage2.vocab_size, factor=stage2.encoder.downsample,
@@ -409,9 +410,6 @@ def run(name: str, out_dir: Path, data_dir: Path, *, source: str = "mixture", pr
 
     trainer = Trainer(reader, partial(reader_loss, source=source, encoder_grad=encoder_grad), train_data, cfg,
                       run_dir, valid_data=held_out, collate_fn=collate)
-    held = {str(k): int(v) for k, v in (holds or {}).items()}
-    check_same_setting(run_dir, "holds", held)        # (the Trainer refuses a resume with other lr_multipliers)
-    hold_parameters(reader, held, lambda: trainer.step)
     result = trainer.fit()
     scores = evaluate_cer(trainer.model, held_out, collate, source)
     row = {"name": name, "source": source, "body": body, "head_context": head_context, "bottleneck": bottleneck,
@@ -450,22 +448,6 @@ def load_stage1_encoder(reader: LyricsReader, path: Path) -> None:
         raise ValueError(f"{path}: its encoder/mel config differs from the reader's: {pretrained.config.encoder} "
                          f"vs {reader.config.encoder}")
     reader.encoder.load_state_dict(pretrained.encoder.state_dict())
-
-
-def check_same_setting(run_dir: Path, name: str, value: dict[str, float] | dict[str, int]) -> None:
-    """Record a setting the checkpoint cannot tell (``holds``) in ``<run_dir>/<name>.json``
-    at the run's first start and refuse a resume with another value (the optimiser's saved groups, or a hold
-    read from the restored step, would otherwise mix two recipes in one run). A run started before the
-    setting existed had it empty."""
-    path = run_dir / f"{name}.json"
-    if path.is_file():
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        if saved != value:
-            raise ValueError(f"{run_dir}: this run was started with {name} {saved}, not {value}; use another --name")
-    elif (run_dir / "last").exists() and value:
-        raise ValueError(f"{run_dir}: this run was started without {name}; use another --name")
-    else:
-        write_json_atomic(path, value)
 
 
 def parse_prefixed(items: list[str], option: str, kind: type[float] | type[int]) -> dict[str, Any]:

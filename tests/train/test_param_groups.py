@@ -146,8 +146,7 @@ def test_no_multipliers_is_the_plain_one_group_adamw(tmp_path):
 def _held_run(out, steps: int, resume: bool, holds: dict[str, int]) -> tuple[dict, list[dict]]:
     torch.manual_seed(0)
     model = Toy()
-    trainer = Trainer(model, _loss, _data(), _cfg(steps=steps, save_every=1), out)
-    hold_parameters(model, holds, lambda: trainer.step)
+    trainer = Trainer(model, _loss, _data(), _cfg(steps=steps, save_every=1, holds=holds), out)   # train.holds
     snapshots: list[dict] = []
     trainer.optimizer.register_step_post_hook(
         lambda *_: snapshots.append({k: v.clone() for k, v in model.state_dict().items()}))
@@ -195,12 +194,14 @@ def test_holding_equals_requires_grad_off_until_the_step_so_the_part_joins_with_
         assert torch.equal(hooked[name], value), name
 
 
-def test_a_resumed_held_run_equals_an_uninterrupted_one_across_the_join(tmp_path):
+def test_a_resumed_held_run_equals_an_uninterrupted_one_across_the_join_and_other_holds_are_refused(tmp_path):
     whole, _ = _held_run(tmp_path / "a", 6, False, {"encoder": 4})
     _held_run(tmp_path / "b", 3, False, {"encoder": 4})
     resumed, _ = _held_run(tmp_path / "b", 6, True, {"encoder": 4})
     for name, value in whole.items():
         assert torch.equal(value, resumed[name]), name
+    with pytest.raises(CheckpointError, match="holds"):
+        _held_run(tmp_path / "b", 8, True, {"encoder": 5})
 
 
 @pytest.mark.parametrize("holds, match", [({"encodr": 3}, "name no trainable parameter"), ({"encoder": -1}, ">= 0"),
