@@ -63,16 +63,39 @@ class HeadsConfig:
     mask_weight: float = 1.0
 
 
+#: How the bottleneck pair starts (``MultiTaskConfig.bottleneck_init``).
+BOTTLENECK_INITS = ("default", "orthogonal")
+
+
+@torch.no_grad()
+def orthogonal_bottleneck_(proj_in: nn.Linear, proj_out: nn.Linear) -> None:
+    """Initialise the bottleneck pair so that ``proj_out(proj_in(h))`` is the orthogonal projection of ``h``
+    onto a random N-dimensional subspace (the identity when N = dim): ``proj_in``'s rows orthonormal,
+    ``proj_out = proj_inᵀ``, zero biases. Why: :class:`nn.Linear`'s default initialisation shrinks what reaches
+    the upper stack (std 1.00 → 0.36 at dim 256, ``reports/experiments/quick_log.md``); this pair passes the
+    N-dimensional part of the stream unchanged (at N = dim, the lower stack's own features)."""
+    if proj_in.out_features > proj_in.in_features or proj_out.weight.shape != proj_in.weight.T.shape:
+        raise ValueError(f"an orthogonal bottleneck needs proj_in (dim → N ≤ dim) and proj_out (N → dim), got "
+                         f"{tuple(proj_in.weight.shape)} and {tuple(proj_out.weight.shape)}")
+    nn.init.orthogonal_(proj_in.weight)
+    proj_out.weight.copy_(proj_in.weight.T)
+    for layer in (proj_in, proj_out):
+        if layer.bias is not None:
+            layer.bias.zero_()
+
+
+
 @dataclass
 class MultiTaskConfig:
     #: What checkpoints written before a field existed were trained with (see ``config_from_dict``).
     LEGACY_VALUES: ClassVar[dict[str, object]] = {"bottleneck_norm": "none", "mask_spectrum": False,
-                                                  "lyrics_context": 0}
+                                                  "lyrics_context": 0, "bottleneck_init": "default"}
 
     mel: MelConfig = field(default_factory=MelConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     bottleneck_dim: int = 64
     bottleneck_norm: str = "none"   # layer: per-frame standardisation after proj_in (issue 17) | none
+    bottleneck_init: str = "default"  # default: nn.Linear's | orthogonal: proj_out = proj_inᵀ, orthonormal rows
     mask_spectrum: bool = False     # the mask head also reads the mixture's magnitude spectrum (issue 17)
     lyrics_context: int = 0         # >0: BiGRU units per direction before the linear lyrics head (issue 17)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
@@ -95,6 +118,10 @@ class MultiTaskModel(nn.Module, PretrainedMixin):
         self.bottleneck_norm = bottleneck_norm(config.bottleneck_norm, config.bottleneck_dim)
         self.noise = BottleneckNoise(config.noise.mode, config.noise.prob, config.noise.std)
         self.proj_out = nn.Linear(config.bottleneck_dim, dim)
+        if config.bottleneck_init not in BOTTLENECK_INITS:
+            raise ValueError(f"bottleneck_init must be one of {BOTTLENECK_INITS}, got {config.bottleneck_init!r}")
+        if config.bottleneck_init == "orthogonal":
+            orthogonal_bottleneck_(self.proj_in, self.proj_out)
         self.heads = build_heads(tuple(n for n in HEADS if getattr(config.heads, n)), dim,
                                  n_mels=config.mel.n_mels, vocab_size=config.vocab_size,
                                  factor=config.encoder.downsample, n_sources=config.n_sources,

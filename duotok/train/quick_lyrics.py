@@ -73,6 +73,7 @@ from duotok.io.checkpoint import PretrainedMixin
 from duotok.models.bestrq import BestRQModel, MelConfig
 from duotok.models.encoder import DuoEncoder, EncoderConfig
 from duotok.models.heads import LyricsHead, ctc_loss
+from duotok.models.multitask import BOTTLENECK_INITS, orthogonal_bottleneck_
 from duotok.text import CharVocab, character_error_rate
 from duotok.train.finetune import build_config as build_finetune_config
 from duotok.train.loop import TrainConfig, Trainer
@@ -82,7 +83,6 @@ from duotok.train.quick import EVAL_SPLITS, append_log, last_logged, parse_overr
 SOURCE_NAMES = ("mixture", "vocals")
 BODIES = ("gru", "encoder")
 NORMALIZATIONS = ("crop", "corpus")
-BOTTLENECK_INITS = ("default", "orthogonal")
 
 #: The reader's own optimiser (the one its first measurements used): Adam (AdamW without weight decay,
 #: betas (0.9, 0.999)) at a constant learning rate, no warm-up, gradient norm clipped at 5.
@@ -227,23 +227,6 @@ class LyricsReader(nn.Module, PretrainedMixin):
         hop = self.logmel.hop_length
         valid = (torch.as_tensor(length, device=mel.device).long() // hop + 1).clamp(max=mel.shape[-1])
         return self.read_mel(mel, valid, encoder_grad, streams), self.frames(valid)
-
-
-@torch.no_grad()
-def orthogonal_bottleneck_(proj_in: nn.Linear, proj_out: nn.Linear) -> None:
-    """Initialise the bottleneck pair so that ``proj_out(proj_in(h))`` is the orthogonal projection of ``h``
-    onto a random N-dimensional subspace (the identity when N = dim): ``proj_in``'s rows orthonormal,
-    ``proj_out = proj_inᵀ``, no bias. Why: :class:`nn.Linear`'s default initialisation (stage 2's) shrinks
-    what reaches the upper stack (std 1.00 → 0.36 at dim 256, ``quick_log.md``); this pair passes the
-    N-dimensional part of the stream unchanged, so the reader starts as the plain path does when N = dim."""
-    if proj_in.out_features > proj_in.in_features or proj_out.weight.shape != proj_in.weight.T.shape:
-        raise ValueError(f"an orthogonal bottleneck needs proj_in (dim → N ≤ dim) and proj_out (N → dim), got "
-                         f"{tuple(proj_in.weight.shape)} and {tuple(proj_out.weight.shape)}")
-    nn.init.orthogonal_(proj_in.weight)
-    proj_out.weight.copy_(proj_in.weight.T)
-    for layer in (proj_in, proj_out):
-        if layer.bias is not None:
-            layer.bias.zero_()
 
 
 def _audio(batch: dict[str, Any], source: str) -> torch.Tensor:

@@ -102,3 +102,17 @@ def test_a_spectrum_mask_head_trains_inside_the_model_and_separates_in_eval():
     with torch.no_grad():
         out = model.infer(batch()["mixture"], heads=("mask",))
     assert set(out["outputs"]) == {"mask"} and out["outputs"]["mask"].shape[:3] == (2, 4, 513)
+
+
+def test_an_orthogonal_bottleneck_start_is_an_orthogonal_projection(tmp_path):
+    config = MultiTaskConfig(encoder=ENC, bottleneck_dim=8, bottleneck_init="orthogonal")
+    model = MultiTaskModel(config)
+    pair = model.proj_out.weight @ model.proj_in.weight              # (dim, dim), rank bottleneck_dim
+    torch.testing.assert_close(pair @ pair, pair, atol=1e-5, rtol=0)  # a projection ...
+    torch.testing.assert_close(pair, pair.T, atol=1e-6, rtol=0)       # ... an orthogonal one
+    assert torch.linalg.matrix_rank(pair) == 8
+    assert float(model.proj_in.bias.abs().sum() + model.proj_out.bias.abs().sum()) == 0.0
+    model.save_pretrained(tmp_path / "m")
+    assert MultiTaskModel.from_pretrained(tmp_path / "m").config.bottleneck_init == "orthogonal"
+    with pytest.raises(ValueError, match="bottleneck_init"):
+        MultiTaskModel(MultiTaskConfig(encoder=ENC, bottleneck_dim=8, bottleneck_init="identity"))
