@@ -44,9 +44,13 @@ HEADS = ("lyrics", "mel", "chroma", "mask")
 
 @dataclass
 class NoiseConfig:
+    #: A checkpoint written before the warm-up existed was noised at ``prob`` from its first step.
+    LEGACY_VALUES: ClassVar[dict[str, object]] = {"warmup_steps": 0}
+
     mode: str = "replace"     # replace | additive | off
     prob: float = 0.5
     std: float = 1.0
+    warmup_steps: int = 0     # prob ramps linearly from 0 over these training steps (0: from the start)
 
 
 @dataclass
@@ -116,7 +120,8 @@ class MultiTaskModel(nn.Module, PretrainedMixin):
         self.encoder = DuoEncoder(config.encoder)
         self.proj_in = nn.Linear(dim, config.bottleneck_dim)
         self.bottleneck_norm = bottleneck_norm(config.bottleneck_norm, config.bottleneck_dim)
-        self.noise = BottleneckNoise(config.noise.mode, config.noise.prob, config.noise.std)
+        self.noise = BottleneckNoise(config.noise.mode, config.noise.prob, config.noise.std,
+                                     config.noise.warmup_steps)
         self.proj_out = nn.Linear(config.bottleneck_dim, dim)
         if config.bottleneck_init not in BOTTLENECK_INITS:
             raise ValueError(f"bottleneck_init must be one of {BOTTLENECK_INITS}, got {config.bottleneck_init!r}")

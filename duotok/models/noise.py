@@ -6,14 +6,23 @@ teaches the heads to tolerate a perturbed bottleneck (and to lean on context), s
 quantization error does not push them off their training distribution. The paper does not publish
 the selection probability or the noise scale, so both are parameters; ``"additive"`` and ``"off"``
 are kept for ablations.
+
+``warmup_steps`` (not in the paper) ramps the probability linearly from 0 to ``prob`` over the first
+steps of training. Why: a replaced frame is lost to every head, and at ``prob`` 0.5 the lyrics head's CTC,
+which must place every character, stays on its unigram plateau for the whole default budget while
+the same recipe without noise leaves it (``reports/experiments/quick_log.md``). Heads that have learned
+to read clean features first may keep reading as the noise arrives; the run ends at the paper's
+probability either way. :func:`follow_training_step` tells the module the step.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 NoiseMode = Literal["replace", "additive", "off"]
 MODES: tuple[str, ...] = ("replace", "additive", "off")
@@ -32,7 +41,7 @@ class BottleneckNoise(nn.Module):
     selection and the same replacement values whatever the input.
     """
 
-    def __init__(self, mode: NoiseMode = "replace", prob: float = 0.5, std: float = 1.0):
+    def __init__(self, mode: NoiseMode = "replace", prob: float = 0.5, std: float = 1.0, warmup_steps: int = 0):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -40,16 +49,35 @@ class BottleneckNoise(nn.Module):
             raise ValueError(f"prob must lie in [0, 1], got {prob}")
         if std < 0:
             raise ValueError(f"std must be non-negative, got {std}")
+        if not isinstance(warmup_steps, int) or isinstance(warmup_steps, bool) or warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r}")
         self.mode = mode
         self.prob = float(prob)
         self.std = float(std)
+        self.warmup_steps = warmup_steps
+        # Training steps done so far; set by follow_training_step. Not saved: a resumed run's trainer
+        # restores its step, and the hook reads it before the next forward.
+        self.step = 0
 
     def extra_repr(self) -> str:
-        return f"mode={self.mode!r}, prob={self.prob}, std={self.std}"
+        return f"mode={self.mode!r}, prob={self.prob}, std={self.std}, warmup_steps={self.warmup_steps}"
+
+    @property
+    def current_prob(self) -> float:
+        """The selection probability at ``self.step``: ``prob`` after the warm-up, linear from 0 before."""
+        if self.warmup_steps == 0:
+            return self.prob
+        return self.prob * min(1.0, self.step / self.warmup_steps)
+
+    def finish_warmup(self) -> None:
+        """Count the warm-up as done, so the module draws at ``prob``, the probability a run ends with. For
+        evaluating a trained model with its training noise on: a loaded checkpoint's step starts at 0, which
+        a warm-up would read as no noise at all."""
+        self.step = max(self.step, self.warmup_steps)
 
     @property
     def active(self) -> bool:
-        return self.training and self.mode != "off" and self.prob > 0.0
+        return self.training and self.mode != "off" and self.current_prob > 0.0
 
     def forward(
         self,
@@ -65,7 +93,7 @@ class BottleneckNoise(nn.Module):
         if not self.active:
             return x, torch.zeros(frames, dtype=torch.bool, device=x.device)
         device = generator.device if generator is not None else x.device
-        selected = torch.rand(frames, generator=generator, device=device).to(x.device) < self.prob
+        selected = torch.rand(frames, generator=generator, device=device).to(x.device) < self.current_prob
         if mask is not None:
             selected = selected & mask.to(device=x.device, dtype=torch.bool)
         noise = torch.randn(x.shape, generator=generator, device=device).to(x.device) * self.std
@@ -74,3 +102,14 @@ class BottleneckNoise(nn.Module):
         if self.mode == "replace":
             return torch.where(keep, noise, x), selected
         return x + noise * keep.to(x.dtype), selected
+
+
+def follow_training_step(noise: BottleneckNoise, current_step: Callable[[], int]) -> RemovableHandle:
+    """Before each forward, set ``noise.step`` from ``current_step()`` (a trainer's completed steps), so the
+    warm-up follows training — a resumed run included — without the model knowing the trainer. Returns the
+    hook's handle."""
+
+    def set_step(module: nn.Module, args: tuple) -> None:
+        module.step = int(current_step())
+
+    return noise.register_forward_pre_hook(set_step)

@@ -23,6 +23,7 @@ from duotok.errors import CheckpointError
 from duotok.io.checkpoint import config_from_dict
 from duotok.models.bestrq import BestRQModel
 from duotok.models.multitask import MultiTaskConfig, MultiTaskModel
+from duotok.models.noise import follow_training_step
 from duotok.paths import resolve
 from duotok.text import CharVocab
 from duotok.train.common import crop_datasets, mel_settings, print_result, runner_parser, write_result
@@ -76,6 +77,7 @@ def run(params: Params | str | None = None, out_dir: str | Path | None = None, d
                             float(data_cfg["submix_prob"]), train_cfg.seed)
     trainer = Trainer(model, finetune_loss, train, train_cfg, out, valid_data=valid, collate_fn=collate,
                       device=device)
+    follow_training_step(model.noise, lambda: trainer.step)
     result = trainer.fit(resume=resume)
     write_result("finetune", params, out, trainer, result, model_cfg, train_cfg,
                  init=None if from_scratch else str(init or data_cfg["init"]))

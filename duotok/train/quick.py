@@ -228,15 +228,14 @@ def lyrics_ctc_clean_and_noised(model: torch.nn.Module, data: StemCropDataset, b
     from duotok.train.finetune import finetune_loss
 
     collate = MultiTaskCollate(CharVocab(), model.config.mel.sample_rate, model.config.mel.hop_length)
-    was_training = model.training
+    was_training, step = model.training, model.noise.step
     out: dict[str, float | None] = {}
     try:
         for label in ("clean", "noised"):
             model.eval()
             if label == "noised":
                 model.noise.train()
-                if getattr(model.noise, "warmup_steps", 0):      # the probability the run ended with
-                    model.noise.step = model.noise.warmup_steps
+                model.noise.finish_warmup()
             torch.manual_seed(seed)
             values = []
             with torch.no_grad():
@@ -247,6 +246,7 @@ def lyrics_ctc_clean_and_noised(model: torch.nn.Module, data: StemCropDataset, b
             out[label] = sum(values) / len(values) if values else None
     finally:
         model.train(was_training)
+        model.noise.step = step
     return out
 
 

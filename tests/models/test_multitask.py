@@ -116,3 +116,17 @@ def test_an_orthogonal_bottleneck_start_is_an_orthogonal_projection(tmp_path):
     assert MultiTaskModel.from_pretrained(tmp_path / "m").config.bottleneck_init == "orthogonal"
     with pytest.raises(ValueError, match="bottleneck_init"):
         MultiTaskModel(MultiTaskConfig(encoder=ENC, bottleneck_dim=8, bottleneck_init="identity"))
+
+
+def test_a_checkpoint_from_before_the_noise_warmup_loads_with_none(tmp_path):
+    """A stage-2 config.json written before ``noise.warmup_steps`` existed was noised from its first step."""
+    import json
+
+    config = MultiTaskConfig(encoder=ENC, bottleneck_dim=8, heads=HeadsConfig(mask=False),
+                             noise=NoiseConfig(warmup_steps=50))
+    MultiTaskModel(config).save_pretrained(tmp_path / "m")
+    path = tmp_path / "m" / "config.json"
+    written = json.loads(path.read_text())
+    del written["config"]["noise"]["warmup_steps"]
+    path.write_text(json.dumps(written))
+    assert MultiTaskModel.from_pretrained(tmp_path / "m").noise.warmup_steps == 0

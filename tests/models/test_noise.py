@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from duotok.models.noise import BottleneckNoise
+from duotok.models.noise import BottleneckNoise, follow_training_step
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -48,8 +48,61 @@ def test_additive_noise_keeps_the_input_mean():
     assert (out - x).std().item() == pytest.approx(1.0, abs=0.05)
 
 
+def test_warmup_ramps_the_probability_linearly_then_holds_it():
+    noise = BottleneckNoise("replace", prob=0.5, warmup_steps=100).train()
+    seen = {}
+    for step in (0, 25, 50, 100, 400):
+        noise.step = step
+        _, selected = noise(torch.zeros(16, 2000, 2), generator=_gen(step))
+        seen[step] = selected.float().mean().item()
+    assert seen[0] == 0.0 and not BottleneckNoise("replace", 0.5, warmup_steps=10).train().active
+    for step, expected in ((25, 0.125), (50, 0.25), (100, 0.5), (400, 0.5)):
+        assert seen[step] == pytest.approx(expected, abs=0.01), step
+    constant = BottleneckNoise("replace", prob=0.5).train()
+    assert constant.current_prob == 0.5, "no warm-up: the probability from step 0"
+
+
+def test_finish_warmup_draws_at_the_full_probability_and_never_moves_the_step_back():
+    noise = BottleneckNoise("replace", prob=0.5, warmup_steps=100).train()
+    noise.finish_warmup()
+    assert noise.current_prob == 0.5 and noise.step == 100
+    noise.step = 300
+    noise.finish_warmup()
+    assert noise.step == 300
+
+
+def test_warmup_draws_the_same_random_numbers_at_every_step():
+    """The ramp changes the threshold, not how many numbers are drawn, so a resumed run's RNG stream
+    matches an uninterrupted one whatever the step."""
+    ramped = BottleneckNoise("replace", prob=0.5, warmup_steps=100).train()
+    ramped.step = 50
+    gen = _gen(3)
+    ramped(torch.zeros(2, 30, 4), generator=gen)
+    after_ramped = torch.rand(1, generator=gen)
+    gen = _gen(3)
+    BottleneckNoise("replace", prob=0.5).train()(torch.zeros(2, 30, 4), generator=gen)
+    assert torch.equal(after_ramped, torch.rand(1, generator=gen))
+
+
+def test_follow_training_step_sets_the_step_before_each_forward():
+    noise = BottleneckNoise("replace", prob=0.5, warmup_steps=10).train()
+    steps = iter((0, 5, 10))
+    handle = follow_training_step(noise, lambda: next(steps))
+    probs = []
+    for _ in range(3):
+        noise(torch.zeros(1, 4, 2))
+        probs.append(noise.current_prob)
+    assert probs == [0.0, 0.25, 0.5]
+    handle.remove()
+    noise(torch.zeros(1, 4, 2))
+    assert noise.step == 10, "a removed hook no longer sets it"
+
+
 def test_invalid_settings_raise():
     with pytest.raises(ValueError):
         BottleneckNoise("mix")
     with pytest.raises(ValueError):
         BottleneckNoise(prob=1.5)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="warmup_steps"):
+            BottleneckNoise(warmup_steps=bad)

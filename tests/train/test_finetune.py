@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from duotok.config import Params
 from duotok.errors import CheckpointError
 from duotok.models.bestrq import BestRQModel
 from duotok.models.multitask import MultiTaskModel
@@ -34,3 +35,19 @@ def test_finetune_without_stage1_is_a_clear_error(tmp_path, make_duosynth):
         finetune.run("smoke", out_dir=tmp_path / "ft", data_dir=root, init=tmp_path / "missing", steps=1)
     result = finetune.run("smoke", out_dir=tmp_path / "ft", data_dir=root, steps=1, from_scratch=True)
     assert result.step == 1
+
+
+def test_finetune_noise_warmup_follows_the_trainer_step(tmp_path, make_duosynth):
+    """p = 1 with a one-step warm-up: off at the first step, every valid frame from the second on; with a
+    warm-up far longer than the run, (almost) off throughout. Without the runner telling the noise module
+    the trainer's step both would stay off."""
+    root = make_duosynth(tmp_path / "data", SONGS)
+    pretrain.run("smoke", out_dir=tmp_path / "pre", data_dir=root, steps=1)
+    fractions = {}
+    for warmup in (1, 10**9):
+        params = Params.load("smoke").with_overrides(
+            {"finetune": {"model": {"noise": {"prob": 1.0, "warmup_steps": warmup}}}})
+        result = finetune.run(params, out_dir=tmp_path / f"ft{warmup}", data_dir=root,
+                              init=tmp_path / "pre" / "model", steps=2)
+        fractions[warmup] = result.train["noised_fraction"]
+    assert fractions[1] > 0.2 and fractions[10**9] == 0.0

@@ -87,11 +87,12 @@ def test_last_logged_is_the_last_row_with_a_value_of_the_column(tmp_path):
     assert last_logged(log) == 1.0
 
 
-@pytest.mark.parametrize(("mode", "prob", "same"), [("off", 1.0, True), ("replace", 0.0, True),
-                                                    ("replace", 1.0, False)])
-def test_lyrics_ctc_noised_is_the_clean_one_only_without_noise(tmp_path, make_duosynth, mode, prob, same):
+@pytest.mark.parametrize(("mode", "prob", "warmup", "same"), [("off", 1.0, 0, True), ("replace", 0.0, 0, True),
+                                                              ("replace", 1.0, 0, False), ("replace", 1.0, 50, False)])
+def test_lyrics_ctc_noised_is_the_clean_one_only_without_noise(tmp_path, make_duosynth, mode, prob, warmup, same):
     """The noised CTC turns the model's own training noise on (and nothing else): with no noise to turn on
-    it equals the clean one, with every frame replaced it differs; the model's mode is restored."""
+    it equals the clean one, with every frame replaced it differs — a warm-up counted as finished, though
+    this model's step is 0; the model's mode and step are restored."""
     import torch
 
     from duotok.data import StemCropDataset
@@ -108,7 +109,7 @@ def test_lyrics_ctc_noised_is_the_clean_one_only_without_noise(tmp_path, make_du
     torch.manual_seed(0)
     model = MultiTaskModel(MultiTaskConfig(encoder=EncoderConfig(dim=32, n_lower=1, n_upper=1, n_heads=2),
                                            bottleneck_dim=8, heads=HeadsConfig(mask=False),
-                                           noise=NoiseConfig(mode=mode, prob=prob))).train()
+                                           noise=NoiseConfig(mode=mode, prob=prob, warmup_steps=warmup))).train()
     ctc = lyrics_ctc_clean_and_noised(model, data)
     assert ctc["clean"] > 0 and (ctc["noised"] == ctc["clean"]) is same
-    assert model.training and model.noise.training
+    assert model.training and model.noise.training and model.noise.step == 0
