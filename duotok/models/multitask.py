@@ -47,7 +47,7 @@ class NoiseConfig:
     #: A checkpoint written before the warm-up existed was noised at ``prob`` from its first step.
     LEGACY_VALUES: ClassVar[dict[str, object]] = {"warmup_steps": 0}
 
-    mode: str = "replace"     # replace | additive | off
+    mode: str = "replace"     # replace | matched | additive | off
     prob: float = 0.5
     std: float = 1.0
     warmup_steps: int = 0     # prob ramps linearly from 0 over these training steps (0: from the start)

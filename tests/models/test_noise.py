@@ -106,3 +106,27 @@ def test_invalid_settings_raise():
     for bad in (-1, 2.5, True):
         with pytest.raises(ValueError, match="warmup_steps"):
             BottleneckNoise(warmup_steps=bad)
+
+
+def test_matched_noise_has_the_batch_moments_and_ignores_padding():
+    """``matched`` replaces frames with noise of the valid frames' per-dimension mean and spread, so a
+    replaced frame cannot be told from a real one by its offset or scale; padding does not count."""
+    torch.manual_seed(0)
+    x = torch.randn(8, 1000, 3) * torch.tensor([1.0, 3.0, 0.5]) + torch.tensor([5.0, -2.0, 0.0])
+    mask = torch.ones(8, 1000, dtype=torch.bool)
+    mask[:, 900:] = False
+    x[:, 900:] = 1e6                                   # padding: must not move the moments
+    out, selected = BottleneckNoise("matched", prob=1.0).train()(x, mask=mask, generator=_gen(4))
+    replaced = out[selected]
+    assert torch.allclose(replaced.mean(0), torch.tensor([5.0, -2.0, 0.0]), atol=0.1)
+    assert torch.allclose(replaced.std(0), torch.tensor([1.0, 3.0, 0.5]), rtol=0.05)
+    assert torch.equal(out[~mask], x[~mask])
+
+
+def test_matched_noise_passes_no_gradient_through_replaced_frames():
+    x = torch.randn(2, 50, 4, requires_grad=True)
+    out, selected = BottleneckNoise("matched", prob=0.5).train()(x, generator=_gen(5))
+    out.sum().backward()
+    assert selected.any() and (~selected).any()
+    assert torch.equal(x.grad[selected], torch.zeros_like(x.grad[selected]))
+    assert torch.equal(x.grad[~selected], torch.ones_like(x.grad[~selected]))
