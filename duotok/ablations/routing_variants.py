@@ -36,8 +36,8 @@ def _untie_saved_state(module: nn.Module, state_dict: dict[str, Any], prefix: st
                        local_metadata: Any) -> None:
     """state_dict post-hook: store the tied branch under both names as separate tensors.
 
-    Why: ``save_pretrained`` uses safetensors' ``save_model``, which keeps one name per group of
-    shared tensors, and ``from_pretrained`` of a plain :class:`DualTrackModel` (what the tokenizer
+    Why: ``save_pretrained`` keeps one name per group of shared tensors (as safetensors' ``save_model`` did),
+    and ``from_pretrained`` of a plain :class:`DualTrackModel` (what the tokenizer
     and the resumed Trainer build) then reports ``branches.1.*`` missing. Cloning the second copy
     makes the checkpoint an ordinary dual-codebook one whose two branches are equal."""
     if not isinstance(module, DualCodebookQuantizer) or not is_tied(module):

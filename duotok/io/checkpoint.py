@@ -223,6 +223,26 @@ def _alias_groups(state: dict[str, torch.Tensor]) -> list[list[str]]:
     return list(groups.values())
 
 
+def _weights_to_save(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str] | None]:
+    """What ``safetensors.torch.save_model`` wrote, without its refusal of views: one tensor per alias group
+    (tied weights stored once, under the group's alphabetically first key) and the metadata mapping each
+    dropped key to the kept one (``None`` when nothing is tied), each tensor copied to the CPU into
+    memory of its own.
+
+    Why the copy: safetensors refuses a tensor that is a view into a larger buffer, and on a GPU cuDNN
+    flattens an RNN's weights into one such buffer (``flatten_parameters``), so ``save_model`` failed for
+    every stage-2 model (the lyrics head's BiGRU) trained on CUDA: "found no suitable name to keep ...
+    None is covering the entire storage" (H200, 2026-12-04). A model without such views gets the bytes
+    ``save_model`` gave it (pinned by a test)."""
+    tensors: dict[str, torch.Tensor] = {}
+    metadata: dict[str, str] = {}
+    for group in _alias_groups(state):
+        kept = sorted(group)[0]
+        tensors[kept] = state[kept].detach().to("cpu", copy=True).contiguous()
+        metadata.update({key: kept for key in group if key != kept})
+    return tensors, (metadata or None)
+
+
 def _check_state(path: Path, expected: dict[str, torch.Tensor], loaded: dict[str, torch.Tensor]) -> None:
     """Raise ``CheckpointError`` unless ``loaded`` fits ``expected`` (the freshly built model)."""
     for key, tensor in expected.items():
@@ -310,9 +330,10 @@ class PretrainedMixin:
             with open(tmp_dir / CONFIG_NAME, "w", encoding="utf-8") as fh:
                 json.dump(header, fh, indent=1)
                 fh.write("\n")
-            # No extra metadata: safetensors writes its metadata map in random (Rust HashMap) order, so
-            # anything beyond the single default key would make identical models give different bytes.
-            safetensors.torch.save_model(self, str(tmp_dir / WEIGHTS_NAME))
+            # No metadata beyond save_model's (the dropped tied keys): safetensors writes its metadata map
+            # in random (Rust HashMap) order, so more keys could make identical models give different bytes.
+            tensors, metadata = _weights_to_save(self.state_dict())
+            safetensors.torch.save_file(tensors, str(tmp_dir / WEIGHTS_NAME), metadata=metadata)
             # Weights first: a crash between the renames then fails loudly (shape/key mismatch).
             _replace_into(tmp_dir, directory, (WEIGHTS_NAME, CONFIG_NAME))
         finally:

@@ -44,6 +44,25 @@ class OtherToy(Toy):
     pass
 
 
+@dataclass
+class RNNToyConfig:
+    dim: int = 3
+
+
+class RNNToy(nn.Module, PretrainedMixin):
+    """A GRU, whose weights cuDNN flattens into one buffer on a GPU."""
+
+    config_class = RNNToyConfig
+
+    def __init__(self, config: RNNToyConfig | None = None):
+        super().__init__()
+        self.config = config or RNNToyConfig()
+        self.gru = nn.GRU(self.config.dim, 4, batch_first=True, bidirectional=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gru(x)[0]
+
+
 def _toy(seed: int = 0, **kw) -> Toy:
     torch.manual_seed(seed)
     model = Toy(ToyConfig(**kw))
@@ -65,18 +84,47 @@ def test_round_trip_restores_outputs_buffers_and_tied_weights(tmp_path):
     assert loaded.out.weight is loaded.embed.weight
 
 
+def test_weights_that_are_views_into_one_buffer_are_saved_and_restored(tmp_path):
+    """cuDNN keeps an RNN's weights as views into one flat buffer on a GPU; safetensors' save_model refused
+    such tensors ("None is covering the entire storage"). Emulated on the CPU: every parameter of a GRU
+    is re-pointed into one flat storage, as flatten_parameters does."""
+    torch.manual_seed(0)
+    model = RNNToy()
+    params = list(model.gru.parameters())
+    flat = torch.cat([p.detach().reshape(-1) for p in params])
+    offset = 0
+    with torch.no_grad():
+        for p in params:
+            p.set_(flat.untyped_storage(), offset, p.shape, p.stride())
+            offset += p.numel()
+    assert len({p.untyped_storage().data_ptr() for p in model.gru.parameters()}) == 1
+    with pytest.raises(RuntimeError, match="covering the entire storage"):
+        safetensors.torch.save_model(model, str(tmp_path / "plain.safetensors"))
+    x = torch.randn(2, 5, 3)
+    loaded = RNNToy.from_pretrained(model.save_pretrained(tmp_path / "ckpt"))
+    assert torch.equal(loaded(x), model(x))
+
+
+@pytest.mark.parametrize("build", [_toy, RNNToy], ids=["tied", "untied"])
+def test_a_model_without_views_writes_the_bytes_save_model_wrote(tmp_path, build):
+    model = build()
+    safetensors.torch.save_model(model, str(tmp_path / "reference.safetensors"))
+    directory = model.save_pretrained(tmp_path / "ckpt")
+    assert (directory / "model.safetensors").read_bytes() == (tmp_path / "reference.safetensors").read_bytes()
+
+
 def test_save_is_atomic_and_leaves_no_temp_files(tmp_path, monkeypatch):
     _toy(seed=0).save_pretrained(tmp_path / "ckpt")
     _toy(seed=1).save_pretrained(tmp_path / "ckpt")  # overwriting works
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]
     before = {p.name: p.read_bytes() for p in (tmp_path / "ckpt").iterdir()}
 
-    def broken_save(model, filename, metadata=None):
+    def broken_save(tensors, filename, metadata=None):
         with open(filename, "wb") as fh:
             fh.write(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(safetensors.torch, "save_model", broken_save)
+    monkeypatch.setattr(safetensors.torch, "save_file", broken_save)
     with pytest.raises(OSError, match="disk full"):
         _toy(seed=3).save_pretrained(tmp_path / "ckpt")
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]
