@@ -283,7 +283,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
         torch_threads(args.threads)
     model = _load_tokenizer(args.model, DEFAULT_CODEC)
     report = run_decode(model, plan, overwrite=args.overwrite, progress=sys.stderr.isatty(),
-                        steps=args.steps, cfg_scale=args.cfg_scale, seed=args.seed)
+                        steps=args.steps, cfg_scale=args.cfg_scale, seed=args.seed, time_shift=args.time_shift,
+                        precision=args.precision)
     return _report_batch(report, "decode", len(plan.jobs))
 
 
@@ -350,9 +351,11 @@ def cmd_bench_decode(args: argparse.Namespace) -> int:
         torch_threads(args.threads)
     model = _load_tokenizer(args.model, DEFAULT_CODEC)
     n_tokens = max(1, int(round(args.seconds * model.frame_rate)))
-    result = bench_decode(model, n_tokens, steps=args.steps, cfg_scale=args.cfg_scale, repeats=args.repeats)
+    result = bench_decode(model, n_tokens, steps=args.steps, cfg_scale=args.cfg_scale, repeats=args.repeats,
+                          time_shift=args.time_shift, precision=args.precision)
     print(f"decode: {result['audio_seconds']:.1f} s of audio (2 tracks) in {result['best_seconds']:.2f} s (best of "
-          f"{result['repeats']}; {result['steps']} steps, cfg {result['cfg_scale']}) -> real-time factor "
+          f"{result['repeats']}; {result['steps']} steps, time shift {result['time_shift']:g}, cfg "
+          f"{result['cfg_scale']}, DiT in {result['precision_used']}) -> real-time factor "
           f"{result['rtf_best']:.3f} on {result['threads']} thread(s); peak memory {result['peak_rss_mib']:.0f} MiB")
     print(json.dumps(result))
     return 0
@@ -438,6 +441,19 @@ POSITIVE_INT = _number_type(int, 1, "an integer >= 1")
 NON_NEGATIVE_INT = _number_type(int, 0, "an integer >= 0")
 NON_NEGATIVE_FLOAT = _number_type(float, 0.0, "a finite number >= 0")
 POSITIVE_FLOAT = _number_type(float, 0.0, "a finite number > 0", exclusive=True)
+
+#: ``duotok.train.precision.PRECISIONS``, spelt out so building the parser does not import torch
+#: (``tests/test_cli.py`` checks the two agree).
+SAMPLING_PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def _add_sampling_options(p: argparse.ArgumentParser) -> None:
+    """The decoder's grid and precision options, shared by ``decode`` and ``bench decode``."""
+    p.add_argument("--time-shift", type=POSITIVE_FLOAT,
+                   help="Euler time grid: 1 uniform, > 1 finer near the noise end (default: the codec's)")
+    p.add_argument("--precision", choices=SAMPLING_PRECISIONS,
+                   help="the DiT's sampling precision; auto = bf16 only where the CPU/GPU computes it "
+                        "natively (default: the codec's)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -529,6 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cfg-scale", type=NON_NEGATIVE_FLOAT,
                    help="classifier-free guidance scale, finite and >= 0 (default: the codec's)")
     p.add_argument("--seed", type=NON_NEGATIVE_INT, help="sampling seed (default: the codec's)")
+    _add_sampling_options(p)
     p.add_argument("--overwrite", action="store_true", help="re-decode even if the outputs exist")
     p.add_argument("--threads", type=POSITIVE_INT, help="torch CPU threads")
     p.set_defaults(func=cmd_decode)
@@ -550,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=POSITIVE_FLOAT, default=30.0, help="audio length to decode")
     p.add_argument("--steps", type=POSITIVE_INT)
     p.add_argument("--cfg-scale", type=NON_NEGATIVE_FLOAT)
+    _add_sampling_options(p)
     p.add_argument("--repeats", type=POSITIVE_INT, default=3)
     p.add_argument("--threads", type=POSITIVE_INT, help="torch CPU threads (default: torch's)")
     p.set_defaults(func=cmd_bench_decode)

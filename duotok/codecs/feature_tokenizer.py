@@ -274,7 +274,8 @@ class FeatureTokenizer(nn.Module, PretrainedMixin):
 
     @torch.no_grad()
     def decode(self, ids: torch.Tensor, num_samples: int | None = None, steps: int | None = None,
-               cfg_scale: float | None = None, seed: int | None = None) -> dict[str, torch.Tensor]:
+               cfg_scale: float | None = None, seed: int | None = None, time_shift: float | None = None,
+               precision: str | None = None) -> dict[str, torch.Tensor]:
         """Each stream's tokens → audio by the token decoder (10-s chunks, seeded); a dual-track
         codec's mixture is the sum of its two tracks."""
         if self.decoder is None:
@@ -298,7 +299,8 @@ class FeatureTokenizer(nn.Module, PretrainedMixin):
             for batch in batches:
                 track = torch.full((batch.shape[0],), track_id, device=self._device())
                 pieces.append(self.decoder.generate(batch, track, steps=steps, cfg_scale=cfg_scale,
-                                                    generator=generator).reshape(-1))
+                                                    generator=generator, time_shift=time_shift,
+                                                    precision=precision).reshape(-1))
             out[stream] = torch.cat(pieces)[:num_samples].float().cpu()
         if "mixture" not in out:
             out["mixture"] = out["vocal"] + out["accompaniment"]

@@ -35,7 +35,11 @@ Flow-matching convention (``t`` ∈ [0, 1], data at ``t = 1``)::
     v   = x_1 - (1 - sigma_min) x_0     target velocity, d x_t / d t
 
 Sampling integrates ``dx/dt = v(x, t)`` from ``t = 0`` (noise) to ``t = 1`` with Euler steps
-(:func:`euler_sample`) and denormalises.
+(:func:`euler_sample`) and denormalises. The steps follow :func:`flow_time_grid`: uniform, or with
+SD3's *time shift* (Esser et al. 2024, the ``shift`` of diffusers' ``FlowMatchEulerDiscreteScheduler``)
+finer near the noise end, where the path bends most. On the 2026-12-04 default codec a shift of 3
+at 8 steps matched the uniform grid at 16 on validation excerpts (``reports/experiments/quick_log.md``),
+so the shift is a decoding setting that stage 4b chooses on validation, with the step count.
 
 How the training loss is reached (DistributedDataParallel only sees ``forward``)::
 
@@ -68,6 +72,7 @@ __all__ = [
     "DiTConfig",
     "LatentDiT",
     "euler_sample",
+    "flow_time_grid",
     "timestep_embedding",
 ]
 
@@ -158,18 +163,48 @@ class FinalLayer(nn.Module):
         return self.linear(_modulate(self.norm(x), shift, scale))
 
 
+def flow_time_grid(steps: int, shift: float = 1.0) -> list[float]:
+    """The ``steps + 1`` times ``0 = t_0 < ... < t_steps = 1`` an Euler sampler visits.
+
+    With ``u = 1 - i/steps`` the *noise level* of a uniform grid (1 at the noise end, ``t = 0``), the
+    shifted level is ``u' = shift·u / (1 + (shift - 1)·u)`` and ``t_i = 1 - u'``: SD3's time shift, in
+    this module's convention where data sit at ``t = 1``. ``shift = 1`` is the uniform grid exactly
+    (``t_i = i/steps``); ``shift > 1`` makes the first steps (near the noise) shorter and the last ones
+    longer. Returned as Python floats so the grid is the same on every device and dtype."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if not (math.isfinite(shift) and shift > 0):
+        raise ValueError(f"time shift must be a finite number > 0, got {shift!r}")
+    if shift == 1.0:
+        return [i / steps for i in range(steps + 1)]
+    grid = []
+    for i in range(steps + 1):
+        u = 1.0 - i / steps
+        grid.append(1.0 - shift * u / (1.0 + (shift - 1.0) * u))
+    grid[0], grid[-1] = 0.0, 1.0
+    return grid
+
+
 def euler_sample(velocity_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x0: torch.Tensor,
-                 steps: int) -> torch.Tensor:
-    """Integrate ``dx/dt = velocity_fn(x, t)`` from ``t = 0`` to ``t = 1`` with ``steps`` uniform Euler
-    steps, starting at ``x0``; ``t`` is passed as a 0-dim float32 tensor on ``x0``'s device and takes
-    the values ``0, 1/steps, ..., (steps - 1)/steps`` (``t = 1`` is never evaluated)."""
+                 steps: int, time_shift: float = 1.0) -> torch.Tensor:
+    """Integrate ``dx/dt = velocity_fn(x, t)`` from ``t = 0`` to ``t = 1`` with ``steps`` Euler steps on
+    :func:`flow_time_grid` ``(steps, time_shift)``, starting at ``x0``; ``t`` is passed as a 0-dim
+    float32 tensor on ``x0``'s device and takes the grid's values except the last (``t = 1`` is never
+    evaluated). ``time_shift = 1``: the uniform grid ``0, 1/steps, ..., (steps - 1)/steps``, computed
+    exactly as before the option existed (same floats, same audio)."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     x = x0
-    dt = 1.0 / steps
-    for i in range(steps):
-        t = torch.tensor(i * dt, dtype=torch.float32, device=x0.device)
-        x = x + dt * velocity_fn(x, t)
+    if time_shift == 1.0:
+        dt = 1.0 / steps
+        for i in range(steps):
+            t = torch.tensor(i * dt, dtype=torch.float32, device=x0.device)
+            x = x + dt * velocity_fn(x, t)
+        return x
+    grid = flow_time_grid(steps, time_shift)
+    for t0, t1 in zip(grid[:-1], grid[1:], strict=True):
+        t = torch.tensor(t0, dtype=torch.float32, device=x0.device)
+        x = x + (t1 - t0) * velocity_fn(x, t)
     return x
 
 
@@ -333,9 +368,10 @@ class LatentDiT(nn.Module, PretrainedMixin):
     @torch.no_grad()
     def sample(self, cond: torch.Tensor, track: torch.Tensor, n_frames: int | None = None, steps: int = 16,
                cfg_scale: float = 1.0, generator: torch.Generator | None = None,
-               mask: torch.Tensor | None = None) -> torch.Tensor:
+               mask: torch.Tensor | None = None, time_shift: float = 1.0) -> torch.Tensor:
         """Generate UNnormalised latents ``(B, L, latent_dim)``, ``L = n_frames or T_tok · cond_upsample``,
-        by Euler integration from noise drawn with ``generator`` (same seed → same output).
+        by Euler integration (``steps`` on :func:`flow_time_grid` with ``time_shift``) from noise drawn
+        with ``generator`` (same seed → same output).
 
         ``cfg_scale == 1``: conditional branch only; otherwise the conditional and the null-cond branch
         run in one batched forward and ``v = v_u + cfg_scale (v_c - v_u)``. The network has no
@@ -358,4 +394,4 @@ class LatentDiT(nn.Module, PretrainedMixin):
                 v_c, v_u = self(torch.cat([x, x]), t.expand(2 * b), cond2, track2, mask2, drop2).float().chunk(2)
                 return v_u + cfg_scale * (v_c - v_u)
 
-        return self.denormalize(euler_sample(velocity, x0, steps))
+        return self.denormalize(euler_sample(velocity, x0, steps, time_shift))

@@ -51,15 +51,20 @@ def bench_encode(model: DuoTok, audio: torch.Tensor, repeats: int = 3) -> dict[s
 
 
 def bench_decode(model: DuoTok, n_tokens: int, steps: int | None = None, cfg_scale: float | None = None,
-                 repeats: int = 3, seed: int = 0) -> dict[str, float]:
+                 repeats: int = 3, seed: int = 0, time_shift: float | None = None,
+                 precision: str | None = None) -> dict[str, float | str]:
     """Time ``model.decode`` of ``n_tokens`` random ids per track (decoding cost does not depend on which
-    ids) ``repeats`` times after a one-chunk warm-up; report the best and the mean real-time factor."""
+    ids) ``repeats`` times after a one-chunk warm-up; report the best and the mean real-time factor, the
+    settings, and the precision the DiT actually ran in (``auto`` resolves per machine, so a speed
+    means little without it)."""
     g = torch.Generator().manual_seed(seed)
     ids = [torch.randint(0, size, (n_tokens,), generator=g) for size in model.codebook_sizes]
     per_chunk = model.samples_per_chunk // model.samples_per_token
-    result = _time_runs(lambda: model.decode(*ids, steps=steps, cfg_scale=cfg_scale),
-                        lambda: model.decode(*(x[:per_chunk] for x in ids), steps=steps, cfg_scale=cfg_scale),
+    settings = {"steps": steps, "cfg_scale": cfg_scale, "time_shift": time_shift, "precision": precision}
+    result = _time_runs(lambda: model.decode(*ids, **settings),
+                        lambda: model.decode(*(x[:per_chunk] for x in ids), **settings),
                         n_tokens * model.samples_per_token / model.sample_rate, repeats)
     cfg = model.decoder.config
-    return {**result, "steps": cfg.steps if steps is None else steps,
-            "cfg_scale": cfg.cfg_scale if cfg_scale is None else cfg_scale}
+    used = model.decoder.sampling_precision(precision)
+    return {**result, **{k: getattr(cfg, k) if v is None else v for k, v in settings.items()},
+            "precision_used": used.used}

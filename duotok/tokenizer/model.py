@@ -37,6 +37,7 @@ from duotok.models.multitask import MultiTaskConfig, MultiTaskModel
 from duotok.quantization.dual import TRACKS
 from duotok.tokenizer.decoder import TokenDecoder, TokenDecoderConfig
 from duotok.tokenizer.tokens import TokenFile, load_tokens
+from duotok.train.precision import PRECISIONS
 
 
 @dataclass
@@ -289,13 +290,15 @@ class DuoTok(nn.Module, PretrainedMixin):
     @torch.inference_mode()
     def decode(self, vocal_ids: torch.Tensor | np.ndarray, accompaniment_ids: torch.Tensor | np.ndarray,
                num_samples: int | None = None, steps: int | None = None, cfg_scale: float | None = None,
-               seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+               seed: int | None = None, time_shift: float | None = None,
+               precision: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Token ids ``(T,)`` of both tracks → (vocal, accompaniment, mixture) audio, each ``(num_samples,)``
         (default ``T × 640``) at :attr:`sample_rate`; mixture = vocal + accompaniment.
 
         Decoded in the encoder's chunks (``chunk_seconds``), both tracks of a chunk in one batch.
         Seeded (``seed``, default the decoder's): the same ids and settings give the same audio.
-        ``steps`` / ``cfg_scale`` default to the decoder's config (``params.yaml: decoder.sampling``)."""
+        ``steps`` / ``cfg_scale`` / ``time_shift`` / ``precision`` default to the decoder's config
+        (``params.yaml: decoder.sampling``, as chosen by stage 4b)."""
         if self.decoder is None:
             raise RuntimeError("this DuoTok has no decoder (a stage-3 tokenizer); load the complete codec "
                                "(models/codec, written by the `decoder` stage) to decode")
@@ -308,6 +311,12 @@ class DuoTok(nn.Module, PretrainedMixin):
             raise ValueError(f"cfg_scale must be a finite number >= 0, got {cfg_scale!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise ValueError(f"seed must be an integer, got {seed!r}")
+        if time_shift is not None and not (isinstance(time_shift, (int, float, np.number))
+                                           and not isinstance(time_shift, bool)
+                                           and math.isfinite(time_shift) and time_shift > 0):
+            raise ValueError(f"time_shift must be a finite number > 0, got {time_shift!r}")
+        if precision is not None and precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if ids[0].numel() != ids[1].numel() or ids[0].numel() == 0:
             raise ValueError(f"vocal ({ids[0].numel()}) and accompaniment ({ids[1].numel()}) token streams must "
                              "be non-empty and of equal length")
@@ -327,7 +336,7 @@ class DuoTok(nn.Module, PretrainedMixin):
                 sel = [s for s in group if min(per_chunk, n_tok - s) == length]
                 cond = torch.cat([self.embed(torch.stack([ids[r][s: s + length] for s in sel]), r) for r in (0, 1)])
                 track = torch.tensor([0] * len(sel) + [1] * len(sel), device=self._device)
-                audio = self.decoder.generate(cond, track, steps, cfg_scale, generator).cpu()
+                audio = self.decoder.generate(cond, track, steps, cfg_scale, generator, time_shift, precision).cpu()
                 tracks[0].append(audio[: len(sel)].reshape(-1))
                 tracks[1].append(audio[len(sel):].reshape(-1))
         vocal, accompaniment = (torch.cat(t)[:num_samples] for t in tracks)

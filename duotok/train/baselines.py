@@ -46,7 +46,7 @@ from duotok.quantization.simvq import usage_statistics
 from duotok.tokenizer.decoder import TokenDecoder
 from duotok.train.autoencoder import make_loss
 from duotok.train.common import crop_datasets, mel_settings
-from duotok.train.decoder import _load, decoder_loss
+from duotok.train.decoder import _load, decoder_loss, sampling_settings
 from duotok.train.loop import TrainConfig, Trainer
 
 TOKEN_BASELINES = ("rvq", "mixture_vq", "mucodec", "kmeans")
@@ -247,9 +247,7 @@ def train_token_decoder(codec: FeatureTokenizer, params: Params, out: Path, root
     trainer = Trainer(dit, decoder_loss, train, train_cfg, out / "decoder", valid_data=valid,
                       collate_fn=collate_stems, device=device)
     result = trainer.fit(resume=resume)
-    s = d["sampling"]
-    decoder = TokenDecoder.from_parts(autoencoder, trainer.model.cpu(), steps=int(s["steps"]),
-                                      cfg_scale=float(s["cfg_scale"]), seed=int(s["seed"]))
+    decoder = TokenDecoder.from_parts(autoencoder, trainer.model.cpu(), **sampling_settings(d["sampling"]))
     choice = choose_decoder_sampling(codec.with_decoder(decoder.eval()), params, root)
     return decoder, {"decoder_steps": result.step, "decoder_seconds": result.seconds,
                      "decoder_precision": result.precision, "decoder_train": result.train,
@@ -259,10 +257,12 @@ def train_token_decoder(codec: FeatureTokenizer, params: Params, out: Path, root
 def choose_decoder_sampling(codec: FeatureTokenizer, params: Params, root: Path) -> SamplingChoice:
     """Stage 4b's validation sweeps (``decoder.bench``, :func:`~duotok.eval.sampling_choice.sweep_sampling`)
     on this baseline's decoder, and the choice set as its default: every decoder of Table 2 gets its
-    Euler steps and guidance scale the same way, on validation songs, never from a hand-set value."""
+    Euler steps, time grid and guidance scale the same way, on validation songs, never from a hand-set
+    value (the sampling precision is ``decoder.sampling.precision``, as for Duo-Tok's)."""
     d = params.section("decoder")
     *_, choice = sweep_sampling(codec, root, d["bench"], float(d["sampling"]["cfg_scale"]))
-    codec.decoder.config.steps, codec.decoder.config.cfg_scale = choice.steps, choice.cfg_scale
+    cfg = codec.decoder.config
+    cfg.steps, cfg.cfg_scale, cfg.time_shift = choice.steps, choice.cfg_scale, choice.time_shift
     return choice
 
 

@@ -77,9 +77,11 @@ def _load(cls: type, directory: Path, what: str, stage: str) -> Any:
     return cls.from_pretrained(directory).eval()
 
 
-def write_codec_sampling(codec_dir: str | Path, steps: int, cfg_scale: float, seed: int | None = None) -> Path:
+def write_codec_sampling(codec_dir: str | Path, steps: int, cfg_scale: float, seed: int | None = None,
+                         time_shift: float | None = None, precision: str | None = None) -> Path:
     """Set the sampling settings a complete codec decodes with by default (``config.json`` →
-    ``decoder.steps`` / ``cfg_scale`` / ``seed``; ``seed=None`` keeps the saved one). Weights are
+    ``decoder.steps`` / ``cfg_scale`` / ``seed`` / ``time_shift`` / ``precision``; ``None`` keeps the
+    saved value). Weights are
     untouched. The new config is validated first and written atomically (a temp file beside it, then
     a rename), so a crash leaves the old or the new file, never half of one. Returns the config path."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -89,6 +91,11 @@ def write_codec_sampling(codec_dir: str | Path, steps: int, cfg_scale: float, se
         raise ValueError(f"cfg_scale must be a finite number >= 0, got {cfg_scale!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if time_shift is not None and (isinstance(time_shift, bool) or not isinstance(time_shift, (int, float)) or not (
+            math.isfinite(time_shift) and time_shift > 0)):
+        raise ValueError(f"time_shift must be a finite number > 0, got {time_shift!r}")
+    if precision is not None:
+        check_setting(precision)
     directory = Path(codec_dir)
     DuoTok.read_config(directory)  # a readable DuoTok checkpoint, or a CheckpointError naming it
     path = directory / CONFIG_NAME
@@ -99,11 +106,23 @@ def write_codec_sampling(codec_dir: str | Path, steps: int, cfg_scale: float, se
     decoder_cfg.update(steps=int(steps), cfg_scale=float(cfg_scale))
     if seed is not None:
         decoder_cfg["seed"] = int(seed)
+    if time_shift is not None:
+        decoder_cfg["time_shift"] = float(time_shift)
+    if precision is not None:
+        decoder_cfg["precision"] = precision
     try:
         config_from_dict(DuoTok.config_class, header["config"])
     except (TypeError, ValueError) as exc:
         raise CheckpointError(path, str(exc)) from exc
     return write_json_atomic(path, header)
+
+
+def sampling_settings(sampling: dict[str, Any]) -> dict[str, Any]:
+    """``decoder.sampling`` → :meth:`TokenDecoder.from_parts` keywords (``time_shift`` 1 and ``precision``
+    fp32 where the profile does not name them: a config from before the options decodes as it did)."""
+    return {"steps": int(sampling["steps"]), "cfg_scale": float(sampling["cfg_scale"]),
+            "seed": int(sampling["seed"]), "time_shift": float(sampling.get("time_shift", 1.0)),
+            "precision": check_setting(str(sampling.get("precision", "fp32")))}
 
 
 @launchable
@@ -142,8 +161,7 @@ def run(params: Params | str | None = None, out_dir: str | Path | None = None, d
     result = trainer.fit(resume=resume)
     if trainer.info.is_main:
         sampling = p["sampling"]
-        decoder = TokenDecoder.from_parts(autoencoder, trainer.model.cpu(), steps=int(sampling["steps"]),
-                                          cfg_scale=float(sampling["cfg_scale"]), seed=int(sampling["seed"]))
+        decoder = TokenDecoder.from_parts(autoencoder, trainer.model.cpu(), **sampling_settings(sampling))
         tokenizer.with_decoder(decoder).save_pretrained(resolve(codec_dir or data_cfg["codec_dir"]))
     write_result("decoder", params, out, trainer, result, model_cfg, train_cfg,
                  parameters=sum(q.numel() for q in model.parameters()), train_tracks=len(train_features),

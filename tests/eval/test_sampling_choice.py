@@ -13,6 +13,7 @@ from duotok.eval.sampling_choice import (
     choose_cfg_scale,
     choose_sampling,
     choose_steps,
+    choose_steps_and_shift,
     sweep_scores,
 )
 
@@ -92,6 +93,49 @@ def test_choose_sampling_end_to_end_and_record():
         choose_sampling(steps_df, cfg_df.assign(steps=16), steps_at_cfg_scale=1.5)
 
 
+def test_steps_and_shift_fewest_steps_on_their_best_grid_then_the_best_grid():
+    scores = {(4, 1.0): 1.98, (4, 3.0): 1.90, (8, 1.0): 1.86, (8, 3.0): 1.78,
+              (16, 1.0): 1.78, (16, 3.0): 1.77, (32, 1.0): 1.76, (32, 3.0): 1.77}
+    # best 1.76; within 2 %: <= 1.7952 -> 8 steps on the shifted grid (uniform 8 steps is not)
+    assert choose_steps_and_shift(scores, "mel_l1", 0.02) == (8, 3.0)
+    assert choose_steps_and_shift(scores, "mel_l1", 0.01) == (16, 3.0)    # <= 1.7776: 16 @ 3 is, 8 @ 3 not
+    assert choose_steps_and_shift(scores, "mel_l1", 0.005) == (32, 1.0)   # <= 1.7688: only the best
+    assert choose_steps_and_shift(scores, "mel_l1", 0.0) == (32, 1.0)
+    uniform_only = {k: v for k, v in scores.items() if k[1] == 1.0}
+    assert choose_steps_and_shift(uniform_only, "mel_l1", 0.02) == (16, 1.0)   # what the 1-D rule chose
+    assert choose_steps(dict((n, v) for (n, _), v in uniform_only.items()), "mel_l1", 0.02) == 16
+    tie = {(8, 3.0): 1.5, (8, 1.0): 1.5, (8, 2.0): 1.5}
+    assert choose_steps_and_shift(tie, "mel_l1", 0.0) == (8, 1.0)            # tie: the uniform grid
+    assert choose_steps_and_shift({(8, 3.0): 1.5, (8, 2.0): 1.5}, "mel_l1", 0.0) == (8, 2.0)
+    assert choose_steps_and_shift({(8, 1.0): math.nan, (8, 3.0): 2.0}, "mel_l1", 0.0) == (8, 3.0)
+    assert choose_steps_and_shift({(8, 1.0): 3.0, (8, 3.0): 3.2}, "pesq", 0.0) == (8, 3.0)
+    with pytest.raises(ValueError, match="no finite"):
+        choose_steps_and_shift({(8, 1.0): math.nan}, "mel_l1")
+
+
+def test_sweep_scores_over_two_parameters_gives_tuple_keys():
+    df = pd.DataFrame([{"steps": n, "time_shift": sh, "track": tr, "mel_l1": n / 10 + sh + (tr == "vocal")}
+                       for n in (4, 8) for sh in (1.0, 3.0) for tr in ("vocal", "accompaniment")])
+    got = sweep_scores(df, ("steps", "time_shift"), "mel_l1")
+    assert got == pytest.approx({(4, 1.0): 1.9, (4, 3.0): 3.9, (8, 1.0): 2.3, (8, 3.0): 4.3})
+    assert all(type(n) is int and type(sh) is float for n, sh in got)
+
+
+def test_choose_sampling_on_a_grid_sweep_records_every_cell_and_checks_the_guidance_sweep():
+    rows = {(4, 1.0): 1.9, (4, 3.0): 1.8, (8, 1.0): 1.7, (8, 3.0): 1.6, (16, 1.0): 1.6, (16, 3.0): 1.61}
+    steps_df = pd.DataFrame([{"steps": n, "time_shift": sh, "track": "vocal", "song": "s0", "mel_l1": v}
+                             for (n, sh), v in rows.items()])
+    cfg_df = frame("cfg_scale", {1.0: {"vocal": [1.7]}, 3.0: {"vocal": [1.5]}}).assign(steps=8, time_shift=3.0)
+    choice = choose_sampling(steps_df, cfg_df, steps_at_cfg_scale=1.5, metric="mel_l1", tolerance=0.0)
+    assert (choice.steps, choice.time_shift, choice.cfg_scale) == (8, 3.0, 3.0)   # 8 @ 3 ties 16 @ 1: fewer steps
+    assert choice.steps_scores == {4: 1.8, 8: 1.6, 16: 1.6}                        # each on its best grid
+    record = choice.as_dict()
+    assert record["time_shift"] == 3.0 and record["score_vs_steps_and_time_shift"]["8 steps, shift 3"] == 1.6
+    assert len(record["score_vs_steps_and_time_shift"]) == 6
+    with pytest.raises(ValueError, match="time shift"):
+        choose_sampling(steps_df, cfg_df.assign(time_shift=1.0), steps_at_cfg_scale=1.5, tolerance=0.0)
+
+
 class _NoisyDecoderCodec:
     """A mixture codec whose decode error shrinks with the Euler steps up to a knee at 8 and is
     smallest at guidance 3: the sweep must find both."""
@@ -116,6 +160,33 @@ class _NoisyDecoderCodec:
 
 BENCH = {"steps_curve": [4, 8, 16], "cfg_scales": [1.0, 3.0], "n_songs": 4, "seconds": 0.5,
          "select_metric": "mel_l1", "tolerance": 0.0}
+
+
+class _GridDecoderCodec(_NoisyDecoderCodec):
+    """As above, but the shifted grid reaches the knee's quality at half the steps."""
+
+    def decode(self, ids, num_samples=None, steps=None, cfg_scale=None, time_shift=None):
+        import torch
+
+        self.calls.append((steps, cfg_scale, time_shift))
+        effective = steps * (2 if time_shift == 3.0 else 1)
+        error = 0.3 / min(effective, 8) + 0.05 * abs(cfg_scale - 3.0)
+        noise = torch.randn(ids.shape, generator=torch.Generator().manual_seed(0))
+        return {"mixture": ids + error * noise}
+
+
+def test_sweep_sampling_over_time_grids_buys_the_same_quality_in_fewer_steps(duosynth_root):
+    from duotok.eval.sampling_choice import sweep_sampling
+
+    codec = _GridDecoderCodec()
+    steps_scores, cfg_scores, choice = sweep_sampling(codec, duosynth_root, {**BENCH, "time_shifts": [1.0, 3.0]}, 1.5)
+    assert (choice.steps, choice.time_shift, choice.cfg_scale) == (4, 3.0, 3.0)
+    n = steps_scores["song"].nunique()
+    grid = [(s, 1.5, sh) for s in (4, 8, 16) for sh in (1.0, 3.0)] + [(4, 1.0, 3.0), (4, 3.0, 3.0)]
+    assert codec.calls == [c for c in grid for _ in range(n)]
+    assert set(cfg_scores["time_shift"]) == {3.0} and set(steps_scores["time_shift"]) == {1.0, 3.0}
+    with pytest.raises(ValueError, match="time_shifts"):
+        sweep_sampling(codec, duosynth_root, {**BENCH, "time_shifts": [0.0]}, 1.5)
 
 
 def test_sweep_sampling_chooses_the_knee_then_the_best_guidance_on_validation_songs_only(duosynth_root):

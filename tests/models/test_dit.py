@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from duotok.models.dit import DiTConfig, LatentDiT, euler_sample
+from duotok.models.dit import DiTConfig, LatentDiT, euler_sample, flow_time_grid
 
 CFG = DiTConfig(latent_dim=4, cond_dim=8, dim=32, n_layers=2, n_heads=2, mlp_ratio=2.0)
 
@@ -57,6 +59,61 @@ def test_euler_lands_on_target_of_straight_path(steps):
     x0 = torch.randn(2, 6, 3, generator=gen(1)) * 5
     out = euler_sample(lambda x, t: (x1 - x) / (1 - t), x0, steps)
     torch.testing.assert_close(out, x1, atol=1e-5, rtol=0)
+
+
+def test_time_grid_uniform_and_sd3_shift():
+    assert flow_time_grid(4) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    grid = flow_time_grid(8, 3.0)
+    assert grid[0] == 0.0 and grid[-1] == 1.0 and len(grid) == 9
+    steps = [b - a for a, b in zip(grid[:-1], grid[1:], strict=True)]
+    assert all(d > 0 for d in steps) and steps == sorted(steps)    # finer near the noise (t = 0)
+    for i, t in enumerate(grid):   # SD3 / diffusers: sigma' = s*sigma / (1 + (s-1)*sigma), sigma = 1 - t
+        sigma = 1 - i / 8
+        assert 1 - t == pytest.approx(3 * sigma / (1 + 2 * sigma))
+    fine_end = flow_time_grid(8, 1 / 3)                              # shift < 1: finer near the data
+    assert fine_end[1] > 1 / 8 and fine_end[-1] - fine_end[-2] < 1 / 8
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="steps"):
+            flow_time_grid(bad)
+    for bad in (0.0, -2.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match="shift"):
+            flow_time_grid(4, bad)
+
+
+@pytest.mark.parametrize("shift", [1.0, 3.0, 0.5])
+def test_euler_on_any_grid_lands_on_the_straight_path_target_and_visits_the_grid(shift):
+    x1 = torch.randn(2, 6, 3, generator=gen(0))
+    x0 = torch.randn(2, 6, 3, generator=gen(1)) * 5
+    seen = []
+
+    def field(x, t):
+        seen.append(float(t))
+        return (x1 - x) / (1 - t)
+
+    out = euler_sample(field, x0, 6, time_shift=shift)
+    torch.testing.assert_close(out, x1, atol=1e-5, rtol=0)
+    assert seen == pytest.approx(flow_time_grid(6, shift)[:-1])
+
+
+def test_uniform_grid_is_bit_identical_to_the_plain_euler_loop():
+    a = -0.7
+    x0 = torch.randn(4, 3, generator=gen(2))
+    x = x0
+    for i in range(8):                 # the sampler as it was before the grid option
+        x = x + (1.0 / 8) * (a * x + torch.tensor(i / 8) ** 2)
+    assert torch.equal(euler_sample(lambda x, t: a * x + t ** 2, x0, 8, time_shift=1.0), x)
+
+
+def test_shifted_grid_changes_the_sample_and_stays_seeded():
+    m = LatentDiT(DiTConfig(latent_dim=4, cond_dim=8, dim=16, n_layers=1, n_heads=2))
+    for q in m.parameters():
+        torch.nn.init.normal_(q, std=0.05)
+    cond, track = torch.randn(2, 5, 8, generator=gen(3)), torch.tensor([0, 1])
+    uniform = m.sample(cond, track, steps=4, cfg_scale=2.0, generator=gen(7))
+    shifted = m.sample(cond, track, steps=4, cfg_scale=2.0, generator=gen(7), time_shift=3.0)
+    assert not torch.allclose(uniform, shifted)
+    torch.testing.assert_close(shifted, m.sample(cond, track, steps=4, cfg_scale=2.0, generator=gen(7), time_shift=3.0))
+    torch.testing.assert_close(uniform, m.sample(cond, track, steps=4, cfg_scale=2.0, generator=gen(7), time_shift=1))
 
 
 def test_euler_linear_field_matches_closed_form():

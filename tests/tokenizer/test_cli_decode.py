@@ -23,7 +23,7 @@ def test_encode_then_decode_round_trips_a_wav(tmp_path, tiny_duotok, capsys):
     assert main(["encode", str(tmp_path / "song.wav"), "-o", str(tmp_path / "song.tok"), "--model",
                  str(codec_dir)]) == 0
     assert main(["decode", str(tmp_path / "song.tok"), "-o", str(tmp_path / "out"), "--model", str(codec_dir),
-                 "--steps", "2", "--seed", "1"]) == 0
+                 "--steps", "2", "--seed", "1", "--time-shift", "3", "--precision", "fp32"]) == 0
     assert "wrote" in capsys.readouterr().out
     lengths = set()
     for name in ("vocal", "accompaniment", "mixture"):
@@ -52,6 +52,20 @@ def test_bench_decode_reports_rtf(tmp_path, tiny_duotok, capsys):
     assert main(["bench", "decode", "--model", str(codec_dir), "--seconds", "2", "--repeats", "1"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["audio_seconds"] == 2.0 and result["rtf_best"] > 0 and result["steps"] == 2
+    assert (result["time_shift"], result["precision"], result["precision_used"]) == (1.0, "fp32", "fp32")
+    assert main(["bench", "decode", "--model", str(codec_dir), "--seconds", "1", "--repeats", "1",
+                 "--time-shift", "3", "--precision", "fp32"]) == 0
+    out = capsys.readouterr().out
+    assert "time shift 3" in out and json.loads(out.strip().splitlines()[-1])["time_shift"] == 3.0
+    with pytest.raises(SystemExit):
+        main(["bench", "decode", "--model", str(codec_dir), "--time-shift", "0"])
+
+
+def test_cli_precision_choices_are_the_training_ones():
+    from duotok.cli import SAMPLING_PRECISIONS
+    from duotok.train.precision import PRECISIONS
+
+    assert SAMPLING_PRECISIONS == PRECISIONS
 
 
 @pytest.fixture

@@ -143,6 +143,54 @@ def test_decode_refuses_float_ids_and_bad_settings(codec):
     for steps in (0, -2, 2.5):
         with pytest.raises(ValueError, match="steps must be an integer >= 1"):
             codec.decode(*ids, steps=steps)
+    for shift in (0.0, -1.0, float("nan"), True):
+        with pytest.raises(ValueError, match="time_shift must be a finite number > 0"):
+            codec.decode(*ids, time_shift=shift)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        codec.decode(*ids, precision="fp16")
+
+
+def test_time_grid_and_precision_are_decoding_settings(codec):
+    ids = _ids(codec, 25)
+    base = codec.decode(*ids)
+    assert codec.decoder.config.time_shift == 1.0 and codec.decoder.config.precision == "fp32"
+    assert torch.equal(base[0], codec.decode(*ids, time_shift=1.0, precision="fp32")[0])
+    shifted = codec.decode(*ids, time_shift=3.0)
+    assert not torch.equal(base[0], shifted[0])
+    assert torch.equal(shifted[0], codec.decode(*ids, time_shift=3.0)[0])            # still seeded
+    if codec.decoder.sampling_precision("auto").used == "bf16":   # native bf16 only: emulated, it is slow
+        bf16 = codec.decode(*ids, precision="bf16")
+        assert not torch.equal(base[0], bf16[0])                   # the DiT really ran in bf16 ...
+        torch.testing.assert_close(bf16[0], base[0], atol=0.05 * float(base[0].abs().max()) + 1e-4, rtol=0)
+
+
+def test_auto_precision_follows_the_hardware(codec, monkeypatch):
+    import duotok.tokenizer.decoder as decoder_module
+    from duotok.train.precision import Capability, resolve_precision
+
+    decoder = TokenDecoder(codec.decoder.config)
+    decoder.load_state_dict(codec.decoder.state_dict())
+    for native, used in ((False, "fp32"), (True, "bf16")):
+        decoder._precisions.clear()
+        monkeypatch.setattr(decoder_module, "resolve_precision",
+                            lambda setting, device, n=native: resolve_precision(setting, device, Capability(n, "test")))
+        assert decoder.sampling_precision("auto").used == used
+        assert decoder.sampling_precision("fp32").used == "fp32"
+    assert decoder.sampling_precision().used == "fp32"              # the config's: fp32
+
+
+def test_a_codec_saved_before_the_grid_and_precision_options_decodes_as_before(codec, tmp_path):
+    import json
+
+    directory = codec.save_pretrained(tmp_path / "old")
+    header = json.loads((directory / "config.json").read_text())
+    for key in ("time_shift", "precision"):
+        del header["config"]["decoder"][key]
+    (directory / "config.json").write_text(json.dumps(header))
+    old = DuoTok.from_pretrained(directory).eval()
+    assert (old.decoder.config.time_shift, old.decoder.config.precision) == (1.0, "fp32")
+    ids = _ids(codec, 25)
+    assert torch.equal(old.decode(*ids)[0], codec.decode(*ids)[0])
 
 
 def test_decode_a_folder_reports_every_bad_file_and_decodes_the_rest(codec, tmp_path):

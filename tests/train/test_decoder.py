@@ -62,6 +62,11 @@ def test_written_settings_are_the_loaded_codecs_defaults(saved, tmp_path):
     dec = header["config"]["decoder"]
     assert (dec["steps"], dec["cfg_scale"], dec["seed"]) == (8, 1.0, 5) and isinstance(dec["cfg_scale"], float)
     assert header["model_type"] == "DuoTok" and "autoencoder" in dec and "dit" in dec   # the rest kept
+    assert (dec["time_shift"], dec["precision"]) == (1.0, "fp32")                      # not named: kept
+    write_codec_sampling(directory, 8, 1, time_shift=3, precision="auto")
+    loaded = DuoTok.from_pretrained(directory).eval()
+    assert (loaded.decoder.config.time_shift, loaded.decoder.config.precision) == (3.0, "auto")
+    assert isinstance(loaded.decoder.config.time_shift, float)
 
 
 def test_bad_settings_and_targets_are_refused_without_writing(saved, tmp_path):
@@ -72,6 +77,11 @@ def test_bad_settings_and_targets_are_refused_without_writing(saved, tmp_path):
             write_codec_sampling(root / "codec", steps, cfg)
     with pytest.raises(ValueError, match="seed"):
         write_codec_sampling(root / "codec", 4, 1.5, seed=-1)
+    for shift in (0, -1.0, float("nan"), True, "3"):
+        with pytest.raises(ValueError, match="time_shift"):
+            write_codec_sampling(root / "codec", 4, 1.5, time_shift=shift)
+    with pytest.raises(ValueError, match="precision"):
+        write_codec_sampling(root / "codec", 4, 1.5, precision="fp16")
     assert (root / "codec" / "config.json").read_bytes() == before
     with pytest.raises(CheckpointError, match="no decoder"):
         write_codec_sampling(root / "tok", 4, 1.5)
