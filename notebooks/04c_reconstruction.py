@@ -81,7 +81,8 @@ sr = codec.sample_rate
 excerpts = held_out_excerpts(resolve(data_dir), p["split"], p["seconds"], p["n_songs"], sr)
 d = codec.decoder.config
 display(Markdown(f"Profile **{profile}**: {len(excerpts)} held-out excerpts of ≤ {p['seconds']} s ({p['split']} split); "
-                 f"decoder: {d.steps} Euler steps, guidance {d.cfg_scale}, seed {d.seed}."))
+                 f"decoder: {d.steps} Euler steps (time shift {d.time_shift:g}), guidance {d.cfg_scale}, seed {d.seed}, "
+                 f"DiT in {codec.decoder.sampling_precision().used}."))
 
 # %%
 names = RECONSTRUCTION_SYSTEMS   # the names reconstruction.json stores, which the report reads
@@ -141,7 +142,8 @@ out.parent.mkdir(parents=True, exist_ok=True)
 with atomic_write(out, "w") as fh:
     scores.round(5).to_csv(fh, index=False)
 metrics = {"profile": profile, "split": p["split"], "items": len(excerpts), "seconds": p["seconds"],
-           "sample_rate": sr, "decoder": {"steps": d.steps, "cfg_scale": d.cfg_scale, "seed": d.seed},
+           "sample_rate": sr, "decoder": {"steps": d.steps, "time_shift": d.time_shift, "cfg_scale": d.cfg_scale, "seed": d.seed,
+                       "precision": codec.decoder.sampling_precision().as_dict()},
            "measured": summary_dict(scores, metrics_list),
            "published_duotok": published.DUOTOK["reconstruction"]}
 write_record(resolve(metrics_path), metrics)
