@@ -1,7 +1,7 @@
 """Audio I/O with validation, the log-mel / STFT front end, and chroma and mask targets."""
 
 from duotok.audio.chroma import chroma_from_audio, chroma_from_notes
-from duotok.audio.features import LogMel, istft, mel_filterbank, stft
+from duotok.audio.features import LogMel, istft, magnitude, mel_filterbank, stft
 from duotok.audio.io import audio_info, load_audio, resample, save_audio
 from duotok.audio.masks import apply_masks, ratio_masks
 
@@ -13,6 +13,7 @@ __all__ = [
     "chroma_from_notes",
     "istft",
     "load_audio",
+    "magnitude",
     "mel_filterbank",
     "ratio_masks",
     "resample",

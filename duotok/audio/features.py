@@ -72,6 +72,22 @@ def stft(
     return spec.reshape(*lead, *spec.shape[-2:])
 
 
+def magnitude(spec: torch.Tensor) -> torch.Tensor:
+    """``|spec|`` of a complex spectrogram, float32.
+
+    Why not ``spec.abs()``: on the CPU, torch's complex ``abs`` of an STFT (a strided complex64 view)
+    took 330 ms for the finetune batch's (8, 4, 513, 1001) stem spectra — a fifth of the stage-2 step
+    (torch profiler, AVX512-BF16 EPYC, 2 threads) — while ``hypot(re, im)`` computes the same
+    values (to float32 rounding) in a fraction of that. ``hypot``'s gradient is NaN at ``0 + 0j``,
+    where ``abs``'s is 0, so a spectrum that carries a gradient (a model's output) keeps ``abs``;
+    the fast path is for spectra of inputs and targets."""
+    if not spec.is_complex():
+        raise ValueError("magnitude expects a complex spectrogram")
+    if spec.requires_grad and torch.is_grad_enabled():
+        return spec.abs()
+    return torch.hypot(spec.real, spec.imag)
+
+
 def istft(
     spec: torch.Tensor,
     n_fft: int,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from duotok.audio.features import istft, stft
+from duotok.audio.features import istft, magnitude, stft
 
 
 def ratio_masks(
@@ -31,10 +31,10 @@ def ratio_masks(
     if power <= 0:
         raise ValueError(f"power must be positive, got {power}")
     n_stems = stems.shape[-2]
-    magnitude = stft(stems, n_fft, hop_length, win_length).abs().pow(power)
-    total = magnitude.sum(dim=-3, keepdim=True)
+    powers = magnitude(stft(stems, n_fft, hop_length, win_length)).pow(power)
+    total = powers.sum(dim=-3, keepdim=True)
     silent = total <= eps
-    masks = magnitude / torch.where(silent, torch.ones_like(total), total)
+    masks = powers / torch.where(silent, torch.ones_like(total), total)
     return torch.where(silent, torch.full_like(masks, 1.0 / n_stems), masks)
 
 

@@ -44,6 +44,7 @@ from typing import Any
 import pandas as pd
 
 from duotok.eval.reconstruction import HIGHER_IS_BETTER
+from duotok.models.dit import check_time_shift
 
 __all__ = ["SELECTION_SPLIT", "SamplingChoice", "choose_cfg_scale", "choose_sampling", "choose_steps",
            "choose_steps_and_shift", "sweep_sampling", "sweep_scores"]
@@ -104,18 +105,24 @@ def choose_steps(step_scores: Mapping[int, float], metric: str = "mel_l1", toler
     return int(min(good))
 
 
+def _best_per_steps(scores: Mapping[tuple[int, float], float], higher: bool) -> dict[int, float]:
+    """Each step count's score on its best time grid, from ``{(steps, time_shift): score}``: what the
+    steps rule compares and what the report lists. NaN only where every grid of that count is NaN."""
+    out: dict[int, float] = {}
+    for (n, _), v in scores.items():
+        n, best = int(n), out.get(int(n), math.nan)
+        if math.isnan(best) or (math.isfinite(v) and (v > best if higher else v < best)):
+            out[n] = v
+    return out
+
+
 def choose_steps_and_shift(scores: Mapping[tuple[int, float], float], metric: str = "mel_l1",
                            tolerance: float = 0.02) -> tuple[int, float]:
     """``(steps, time_shift)`` from a grid sweep ``{(steps, time_shift): score}``: the fewest steps whose
     best grid scores within ``tolerance`` × |best| of the sweep's best, then the best grid at those
     steps (exact ties: ``1.0``, the uniform grid, if tied, else the smallest shift)."""
-    higher = _direction(metric)
     finite = _finite(scores, "steps x time shift")
-    per_steps: dict[int, float] = {}
-    for (n, _), v in finite.items():
-        n = int(n)
-        if n not in per_steps or (v > per_steps[n] if higher else v < per_steps[n]):
-            per_steps[n] = v
+    per_steps = _best_per_steps(finite, _direction(metric))
     steps = choose_steps(per_steps, metric, tolerance)
     tied = [float(shift) for (n, shift), v in finite.items() if int(n) == steps and v == per_steps[steps]]
     return steps, (1.0 if 1.0 in tied else min(tied))
@@ -177,12 +184,7 @@ def choose_sampling(steps_scores: pd.DataFrame, cfg_scores: pd.DataFrame, steps_
     by_grid = sweep_scores(_grid(steps_scores), ("steps", "time_shift"), metric)
     by_grid = {(int(n), float(sh)): v for (n, sh), v in by_grid.items()}
     steps, shift = choose_steps_and_shift(by_grid, metric, tolerance)
-    higher = _direction(metric)
-    by_steps: dict[int, float] = {}
-    for (n, _), v in by_grid.items():   # each step count on its best grid (NaN only where all are)
-        best = by_steps.get(n, math.nan)
-        if math.isnan(best) or (math.isfinite(v) and (v > best if higher else v < best)):
-            by_steps[n] = v
+    by_steps = _best_per_steps(by_grid, _direction(metric))
     if "steps" in cfg_scores.columns:
         used = sorted({int(s) for s in cfg_scores["steps"].unique()})
         if used != [steps]:
@@ -224,12 +226,9 @@ def sweep_sampling(codec: Any, root: str | os.PathLike[str], bench: Mapping[str,
     if metric not in metrics:
         metrics = (*metrics, metric)
     swept = "time_shifts" in bench
-    shifts = [float(x) for x in bench["time_shifts"]] if swept else [1.0]
+    shifts = [check_time_shift(x, "decoder.bench.time_shifts") for x in bench["time_shifts"]] if swept else [1.0]
     if not shifts:
         raise ValueError("decoder.bench.time_shifts is empty: name at least one grid (1.0 is uniform)")
-    for shift in shifts:
-        if not (math.isfinite(shift) and shift > 0):
-            raise ValueError(f"decoder.bench.time_shifts must be finite numbers > 0, got {shift!r}")
 
     def grid_kwargs(shift: float) -> dict[str, float]:
         return {"time_shift": shift} if swept else {}

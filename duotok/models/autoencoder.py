@@ -67,7 +67,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from duotok.audio.features import istft, stft
+from duotok.audio.features import istft, magnitude, stft
 from duotok.errors import CheckpointError
 from duotok.io.checkpoint import CONFIG_NAME, PretrainedMixin, config_from_dict
 from duotok.losses import LOG_EPS, MEL_WINDOW_LENGTHS, compress_spectrum, spectral_reconstruction_loss
@@ -245,14 +245,14 @@ class WaveEncoder(nn.Module):
         """``(B, T)`` → ``(B, n_fft / 2 + 1, T // hop)`` float32 ``log(|S| + 1e-5)``."""
         spec = self.spectrum(audio)
         with torch.autocast(device_type=audio.device.type, enabled=False):
-            return torch.log(spec.abs() + LOG_EPS)
+            return torch.log(magnitude(spec) + LOG_EPS)
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:
         """The encoder's input, float32 ``(B, C, T // hop)``: ``log(|S| + 1e-5)`` (``C`` = 513), and with
         ``encoder_input="complex"`` the real and imaginary parts of ``|S|^c e^{iφ}`` after it (``C`` = 3 x 513)."""
         spec = self.spectrum(audio)
         with torch.autocast(device_type=audio.device.type, enabled=False):
-            log_mag = torch.log(spec.abs() + LOG_EPS)
+            log_mag = torch.log(magnitude(spec) + LOG_EPS)
             if self.config.encoder_input == "magnitude":
                 return log_mag
             compressed = compress_spectrum(spec, self.config.complex_compression)

@@ -55,6 +55,7 @@ no ``.loss`` attribute).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -163,6 +164,16 @@ class FinalLayer(nn.Module):
         return self.linear(_modulate(self.norm(x), shift, scale))
 
 
+def check_time_shift(value: object, what: str = "time_shift") -> float:
+    """``value`` as a float when it is a finite number > 0 (a bool is not a number here), else a
+    ValueError naming ``what``: the one rule every entry point that takes a time shift applies
+    (the sampler, the decoder's config writer, ``DuoTok.decode``, the validation sweep's grid)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) \
+            or float(value) <= 0:
+        raise ValueError(f"{what} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
 def flow_time_grid(steps: int, shift: float = 1.0) -> list[float]:
     """The ``steps + 1`` times ``0 = t_0 < ... < t_steps = 1`` an Euler sampler visits.
 
@@ -173,8 +184,7 @@ def flow_time_grid(steps: int, shift: float = 1.0) -> list[float]:
     longer. Returned as Python floats so the grid is the same on every device and dtype."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    if not (math.isfinite(shift) and shift > 0):
-        raise ValueError(f"time shift must be a finite number > 0, got {shift!r}")
+    shift = check_time_shift(shift, "time shift")
     if shift == 1.0:
         return [i / steps for i in range(steps + 1)]
     grid = []

@@ -186,8 +186,10 @@ def mask_loss(
     frames = stem_mags.shape[-1]
     masks = crop_time(masks, frames).float()
     weights = _frame_weights(frame_mask, stem_mags.shape[0], frames, masks.device)
-    error = (masks * mixture_mag.float().unsqueeze(1) - stem_mags.float()).abs() * weights[:, None, None]
-    return _masked_mean(error, weights, stem_mags.shape[1] * stem_mags.shape[2])
+    error = (masks * mixture_mag.float().unsqueeze(1) - stem_mags.float()).abs()
+    # Weight each frame's sum over stems and bins, not every (B, S, F, T) element: the same value,
+    # without a second pass over the largest tensor of the stage-2 step.
+    return _masked_mean(error.sum(dim=(1, 2)) * weights, weights, stem_mags.shape[1] * stem_mags.shape[2])
 
 
 def separate(

@@ -22,7 +22,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from duotok.audio.features import LogMel, frame_mask_from_lengths, stft
+from duotok.audio.features import LogMel, frame_mask_from_lengths, magnitude, stft
 from duotok.io.checkpoint import PretrainedMixin
 from duotok.models.bestrq import BestRQModel, MelConfig
 from duotok.models.encoder import DuoEncoder, EncoderConfig
@@ -186,7 +186,7 @@ class MultiTaskModel(nn.Module, PretrainedMixin):
     def mixture_magnitude(self, mixture: torch.Tensor) -> torch.Tensor:
         """``|STFT|`` ``(B, F, T100)`` of the mixture on the mask head's grid."""
         m = self.config.mel
-        return stft(mixture, m.n_fft, m.hop_length, m.win_length).abs()
+        return magnitude(stft(mixture, m.n_fft, m.hop_length, m.win_length))
 
     def forward(self, mixture: torch.Tensor, length: torch.Tensor, stems: torch.Tensor | None = None,
                 chroma: torch.Tensor | None = None, lyrics: torch.Tensor | None = None,
@@ -212,7 +212,7 @@ class MultiTaskModel(nn.Module, PretrainedMixin):
             losses["chroma"] = chroma_loss(outputs["chroma"], chroma, frame_mask)
         if "mask" in outputs and stems is not None:
             m = self.config.mel
-            stem_mags = stft(stems, m.n_fft, m.hop_length, m.win_length).abs()
+            stem_mags = magnitude(stft(stems, m.n_fft, m.hop_length, m.win_length))
             losses["mask"] = mask_loss(outputs["mask"], mix_mag, stem_mags, frame_mask)
         if "lyrics" in outputs and lyrics is not None and has_lyrics is not None and bool(has_lyrics.any()):
             keep = has_lyrics.to(torch.bool)

@@ -59,7 +59,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from duotok.audio.chunks import batch_slices, split_chunks
-from duotok.audio.features import frame_mask_from_lengths, istft, stft
+from duotok.audio.features import frame_mask_from_lengths, istft, magnitude, stft
 from duotok.data.stems import StemCropDataset, collate_stems, discover_songs
 from duotok.io.checkpoint import PretrainedMixin, config_with_defaults
 from duotok.io.files import write_json_atomic
@@ -176,7 +176,7 @@ class OpenUnmix(nn.Module, PretrainedMixin):
         for batch in batches:
             mixture = torch.as_tensor(batch["mixture"]).float()
             lengths = torch.as_tensor(batch["length"])
-            logmag = self.spectrogram(mixture).abs()[:, : self.config.input_bins].clamp_min(self.config.log_floor).log()
+            logmag = magnitude(self.spectrogram(mixture))[:, : self.config.input_bins].clamp_min(self.config.log_floor).log()
             valid = frame_mask_from_lengths(lengths, logmag.shape[-1], self.config.hop_length)
             frames = logmag.transpose(1, 2)[valid].double()   # (n_valid, bins)
             total += frames.sum(dim=0)
@@ -213,13 +213,13 @@ class OpenUnmix(nn.Module, PretrainedMixin):
 
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
         """Mixture ``(B, T)`` → masks ``(B, 4, F, T // hop + 1)``."""
-        return self.masks_from_magnitude(self.spectrogram(mixture).abs())
+        return self.masks_from_magnitude(magnitude(self.spectrogram(mixture)))
 
     def separate_batch(self, mixture: torch.Tensor) -> torch.Tensor:
         """Mixture ``(B, T)`` → stems ``(B, 4, T)``: masks × the mixture STFT (its phase), inverted."""
         c = self.config
         spec = self.spectrogram(mixture)
-        masks = self.masks_from_magnitude(spec.abs())
+        masks = self.masks_from_magnitude(magnitude(spec))
         return istft(spec.unsqueeze(1) * masks, c.n_fft, c.hop_length, c.win_length, length=mixture.shape[-1])
 
 
@@ -249,8 +249,8 @@ def make_loss(kind: str = "mse"):
         core = _core(model)
         mixture, stems = batch["mixture"], batch["stems"]
         masks = model(mixture)                                           # (B, S, F, N)
-        mix_mag = core.spectrogram(mixture).abs()
-        stem_mag = core.spectrogram(stems).abs()
+        mix_mag = magnitude(core.spectrogram(mixture))
+        stem_mag = magnitude(core.spectrogram(stems))
         valid = frame_mask_from_lengths(torch.as_tensor(batch["length"], device=mixture.device),
                                         masks.shape[-1], core.config.hop_length).float()
         diff = masks * mix_mag.unsqueeze(1) - stem_mag

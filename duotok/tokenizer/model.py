@@ -31,6 +31,7 @@ from duotok.audio.chunks import batch_slices, split_chunks
 from duotok.audio.stream import stream_audio
 from duotok.errors import CheckpointError
 from duotok.io.checkpoint import PretrainedMixin
+from duotok.models.dit import check_time_shift
 from duotok.models.dualtrack import DualTrackConfig, DualTrackModel, stack_tracks
 from duotok.models.heads import separate
 from duotok.models.multitask import MultiTaskConfig, MultiTaskModel
@@ -311,10 +312,8 @@ class DuoTok(nn.Module, PretrainedMixin):
             raise ValueError(f"cfg_scale must be a finite number >= 0, got {cfg_scale!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise ValueError(f"seed must be an integer, got {seed!r}")
-        if time_shift is not None and not (isinstance(time_shift, (int, float, np.number))
-                                           and not isinstance(time_shift, bool)
-                                           and math.isfinite(time_shift) and time_shift > 0):
-            raise ValueError(f"time_shift must be a finite number > 0, got {time_shift!r}")
+        if time_shift is not None:
+            check_time_shift(time_shift)
         if precision is not None and precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if ids[0].numel() != ids[1].numel() or ids[0].numel() == 0:

@@ -30,7 +30,7 @@ from duotok.errors import CheckpointError
 from duotok.io.checkpoint import CONFIG_NAME, config_from_dict, config_with_defaults
 from duotok.io.files import write_json_atomic
 from duotok.models.autoencoder import WaveAutoencoder
-from duotok.models.dit import DiTConfig, LatentDiT
+from duotok.models.dit import DiTConfig, LatentDiT, check_time_shift
 from duotok.paths import resolve
 from duotok.tokenizer.decoder import TokenDecoder
 from duotok.tokenizer.model import DuoTok
@@ -91,11 +91,10 @@ def write_codec_sampling(codec_dir: str | Path, steps: int, cfg_scale: float, se
         raise ValueError(f"cfg_scale must be a finite number >= 0, got {cfg_scale!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    if time_shift is not None and (isinstance(time_shift, bool) or not isinstance(time_shift, (int, float)) or not (
-            math.isfinite(time_shift) and time_shift > 0)):
-        raise ValueError(f"time_shift must be a finite number > 0, got {time_shift!r}")
+    if time_shift is not None:
+        check_time_shift(time_shift)
     if precision is not None:
-        check_setting(precision)
+        check_setting(precision, "precision")
     directory = Path(codec_dir)
     DuoTok.read_config(directory)  # a readable DuoTok checkpoint, or a CheckpointError naming it
     path = directory / CONFIG_NAME
@@ -122,7 +121,7 @@ def sampling_settings(sampling: dict[str, Any]) -> dict[str, Any]:
     fp32 where the profile does not name them: a config from before the options decodes as it did)."""
     return {"steps": int(sampling["steps"]), "cfg_scale": float(sampling["cfg_scale"]),
             "seed": int(sampling["seed"]), "time_shift": float(sampling.get("time_shift", 1.0)),
-            "precision": check_setting(str(sampling.get("precision", "fp32")))}
+            "precision": check_setting(str(sampling.get("precision", "fp32")), "decoder.sampling.precision")}
 
 
 @launchable

@@ -78,10 +78,10 @@ class Precision:
         return f"precision {self.used} ({how}: {self.reason})"
 
 
-def check_setting(setting: str) -> str:
-    """``setting`` if it is one of :data:`PRECISIONS`, else a ValueError that names the key."""
+def check_setting(setting: str, what: str = "train.precision") -> str:
+    """``setting`` if it is one of :data:`PRECISIONS`, else a ValueError that names the key (``what``)."""
     if setting not in PRECISIONS:
-        raise ValueError(f"train.precision must be one of {PRECISIONS}, got {setting!r}")
+        raise ValueError(f"{what} must be one of {PRECISIONS}, got {setting!r}")
     return setting
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from duotok.audio.features import LogMel, istft, stft
+from duotok.audio.features import LogMel, istft, magnitude, stft
 from duotok.config import stage_params
 
 AUDIO = dict(
@@ -111,3 +111,15 @@ def test_stft_istft_roundtrip():
 def test_stft_rejects_too_short_signal():
     with pytest.raises(ValueError, match="too short"):
         stft(torch.zeros(512), n_fft=1024, hop_length=160, win_length=1024)
+
+
+def test_magnitude_equals_complex_abs_and_keeps_abs_gradient_where_one_flows():
+    spec = stft(_signal(4000, batch=(2, 3)), 256, 64, 256)
+    torch.testing.assert_close(magnitude(spec), spec.abs(), rtol=1e-6, atol=1e-7)
+    assert magnitude(spec).dtype == torch.float32 and not magnitude(spec).is_complex()
+    # hypot's gradient at 0 + 0j is NaN; a spectrum that carries a gradient takes abs (gradient 0 there)
+    z = torch.zeros(3, dtype=torch.complex64, requires_grad=True)
+    magnitude(z * 1).sum().backward()
+    assert torch.equal(z.grad, torch.zeros_like(z.grad))
+    with pytest.raises(ValueError, match="complex"):
+        magnitude(spec.abs())

@@ -185,8 +185,9 @@ def test_sweep_sampling_over_time_grids_buys_the_same_quality_in_fewer_steps(duo
     grid = [(s, 1.5, sh) for s in (4, 8, 16) for sh in (1.0, 3.0)] + [(4, 1.0, 3.0), (4, 3.0, 3.0)]
     assert codec.calls == [c for c in grid for _ in range(n)]
     assert set(cfg_scores["time_shift"]) == {3.0} and set(steps_scores["time_shift"]) == {1.0, 3.0}
-    with pytest.raises(ValueError, match="time_shifts"):
-        sweep_sampling(codec, duosynth_root, {**BENCH, "time_shifts": [0.0]}, 1.5)
+    for bad in (0.0, True, "3"):      # a bool is not a grid (float(True) would silently be the uniform one)
+        with pytest.raises(ValueError, match="time_shifts"):
+            sweep_sampling(codec, duosynth_root, {**BENCH, "time_shifts": [1.0, bad]}, 1.5)
 
 
 def test_sweep_sampling_chooses_the_knee_then_the_best_guidance_on_validation_songs_only(duosynth_root):

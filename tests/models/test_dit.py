@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from duotok.models.dit import DiTConfig, LatentDiT, euler_sample, flow_time_grid
+from duotok.models.dit import DiTConfig, LatentDiT, check_time_shift, euler_sample, flow_time_grid
 
 CFG = DiTConfig(latent_dim=4, cond_dim=8, dim=32, n_layers=2, n_heads=2, mlp_ratio=2.0)
 
@@ -75,9 +76,16 @@ def test_time_grid_uniform_and_sd3_shift():
     for bad in (0, -1, 2.0, True):
         with pytest.raises(ValueError, match="steps"):
             flow_time_grid(bad)
-    for bad in (0.0, -2.0, math.nan, math.inf):
+    for bad in (0.0, -2.0, math.nan, math.inf, True, "3"):
         with pytest.raises(ValueError, match="shift"):
             flow_time_grid(4, bad)
+
+
+def test_check_time_shift_is_the_one_rule_and_names_the_setting():
+    assert check_time_shift(3) == 3.0 and isinstance(check_time_shift(np.float32(0.5)), float)
+    for bad in (0, -1.0, math.nan, math.inf, True, False, None, "2", [1.0]):
+        with pytest.raises(ValueError, match=r"decoder\.bench\.time_shifts must be a finite number > 0"):
+            check_time_shift(bad, "decoder.bench.time_shifts")
 
 
 @pytest.mark.parametrize("shift", [1.0, 3.0, 0.5])

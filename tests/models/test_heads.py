@@ -55,6 +55,17 @@ def test_mask_loss_is_zero_for_oracle_masks_and_ignores_padding():
     assert mask_loss(longer, mixture, stems).item() > 0.01
 
 
+def test_mask_loss_is_the_mean_abs_error_over_valid_frames():
+    """Against the definition computed element by element: the frame weights are applied to each
+    frame's sum over stems and bins, which must give the same mean."""
+    masks, stems = torch.rand(3, 4, 9, 12), torch.rand(3, 4, 9, 10)
+    mixture, frame_mask = torch.rand(3, 9, 10) + 0.5, torch.rand(3, 10) > 0.3
+    error = (masks[..., :10] * mixture[:, None] - stems).abs()
+    expected = error.permute(0, 3, 1, 2)[frame_mask].mean()
+    assert mask_loss(masks, mixture, stems, frame_mask).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert mask_loss(masks, mixture, stems).item() == pytest.approx(error.mean().item(), rel=1e-5)
+
+
 def test_separate_with_uniform_masks_splits_the_mixture():
     n_fft, hop = 64, 16
     wave = torch.randn(1, 400)

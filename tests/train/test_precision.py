@@ -94,6 +94,9 @@ def test_unknown_settings_are_refused():
     with pytest.raises(ValueError, match="replaced by train.precision"):
         TrainConfig.from_dict({"bf16": True})
     assert TrainConfig.from_dict({}).precision == "auto"
+    assert precision_mod.check_setting("bf16", "decoder.sampling.precision") == "bf16"
+    with pytest.raises(ValueError, match=r"^decoder\.sampling\.precision must be one of"):
+        precision_mod.check_setting("fp16", "decoder.sampling.precision")
 
 
 # --------------------------------------------------------------------------- the Trainer runs what it resolved
