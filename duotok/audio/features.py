@@ -77,7 +77,7 @@ def magnitude(spec: torch.Tensor) -> torch.Tensor:
 
     Why not ``spec.abs()``: on the CPU, torch's complex ``abs`` of an STFT (a strided complex64 view)
     took 330 ms for the finetune batch's (8, 4, 513, 1001) stem spectra — a fifth of the stage-2 step
-    (torch profiler, AVX512-BF16 EPYC, 2 threads) — while ``hypot(re, im)`` computes the same
+    (torch profiler, 2-core Intel Xeon with AMX-BF16, 2 threads) — while ``hypot(re, im)`` computes the same
     values (to float32 rounding) in a fraction of that. ``hypot``'s gradient is NaN at ``0 + 0j``,
     where ``abs``'s is 0, so a spectrum that carries a gradient (a model's output) keeps ``abs``;
     the fast path is for spectra of inputs and targets."""
