@@ -157,9 +157,9 @@ class OpenUnmix(nn.Module, PretrainedMixin):
         c = self.config
         return stft(audio, c.n_fft, c.hop_length, c.win_length)
 
-    def features(self, magnitude: torch.Tensor) -> torch.Tensor:
+    def features(self, mag: torch.Tensor) -> torch.Tensor:
         """``|X|`` ``(B, F, N)`` → the network's input ``(B, N, input_bins)``: standardised log-magnitude."""
-        x = magnitude[:, : self.config.input_bins].float().clamp_min(self.config.log_floor).log()
+        x = mag[:, : self.config.input_bins].float().clamp_min(self.config.log_floor).log()
         return ((x.transpose(1, 2) - self.input_mean) / self.input_std)
 
     @torch.no_grad()
@@ -192,11 +192,11 @@ class OpenUnmix(nn.Module, PretrainedMixin):
 
     # ------------------------------------------------------------------ the network
 
-    def masks_from_magnitude(self, magnitude: torch.Tensor) -> torch.Tensor:
+    def masks_from_magnitude(self, mag: torch.Tensor) -> torch.Tensor:
         """``|X|`` ``(B, F, N)`` → masks ``(B, 4, F, N)`` float32."""
-        if magnitude.dim() != 3 or magnitude.shape[1] != self.config.n_bins:
-            raise ValueError(f"expected a (B, {self.config.n_bins}, frames) magnitude, got {tuple(magnitude.shape)}")
-        x = torch.tanh(self.norm1(self.fc1(self.features(magnitude))))
+        if mag.dim() != 3 or mag.shape[1] != self.config.n_bins:
+            raise ValueError(f"expected a (B, {self.config.n_bins}, frames) magnitude, got {tuple(mag.shape)}")
+        x = torch.tanh(self.norm1(self.fc1(self.features(mag))))
         # The LSTM runs in float32: bf16 recurrences accumulate rounding over hundreds of frames, and
         # CPUs have no bf16 LSTM kernels anyway.
         with torch.autocast(device_type=x.device.type, enabled=False):
