@@ -26,3 +26,13 @@ def test_the_deferred_resampler_import_is_reached():
 
     from duotok.audio.io import resample
     assert resample(np.zeros(441, dtype=np.float32), 44100, 16000).shape == (160,)
+
+
+def test_dvc_reads_its_yaml_files_with_the_c_reader():
+    """DVC re-reads ``params.yaml`` for every stage and ``dvc.lock`` (~700 kB on ``default``) around every
+    stage with ruamel's safe loader, which is pure Python unless ``ruamel.yaml.clib`` is installed
+    (an optional extra since ruamel.yaml 0.19.1): 2.3 s against 0.5 s for the lock on a 2-core Xeon, and
+    ``dvc status`` of the smoke pipeline 13.0 against 8.5 s. ``pyproject.toml`` pins it."""
+    from ruamel.yaml import YAML
+
+    assert YAML(typ="safe").Parser.__name__ == "CParser"
