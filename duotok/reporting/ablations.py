@@ -303,6 +303,10 @@ def pool_training_seeds(by_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, A
         "information": {"code_entropy_bits": _spread_over([code_entropy_bits(m.get("heads") or {}) for m in runs])},
         "leakage": {"summary": leak_summary},
         "eval_seconds": sum(_num(m.get("eval_seconds")) for m in runs),
+        # each training's own evaluation seeds, so the tables can say what one training's value averages
+        "eval_seeds": {"lm": [_lm_seeds(m.get("lm") or {}) for m in runs],
+                       "probe": [len(_get(m, "probe", "per_seed") or []) for m in runs],
+                       "leakage": [_leak_seeds(m.get("leakage") or {}) for m in runs]},
         "per_song": per_song,
     }
 
@@ -337,6 +341,8 @@ def ablation_frame(metrics: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     frame[list(COUNT_COLUMNS)] = frame[list(COUNT_COLUMNS)].astype(int)
     # Per-song values by training seed (pool_training_seeds), for the claims' bootstrap over test songs.
     frame.attrs["per_song"] = {str(name): m.get("per_song") or {} for name, m in metrics.items()}
+    # Evaluation seeds of each training behind a pooled variant (pool_training_seeds), for the tables' legend.
+    frame.attrs["eval_seeds"] = {str(name): m.get("eval_seeds") or {} for name, m in metrics.items()}
     return frame
 
 
@@ -465,6 +471,32 @@ def _count_text(values: Iterable[int], what: str) -> str:
     return f"{what}: {span} seed{'' if counts == [1] else 's'}"
 
 
+def _spread_legend(frame: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
+    """What the ± of a family table is over, and the seeds behind it. Pooled over trainings
+    (:func:`pool_training_seeds`) the ± is the spread over *training* seeds and the LM / probe / leakage
+    counts of the rows are trainings too, so the legend names each training's own evaluation seeds
+    instead; a table of single trainings keeps the evaluation seeds' wording."""
+    pooled = int(rows["n_train_seeds"].max()) >= 2
+    if not pooled:
+        return [f"- mean ± std: population std (ddof 0) over the evaluation seeds (LM, probe, leakage) of each "
+                f"trained variant, shown where two or more seeds were run — training-seed variance is not in it; "
+                f"{MISSING}: not measured or undefined.",
+                "- Seeds — " + "; ".join([_count_text(rows["n_train_seeds"], "training"),
+                                          _count_text(rows["n_lm_seeds"], "LM"),
+                                          _count_text(rows["n_probe_seeds"], "probe"),
+                                          _count_text(rows["n_leak_seeds"], "leakage")]) + "."]
+    seeds = frame.attrs.get("eval_seeds") or {}
+    per_training = {kind: [n for name in rows.index for n in (seeds.get(str(name)) or {}).get(kind) or []]
+                    for kind in ("lm", "probe", "leakage")}
+    inner = "; ".join(_count_text(per_training[kind], label) for kind, label in
+                      (("lm", "LM"), ("probe", "probe"), ("leakage", "leakage")) if per_training[kind])
+    return [f"- mean ± std: mean and population std (ddof 0) over the training seeds of each variant — the "
+            f"spread a claim must beat, since it holds the training noise; each training's own value is its mean "
+            f"over its evaluation seeds; {MISSING}: not measured or undefined.",
+            "- Seeds — " + _count_text(rows["n_train_seeds"], "training")
+            + (f"; each training evaluated with {inner}" if inner else "") + "."]
+
+
 def family_markdown(frame: pd.DataFrame, family: str, reference: str = "reference") -> str:
     """``ablation_<family>.md``: title, what each variant changes (its description), the table, then
     how to read it — metric directions, the Δ marker, seed counts — and why any leakage cell is n/a."""
@@ -490,13 +522,7 @@ def family_markdown(frame: pd.DataFrame, family: str, reference: str = "referenc
               "V / A = vocal / accompaniment.",
               "- Δ = variant − reference; `*` marks a difference larger than the combined seed spread "
               "(|Δ| > std_variant + std_reference); unmarked differences are within seed noise.",
-              "- mean ± std: population std (ddof 0) over the evaluation seeds (LM, probe, leakage) of each "
-              "trained variant, shown where two or more seeds were run — training-seed variance is not in it; "
-              f"{MISSING}: not measured or undefined.",
-              "- Seeds — " + "; ".join([_count_text(rows["n_train_seeds"], "training"),
-                                        _count_text(rows["n_lm_seeds"], "LM"),
-                                        _count_text(rows["n_probe_seeds"], "probe"),
-                                        _count_text(rows["n_leak_seeds"], "leakage")]) + "."]
+              *_spread_legend(frame, rows)]
     notes = [f"- {name}, {label}: {record[f'{prefix}_reason']}"
              for name, record in rows.iterrows()
              for prefix, label in (("leak_v2a", "Leak V→A"), ("leak_a2v", "Leak A→V"))
@@ -731,8 +757,14 @@ def _song_bootstrap(frame: pd.DataFrame, better: str, worse: str, metric: str, o
     v = seed_and_song_verdict(a_by, b_by, higher, names=(better, worse))
     mapped = {"a better": "better", "b better": "worse", "tie": "within"}.get(v["verdict"], "missing")
     low, high = v["interval"] if v["interval"] is not None else (math.nan, math.nan)
+    why = ""
+    if v["verdict"] == "tie" and v["diff"] is not None and v["seed_spread"] is not None:
+        # say which test tied: an interval that excludes 0 still ties when the per-song means' training
+        # spread covers the difference (those unweighted means spread more than the pooled PPL@1024)
+        why = (f" (|Δ| {abs(v['diff']):.4g} of the per-song means within their training spread {v['seed_spread']:.4g})"
+               if abs(v["diff"]) <= v["seed_spread"] else " (the interval includes 0)")
     return mapped, (f"; {key} per song, {len(a_by)} / {len(b_by)} training seeds, 95 % paired bootstrap over "
-                    f"{v['n_songs']} test songs of {better} − {worse}: [{low:.4g}, {high:.4g}] → {v['verdict']}")
+                    f"{v['n_songs']} test songs of {better} − {worse}: [{low:.4g}, {high:.4g}] → {v['verdict']}{why}")
 
 
 def _combine(claim: str, ident: str, comparisons: list[dict[str, Any]], absent: list[str]) -> dict[str, str]:

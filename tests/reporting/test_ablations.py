@@ -159,7 +159,8 @@ def test_write_family_tables(tmp_path):
     assert "- **noise_off** (noise): what noise_off changes" in md
     assert "| Variant | PPL@1024 | Δ PPL |" in md and "| noise_off | 6.00 ± 0.10 | +1.00* |" in md
     assert "lower is better" in md and "higher is better" in md and "CER" in md
-    assert "LM: 3 seeds; probe: 3 seeds; leakage: 3 seeds" in md
+    # two trainings per variant: the ± is over trainings (these hand-made files list no evaluation seeds)
+    assert "over the training seeds of each variant" in md and "Seeds — training: 2 seeds." in md
     assert "noise_off, Leak V→A: own-stream AP" in md and "routing_shared" not in md
     csv = pd.read_csv(tmp_path / "ablation_noise.csv", index_col="variant")
     assert list(csv.index) == ["reference", "noise_off"] and csv.at["noise_off", "ppl_1024"] == 6.0
@@ -449,3 +450,29 @@ def test_a_single_head_gap_beyond_the_training_spread_that_the_song_bootstrap_do
     assert "heads_no_mel: AP not counted: beyond the training spread, but the per-song test" in claim["evidence"]
     assert "95 % paired bootstrap over 12 test songs of reference − heads_no_mel: [-" in claim["evidence"]
     assert "→ tie" in claim["evidence"]
+
+
+def test_a_pooled_table_says_its_spread_is_over_trainings_and_names_each_trainings_evaluation_seeds():
+    frame = ablation_frame({"reference": _pooled("reference", (5.0, 5.1), (0.40, 0.41)),
+                            "noise_off": _pooled("noise_off", (6.0, 6.1), (0.40, 0.41))})
+    text = family_markdown(frame, "noise")
+    assert "population std (ddof 0) over the training seeds of each variant" in text
+    assert "training-seed variance is not in it" not in text
+    assert "Seeds — training: 2 seeds; each training evaluated with LM: 3 seeds; probe: 3 seeds; leakage: 3 seeds." in text
+    # one training per variant keeps the evaluation seeds' wording
+    single = _frame(reference={"train_seeds": None}, noise_off={"train_seeds": None})
+    assert "training-seed variance is not in it" in family_markdown(single, "noise")
+
+
+def test_a_song_test_that_ties_on_the_per_song_means_training_spread_says_so():
+    # The pooled PPL@1024 gap (5.05 vs 6.05) is beyond its training spread, and every song agrees, but
+    # noise_off's second training sits 0.5 higher in ln PPL on every song: the per-song means' training
+    # spread (0.25 + 0.01) covers their gap, so the song test ties although its interval excludes 0.
+    reference = _pooled("reference", (5.0, 5.1), (0.40, 0.41))
+    noise_off = _pooled("noise_off", (6.0, 6.1), (0.40, 0.41))
+    songs = noise_off["per_song"]["log_ppl_1024"][1]
+    for song in songs:
+        songs[song] -= 0.5
+    claim = {c["id"]: c for c in ablation_claims(ablation_frame({"reference": reference, "noise_off": noise_off}))}["a"]
+    assert claim["verdict"] == WITHIN_SPREAD, claim["evidence"]
+    assert "→ tie (|Δ|" in claim["evidence"] and "of the per-song means within their training spread" in claim["evidence"]
