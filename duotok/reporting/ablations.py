@@ -478,8 +478,8 @@ def _spread_legend(frame: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
     instead; a table of single trainings keeps the evaluation seeds' wording."""
     pooled = int(rows["n_train_seeds"].max()) >= 2
     if not pooled:
-        return [f"- mean ± std: population std (ddof 0) over the evaluation seeds (LM, probe, leakage) of each "
-                f"trained variant, shown where two or more seeds were run — training-seed variance is not in it; "
+        return ["- mean ± std: population std (ddof 0) over the evaluation seeds (LM, probe, leakage) of each "
+                "trained variant, shown where two or more seeds were run — training-seed variance is not in it; "
                 f"{MISSING}: not measured or undefined.",
                 "- Seeds — " + "; ".join([_count_text(rows["n_train_seeds"], "training"),
                                           _count_text(rows["n_lm_seeds"], "LM"),
@@ -490,9 +490,12 @@ def _spread_legend(frame: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
                     for kind in ("lm", "probe", "leakage")}
     inner = "; ".join(_count_text(per_training[kind], label) for kind, label in
                       (("lm", "LM"), ("probe", "probe"), ("leakage", "leakage")) if per_training[kind])
-    return [f"- mean ± std: mean and population std (ddof 0) over the training seeds of each variant — the "
-            f"spread a claim must beat, since it holds the training noise; each training's own value is its mean "
-            f"over its evaluation seeds; {MISSING}: not measured or undefined.",
+    once = int(rows["n_train_seeds"].min()) < 2
+    return ["- mean ± std: mean and population std (ddof 0) over the training seeds of each variant — the "
+            "spread a claim must beat, since it holds the training noise; each training's own value is its mean "
+            "over its evaluation seeds"
+            + ("; a variant trained once shows the spread over its evaluation seeds instead" if once else "")
+            + f"; {MISSING}: not measured or undefined.",
             "- Seeds — " + _count_text(rows["n_train_seeds"], "training")
             + (f"; each training evaluated with {inner}" if inner else "") + "."]
 

@@ -310,6 +310,7 @@ def test_train_seeds_counted_and_validated():
     frame = _frame(reference={"train_seeds": None}, noise_off={"train_seeds": 3})
     assert frame.at["reference", "n_train_seeds"] == 1 and frame.at["noise_off", "n_train_seeds"] == 3
     assert "training: 1–3 seeds" in family_markdown(frame, "noise")
+    assert "a variant trained once shows the spread over its evaluation seeds instead" in family_markdown(frame, "noise")
     bad = _metrics("noise_off")
     bad["train_seeds"] = []
     with pytest.raises(ValueError, match="train_seeds"):
