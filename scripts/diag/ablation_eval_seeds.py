@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 from typing import Any
 
 import numpy as np
 
 from duotok.ablations.variants import metrics_file
 from duotok.config import Params
+from duotok.eval.leakage import seed_spread
 from duotok.reporting.ablations import ablation_claims, ablation_frame, pool_training_seeds
 
 LEAK_KEYS = {"vocal": "vocal_in_accompaniment", "accompaniment": "accompaniment_in_vocal"}
@@ -35,18 +35,18 @@ def restrict(metrics: dict[str, Any], keep: tuple[int, ...]) -> dict[str, Any]:
         raise ValueError(f"probe seeds {[r['seed'] for r in probe['per_seed']]} do not hold all of {keep}")
     probe["per_seed"] = runs
     for key in ("ap", "auc"):
-        probe[f"{key}_mean"] = float(np.mean([r[key] for r in runs]))
-        probe[f"{key}_std"] = float(np.std([r[key] for r in runs]))
+        spread = seed_spread([r[key] for r in runs])
+        probe[f"{key}_mean"], probe[f"{key}_std"] = spread["mean"], spread["std"]
     songs = sorted(set.intersection(*(set(r["per_song_ap"]) for r in runs)))
     probe["per_song_ap"] = {s: float(np.mean([r["per_song_ap"][s] for r in runs])) for s in songs}
     leakage = m["leakage"]
     for attr, key in LEAK_KEYS.items():
         entry = leakage[f"{attr}_attributes"]["leakage"]
         entry["per_seed"] = [r for r in entry["per_seed"] if r["seed"] in keep]
-        values = [r["leakage"] for r in entry["per_seed"] if r["leakage"] is not None and not math.isnan(r["leakage"])]
-        leakage["summary"][key] = {"mean": float(np.mean(values)) if values else None,
-                                   "std": float(np.std(values)) if values else None,
-                                   "n_seeds_defined": len(values), "reason": None if values else "no seed defined"}
+        # as duotok.eval.leakage._seed_leakage summarises the seeds: those with a defined ratio
+        spread = seed_spread([r["leakage"] for r in entry["per_seed"] if r["reason"] is None])
+        leakage["summary"][key] = {"mean": spread["mean"], "std": spread["std"], "n_seeds_defined": spread["n"],
+                                   "reason": None if spread["n"] else "no seed with a defined ratio"}
     return m
 
 
