@@ -7,11 +7,13 @@ no DVC output is touched). ``--threads N`` sets torch's threads, to compare one 
 
     python scripts/diag/ablation_eval_profile.py                          # reference, seed 0, every part
     python scripts/diag/ablation_eval_profile.py --parts tokens probe --threads 1
+    python scripts/diag/ablation_eval_profile.py --parts probe --probe-bf16    # the probe under bf16 autocast
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import time
 from collections.abc import Callable
@@ -45,6 +47,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", default="default")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--probe-bf16", action="store_true",
+                        help="run the tagging probe under CPU bf16 autocast (the stage runs it in float32)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/ablation_eval_profile"))
     args = parser.parse_args(argv)
     if args.threads:
@@ -69,8 +73,10 @@ def main(argv: list[str] | None = None) -> None:
     if "lm" in args.parts:
         timed("lm", lambda: evaluate.lm_runs(tokens, args.variant, params, args.train_seed))
     if "probe" in args.parts:
-        result = timed("probe", lambda: probe_codec(codec, tokens, probe_model, probe_train,
-                                                    min_positive_test_songs=min_positive))
+        autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if args.probe_bf16 else contextlib.nullcontext())
+        with autocast:
+            result = timed("probe", lambda: probe_codec(codec, tokens, probe_model, probe_train,
+                                                        min_positive_test_songs=min_positive))
         print(f"         AP {result['ap_mean']:.4f} ± {result['ap_std']:.4f}", flush=True)
     if "heads" in args.parts:
         timed("heads", lambda: evaluate.heads_metrics(codec, root, params))
