@@ -41,16 +41,18 @@ profile: str = "default"
 metrics_dir: str = "reports/metrics/ablations"
 tables_dir: str = "reports/tables"
 figures_dir: str = "reports/figures/ablations"
+claims_record_path: str = "reports/metrics/ablation_claims.json"
 
 # %%
 from IPython.display import Markdown, display
 
 from duotok.ablations import load_variants
 from duotok.config import Params
-from duotok.io.files import atomic_write
+from duotok.io.files import atomic_write, write_json_atomic
 from duotok.paths import resolve
 from duotok.reporting.ablations import (
     ablation_claims,
+    ablation_claims_record,
     ablation_frame,
     claims_markdown,
     family_table,
@@ -98,4 +100,7 @@ claims = ablation_claims(frame)
 text = claims_markdown(claims)
 with atomic_write(resolve(tables_dir) / "ablation_claims.md") as f:
     f.write("# Ablation claims (measured here)\n\n" + text + "\n")
+# the verdicts with their rules and trainings per variant, for the front page reports/README.md (stage `results`)
+write_json_atomic(resolve(claims_record_path),
+                  ablation_claims_record(frame, claims, profile=profile, train_seeds=train_seeds))
 display(Markdown(text))

@@ -63,7 +63,7 @@ from duotok.io.files import atomic_write
 from duotok.paths import resolve
 from duotok.reporting.figures import save_figure
 from duotok.reporting.lm import lm_codebook_table, lm_information_table, lm_protocol_table, plot_lm_results
-from duotok.reporting.results import markdown_table
+from duotok.reporting.markdown import markdown_table
 from duotok.train.replica import load_replica_codec, token_paths
 
 params = Params.load(profile)   # params.yaml read once; every call below gets this

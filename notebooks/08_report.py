@@ -17,7 +17,8 @@
 # This notebook only *assembles*: every number comes from a metric file written by an earlier stage —
 # reconstruction (`04c_reconstruction`, `05_baseline`), LM perplexity and bits per second (`06_lm`) and
 # the tagging probe (`07_probe`). It writes `reports/tables/table2.{md,csv,tex}`,
-# `reports/figures/fig1_pareto.{png,svg}` and `reports/README.md` (the results section), and checks the
+# `reports/figures/fig1_pareto.{png,svg}`, the page `reports/tokenizers.md` and the claims record
+# `reports/metrics/claims.json` (which the front page `reports/README.md`, stage `results`, states), and checks the
 # paper's claim — *best tagging AP and lowest normalised LM perplexity at the lowest bitrate, with
 # reconstruction about as good as far costlier codecs* — on this run's numbers.
 
@@ -26,18 +27,18 @@ profile: str = "default"
 metrics_dir: str = "reports/metrics"
 tables_dir: str = "reports/tables"
 figures_dir: str = "reports/figures"
-readme_path: str = "reports/README.md"
+page_path: str = "reports/tokenizers.md"
 
 # %%
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
 from duotok.config import Params
-from duotok.io.files import atomic_write
+from duotok.io.files import atomic_write, write_json_atomic
 from duotok.paths import resolve
 from duotok.reporting.claims import claim_verdicts, head_to_head
 from duotok.reporting.pareto import pareto_points, plot_pareto, published_points, save_pareto
-from duotok.reporting.results import collect_rows, dropped_tags_note, link_pages, render_results_readme
+from duotok.reporting.results import claims_record, collect_rows, dropped_tags_note, render_tokenizer_page
 from duotok.reporting.table2 import format_table, measured_frame, published_table, write_table2
 
 params = Params.load(profile)   # params.yaml read once; every call below gets this
@@ -88,10 +89,11 @@ display(head_to_head(rows, subject=subject))
 
 # %%
 lm_protocols = pd.read_csv(resolve(tables_dir) / "lm_protocols.csv")
-text = render_results_readme(rows, lm_protocols, profile=profile, source=p["reconstruction_source"],
+text = render_tokenizer_page(rows, lm_protocols, profile=profile, source=p["reconstruction_source"],
                              mel_tolerance=float(p["mel_tolerance"]), subject=subject)
-text = link_pages(text, [("Source separation (the second paper)", "separation.md",
-                         "every separator against the codec ceiling and the oracle mask; written by the separation stage")])
-with atomic_write(resolve(readme_path)) as f:
+with atomic_write(resolve(page_path)) as f:
     f.write(text)
+# the verdicts, their rules and each codec's training seeds, for the front page (stage `results`)
+write_json_atomic(resolve(metrics_dir) / "claims.json",
+                  claims_record(rows, profile=profile, mel_tolerance=float(p["mel_tolerance"]), subject=subject))
 display(Markdown(text))

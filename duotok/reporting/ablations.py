@@ -886,6 +886,31 @@ def ablation_claims(frame: pd.DataFrame, reference: str = "reference") -> list[d
     ]
 
 
+#: How an ablation claim is decided, in words, for the pages that state the verdicts (notebook 05_ablations
+#: explains each rule at length).
+CLAIM_RULES = (
+    "Three rules, in order. (1) **Training seeds**: a claim is decided only when every variant it compares was "
+    "trained with ≥ 2 seeds, otherwise it reads *not testable here (one training seed)*; each number is the mean "
+    "over trainings, its ± the population std over them. (2) **Seed spread**: a difference counts only when it "
+    "exceeds the two variants' combined spread. (3) **Songs**: for PPL@1024 and AP, a 95 % paired bootstrap "
+    "over test songs must exclude 0 too. A lower PPL@1024 by codes that carry less information per frame "
+    "reads *confounded*.")
+
+
+def ablation_claims_record(frame: pd.DataFrame, claims: Sequence[Mapping[str, str]], *, profile: str,
+                           train_seeds: Sequence[int]) -> dict[str, Any]:
+    """``reports/metrics/ablation_claims.json``: the claims of :func:`ablation_claims` with the rules behind
+    them and how many trainings each variant has (``n_train_seeds``) — what the front page states."""
+    counts = frame["n_train_seeds"] if "n_train_seeds" in frame else pd.Series(1, index=frame.index)
+    return {
+        "profile": profile,
+        "train_seeds": [int(s) for s in train_seeds],
+        "n_train_seeds": {str(v): int(n) for v, n in counts.items()},
+        "rules": CLAIM_RULES,
+        "claims": [dict(c) for c in claims],
+    }
+
+
 def claims_markdown(claims: Sequence[Mapping[str, str]]) -> str:
     """A pipe table ``claim | verdict | evidence`` (verdict in bold), as the results README shows claims."""
     def cell(text: Any) -> str:
