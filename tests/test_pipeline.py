@@ -215,6 +215,11 @@ def _check_ablation_outputs(repo: Path) -> None:
         assert (tables / f"ablation_{family}.csv").is_file()
         assert (repo / "reports" / "figures" / "ablations" / f"ablation_{family}.png").stat().st_size > 1000
     assert "| a |" in (tables / "ablation_claims.md").read_text()
+    # the front page (stage results) states every ablation claim with the verdict the ablations stage recorded
+    record = json.loads((repo / "reports" / "metrics" / "ablation_claims.json").read_text())
+    front = (repo / "reports" / "README.md").read_text()
+    assert [c["id"] for c in record["claims"]] == list("abcdef")
+    assert all(f"| {c['id']} | {c['claim']} | **{c['verdict']}** |" in front for c in record["claims"])
 
 
 def _check_table2_outputs(repo: Path) -> None:
@@ -238,8 +243,10 @@ def _check_table2_outputs(repo: Path) -> None:
     assert (tables / "table2.csv").is_file() and (tables / "table2.tex").is_file()
     for ext in ("png", "svg"):
         assert (repo / "reports" / "figures" / f"fig1_pareto.{ext}").stat().st_size > 1000
-    readme = (repo / "reports" / "README.md").read_text()
-    assert "## The paper's claims, checked on this run" in readme
+    assert "## The paper's claims, checked on this run" in (repo / "reports" / "tokenizers.md").read_text()
+    record = json.loads((metrics / "claims.json").read_text())
+    readme = (repo / "reports" / "README.md").read_text()  # the front page states the report's verdicts
+    assert record["claims"] and all(f"| {c['claim']} | **{c['verdict']}** |" in readme for c in record["claims"])
 
     stored = json.loads(REGRESSION.read_text())
     measured = {

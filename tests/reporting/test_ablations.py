@@ -16,6 +16,7 @@ from matplotlib.patches import Rectangle
 
 from duotok.ablations.variants import metrics_file
 from duotok.reporting.ablations import (
+    CLAIM_RULES,
     CONFIRMED,
     DISPLAY_COLUMNS,
     MIXED,
@@ -23,6 +24,7 @@ from duotok.reporting.ablations import (
     NOT_TESTABLE,
     WITHIN_SPREAD,
     ablation_claims,
+    ablation_claims_record,
     ablation_frame,
     claims_markdown,
     code_entropy_bits,
@@ -371,6 +373,19 @@ def test_two_training_seeds_decide_a_claim_with_the_song_bootstrap():
                             "noise_off": _pooled("noise_off", (5.2, 5.3), (0.40, 0.41))})
     claim = {c["id"]: c for c in ablation_claims(frame)}["a"]
     assert claim["verdict"] == WITHIN_SPREAD, claim["evidence"]
+
+
+def test_the_claims_record_carries_the_verdicts_rules_and_trainings_per_variant():
+    """What the front page states (reports/metrics/ablation_claims.json): the claims as decided, the rules,
+    and how many trainings stand behind each variant (2 pooled, 1 for a variant trained once)."""
+    frame = ablation_frame({"reference": _pooled("reference", (5.0, 5.1), (0.40, 0.41)),
+                            "noise_off": _trained("noise_off", 0, 6.0, 0.40)})
+    claims = ablation_claims(frame)
+    record = ablation_claims_record(frame, claims, profile="smoke", train_seeds=[0, 1])
+    assert record["claims"] == claims and record["rules"] == CLAIM_RULES and record["train_seeds"] == [0, 1]
+    assert record["n_train_seeds"] == {"reference": 2, "noise_off": 1}
+    assert json.loads(json.dumps(record)) == record
+    assert record["claims"][0]["verdict"] == ONE_TRAINING_SEED  # noise_off trained once: not decided
 
 
 def test_load_ablation_metrics_pools_the_files_and_names_a_missing_one(tmp_path):

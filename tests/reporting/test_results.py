@@ -6,8 +6,10 @@ import yaml
 
 from duotok.codecs.base import fixed_bitrate, sizes_label
 from duotok.paths import project_root
+from duotok.reporting.claims import claim_verdicts
 from duotok.reporting.lm import lm_codebook_table, lm_protocol_table
-from duotok.reporting.results import collect_rows, dropped_tags_note, markdown_table, render_results_readme
+from duotok.reporting.markdown import markdown_table
+from duotok.reporting.results import claims_record, collect_rows, dropped_tags_note, render_tokenizer_page
 
 RECON = {"mel_l1": 1.5, "pesq": 1.1, "stoi": 0.3, "visqol": 3.0, "n": 2}
 
@@ -37,7 +39,7 @@ def metrics_dir(tmp_path):
     return m
 
 
-def test_rows_and_readme(metrics_dir):
+def test_rows_and_tokenizer_page(metrics_dir):
     rows = collect_rows(metrics_dir, ["duotok", "rvq", "opus"])
     duo, rvq, opus = rows
     assert duo["kbps"] == pytest.approx(0.5) and duo["ppl_1024"] == 3.0 and duo["ap"] == 0.5
@@ -47,18 +49,34 @@ def test_rows_and_readme(metrics_dir):
     assert "ppl_1024" not in opus and "bits_per_second" not in opus
     assert "ap" not in opus and opus["kbps"] == 6.0
     protocols = pd.DataFrame([{"codec": "Duo-Tok", "bits/s saved": 12.5}])
-    text = render_results_readme(rows, protocols, profile="smoke", source="oracle", mel_tolerance=0.15)
+    text = render_tokenizer_page(rows, protocols, profile="smoke", source="oracle", mel_tolerance=0.15)
     assert "| best tagging AP" in text.lower() or "AP" in text
     assert "confirmed" in text and "(3.00, 1.50)" in text and "12.5" in text
     # Figure 1's y axis is named for what it is (one quantity for all codecs), Mel L1's definition is the
     # published one, and ViSQOL's blind spot is stated.
     assert "y = mixture Mel L1" in text and "mean of vocal and accompaniment" not in text
     assert "calculate_mel_distance" in text and "4.29–4.53" in text
-    # The ablation study is linked (its own stage), not summarised with numbers it does not depend on.
-    link = "(tables/ablation_claims.md)"
-    assert link in text
-    ablations_outs = yaml.safe_load((project_root() / "dvc.yaml").read_text())["stages"]["ablations"]["outs"]
-    assert any("reports/tables/ablation_claims.md" in out for out in ablations_outs)
+    # The page does not speak for the ablations (their own stage; the front page states their claims) and
+    # points to the front page.
+    assert "## Ablations" not in text and "ablation_claims" not in text and "(README.md)" in text
+    stages = yaml.safe_load((project_root() / "dvc.yaml").read_text())["stages"]
+    outs = [next(iter(o)) if isinstance(o, dict) else o for o in stages["report"]["outs"]]
+    assert "reports/tokenizers.md" in outs and "reports/metrics/claims.json" in outs
+    assert "reports/README.md" not in outs  # the results stage writes the front page
+
+
+def test_claims_record_is_what_the_page_states(metrics_dir):
+    """The record the front page reads carries the page's verdicts, their rules and the training seeds."""
+    rows = collect_rows(metrics_dir, ["duotok", "rvq", "opus"])
+    record = claims_record(rows, profile="smoke", mel_tolerance=0.15)
+    assert record["claims"] == claim_verdicts(rows, subject="Duo-Tok", mel_tolerance=0.15)
+    assert record["training_seeds"] == {"Duo-Tok": [0], "RVQ codec": [0]}  # opus has no LM: not a rival here
+    assert any("trained **once**" in line for line in record["rules"])
+    json.dumps(record)  # it is written as JSON
+    page = render_tokenizer_page(rows, pd.DataFrame([{"codec": "Duo-Tok"}]), profile="smoke", source="oracle",
+                                 mel_tolerance=0.15)
+    for claim in record["claims"]:
+        assert f"| {claim['claim']} | **{claim['verdict']}** |" in page
 
 
 def test_missing_metric_file_names_the_stage(metrics_dir):
@@ -97,7 +115,7 @@ def test_rows_and_readme_carry_information_seeds_and_dropped_tags(metrics_dir):
     assert duo["entropy_rate_bps"] == 197.0 and duo["codebook_usage"] == 0.08 and duo["probe_seeds"] == 3
     assert duo["per_song_by_seed"]["0"]["s1"]["bits_per_second"] == 90.0
     assert dropped_tags_note(rows).startswith("AP/AUC average over the 2 tags with ≥ 5 positive test songs")
-    text = render_results_readme(rows, pd.DataFrame([{"codec": "Duo-Tok"}]), profile="smoke", source="oracle",
+    text = render_tokenizer_page(rows, pd.DataFrame([{"codec": "Duo-Tok"}]), profile="smoke", source="oracle",
                                  mel_tolerance=0.15)
     assert "rare (2 positive test song(s) < 5)" in text
     assert "**confounded**" in text and "trained **once**" in text  # PPL/bits win by 197 vs 3000 bits/s

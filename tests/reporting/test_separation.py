@@ -12,7 +12,6 @@ import pytest
 
 from duotok.eval.published_separation import SOURCE, VISQOL_MEAN_OVER_STEMS
 from duotok.reporting.claims import ONE_TRAINING_SEED
-from duotok.reporting.results import link_pages
 from duotok.reporting.separation import (
     CONFOUNDED,
     DID_NOT_HOLD,
@@ -172,12 +171,6 @@ def test_the_readme_section_renders_the_numbers_and_the_findings():
         "1": {"mean": {"mel_l1": 1.83, "sdr": -1.8}}, "4": {"mean": {"mel_l1": 1.41, "sdr": -1.7}}}}
     assert "4 valid songs; Mel L1 mean over stems, lower is better): K=1 1.83, K=4 1.41" in \
         render_separation_section(record)
-
-
-def test_the_report_links_the_separation_page():
-    assert link_pages("# Results\n", []) == "# Results\n"
-    text = link_pages("# Results\n\nend\n", [("Source separation", "separation.md", "every separator")])
-    assert text == "# Results\n\nend\n\n## More results\n\n- **Source separation**: [`separation.md`](separation.md) — every separator\n"
 
 
 def test_the_page_has_its_own_title():
