@@ -66,7 +66,7 @@ CORE_PAPER_STEPS = (*LARGE_PAPER_STEPS, *QUICK_PAPER_STEPS, "baseline.mucodec.co
 MAX_PEAK_MIB = 12 * 1024
 #: DVC stages that train no network (evaluation, tokenizing, reports): every other stage must be covered.
 NON_TRAINING_STAGES = ("corpus", "reconstruction", "opus", "tokens", "replica_tokens", "separation", "report",
-                       "ablations", "pipeline")
+                       "ablations", "results", "pipeline")
 
 
 @pytest.fixture(scope="module", autouse=True)
