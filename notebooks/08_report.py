@@ -36,7 +36,7 @@ from IPython.display import Image, Markdown, display
 from duotok.config import Params
 from duotok.io.files import atomic_write, write_json_atomic
 from duotok.paths import resolve
-from duotok.reporting.claims import claim_verdicts, head_to_head
+from duotok.reporting.claims import head_to_head
 from duotok.reporting.pareto import pareto_points, plot_pareto, published_points, save_pareto
 from duotok.reporting.results import claims_record, collect_rows, dropped_tags_note, render_tokenizer_page
 from duotok.reporting.table2 import format_table, measured_frame, published_table, write_table2
@@ -84,16 +84,16 @@ display(Image(filename=str(resolve(figures_dir) / "fig1_pareto.png")))
 
 # %%
 subject = "Duo-Tok"
-display(pd.DataFrame(claim_verdicts(rows, subject=subject, mel_tolerance=float(p["mel_tolerance"]))))
+# decided once: the page below and the front page (stage `results`, via reports/metrics/claims.json) state these
+record = claims_record(rows, profile=profile, mel_tolerance=float(p["mel_tolerance"]), subject=subject)
+display(pd.DataFrame(record["claims"]))
 display(head_to_head(rows, subject=subject))
 
 # %%
 lm_protocols = pd.read_csv(resolve(tables_dir) / "lm_protocols.csv")
-text = render_tokenizer_page(rows, lm_protocols, profile=profile, source=p["reconstruction_source"],
-                             mel_tolerance=float(p["mel_tolerance"]), subject=subject)
+text = render_tokenizer_page(rows, lm_protocols, record, source=p["reconstruction_source"])
 with atomic_write(resolve(page_path)) as f:
     f.write(text)
 # the verdicts, their rules and each codec's training seeds, for the front page (stage `results`)
-write_json_atomic(resolve(metrics_dir) / "claims.json",
-                  claims_record(rows, profile=profile, mel_tolerance=float(p["mel_tolerance"]), subject=subject))
+write_json_atomic(resolve(metrics_dir) / "claims.json", record)
 display(Markdown(text))

@@ -53,6 +53,7 @@ from duotok.ablations.variants import FAMILIES, metrics_file
 from duotok.io.files import atomic_write
 from duotok.reporting.claims import CONFOUNDED, ONE_TRAINING_SEED, combined_spread
 from duotok.reporting.figures import save_figure
+from duotok.reporting.front_page import verdict_table
 from duotok.reporting.table2 import to_markdown
 from duotok.reporting.verdicts import confounded, seed_and_song_verdict
 
@@ -901,11 +902,10 @@ def ablation_claims_record(frame: pd.DataFrame, claims: Sequence[Mapping[str, st
                            train_seeds: Sequence[int]) -> dict[str, Any]:
     """``reports/metrics/ablation_claims.json``: the claims of :func:`ablation_claims` with the rules behind
     them and how many trainings each variant has (``n_train_seeds``) — what the front page states."""
-    counts = frame["n_train_seeds"] if "n_train_seeds" in frame else pd.Series(1, index=frame.index)
     return {
         "profile": profile,
         "train_seeds": [int(s) for s in train_seeds],
-        "n_train_seeds": {str(v): int(n) for v, n in counts.items()},
+        "n_train_seeds": {str(v): int(n) for v, n in frame["n_train_seeds"].items()},
         "rules": CLAIM_RULES,
         "claims": [dict(c) for c in claims],
     }
@@ -913,10 +913,6 @@ def ablation_claims_record(frame: pd.DataFrame, claims: Sequence[Mapping[str, st
 
 def claims_markdown(claims: Sequence[Mapping[str, str]]) -> str:
     """A pipe table ``claim | verdict | evidence`` (verdict in bold), as the results README shows claims."""
-    def cell(text: Any) -> str:
-        return str(text).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| | claim | verdict | evidence |", "|---|---|---|---|"]
-    lines += [f"| {cell(c.get('id', ''))} | {cell(c['claim'])} | **{cell(c['verdict'])}** | {cell(c['evidence'])} |"
-              for c in claims]
+    lines = verdict_table(["", "claim", "verdict", "evidence"],
+                          [(c.get("id", ""), c["claim"], c["verdict"], c["evidence"]) for c in claims], bold=2)
     return "\n".join(lines) + "\n"

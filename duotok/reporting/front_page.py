@@ -59,9 +59,11 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], bold: int) -> list[str]:
-    """A pipe table whose column ``bold`` (the verdict) is set in bold."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+def verdict_table(header: Sequence[str], rows: Sequence[Sequence[Any]], bold: int) -> list[str]:
+    """The lines of a pipe table of claims whose column ``bold`` (the verdict) is set in bold, every cell
+    escaped (evidence text may hold pipes); an empty header cell stays ``| |``. The one writer of the
+    claims tables on the results pages (front page, Table-2 page, ablation claims)."""
+    lines = ["|" + "|".join(f" {h} " if h else " " for h in header) + "|", "|" + "---|" * len(header)]
     for row in rows:
         cells = [_cell(c) for c in row]
         cells[bold] = f"**{cells[bold]}**"
@@ -69,9 +71,9 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], bold: int) -> l
     return lines
 
 
-def _seeds_line(counts: Mapping[str, Any], what: str) -> str:
+def _seeds_line(counts: Mapping[str, int], what: str) -> str:
     """``what``: ``name n, …`` — how many trainings stand behind each system."""
-    parts = [f"{name} {len(n) if isinstance(n, Sequence) else int(n)}" for name, n in counts.items()]
+    parts = [f"{name} {int(n)}" for name, n in counts.items()]
     return f"{what}: {', '.join(parts)}." if parts else f"{what}: none recorded."
 
 
@@ -89,7 +91,7 @@ def tally(records: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, int]]
     return out
 
 
-def render_front_page(records: Mapping[str, Mapping[str, Any]], *, profile: str, scale_note: str = SCALE_NOTE) -> str:
+def render_front_page(records: Mapping[str, Mapping[str, Any]], *, profile: str) -> str:
     """``reports/README.md`` from :func:`load_records`' records: a count of the verdicts, then every claim
     with its verdict and evidence, section by section, then the pages holding the numbers."""
     table2, ablations, separation = records["table2"], records["ablations"], records["separation"]
@@ -103,9 +105,7 @@ def render_front_page(records: Mapping[str, Mapping[str, Any]], *, profile: str,
         "the pages linked below.",
         "",
     ]
-    if scale_note:
-        lines += [scale_note, ""]
-    lines += ["| claims | verdicts |", "|---|---|"]
+    lines += [SCALE_NOTE, "", "| claims | verdicts |", "|---|---|"]
     for section, counts in tally(records).items():
         summary = ", ".join(f"{n} {verdict}" for verdict, n in counts.items()) or "none checked"
         lines.append(f"| {section} | {_cell(summary)} |")
@@ -118,7 +118,7 @@ def render_front_page(records: Mapping[str, Mapping[str, Any]], *, profile: str,
         "",
         *table2.get("rules", []),
         "",
-        *_table(["claim", "verdict", "evidence"],
+        *verdict_table(["claim", "verdict", "evidence"],
                 [(c["claim"], c["verdict"], c["evidence"]) for c in table2["claims"]], bold=1),
         "",
         "## Duo-Tok: ablation claims",
@@ -128,7 +128,7 @@ def render_front_page(records: Mapping[str, Mapping[str, Any]], *, profile: str,
         "",
         _seeds_line(ablations.get("n_train_seeds", {}), "Trainings per variant"),
         "",
-        *_table(["", "claim", "verdict", "evidence"],
+        *verdict_table(["", "claim", "verdict", "evidence"],
                 [(c.get("id", ""), c["claim"], c["verdict"], c["evidence"]) for c in ablations["claims"]], bold=2),
         "",
         "## Source separation (the second paper): findings",
@@ -139,7 +139,7 @@ def render_front_page(records: Mapping[str, Mapping[str, Any]], *, profile: str,
     ]
     findings = separation.get("findings", [])
     if findings:
-        lines += _table(["finding", "verdict", "evidence"],
+        lines += verdict_table(["finding", "verdict", "evidence"],
                         [(f["finding"], f["verdict"], f["evidence"]) for f in findings], bold=1)
     else:
         lines.append("No findings recorded by this run's separation stage.")

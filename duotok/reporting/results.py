@@ -15,7 +15,7 @@ import pandas as pd
 
 from duotok.eval.records import RECONSTRUCTION_SYSTEMS
 from duotok.reporting.claims import claim_verdicts, head_to_head, training_seeds
-from duotok.reporting.front_page import SCALE_NOTE
+from duotok.reporting.front_page import SCALE_NOTE, verdict_table
 from duotok.reporting.markdown import markdown_table
 from duotok.reporting.pareto import QUANTITY, pareto_mel_l1
 from duotok.reporting.table2 import INFORMATION_NOTE
@@ -148,11 +148,12 @@ def claims_record(rows: Sequence[Mapping[str, Any]], *, profile: str, mel_tolera
     }
 
 
-def render_tokenizer_page(rows: Sequence[Mapping[str, Any]], lm_protocols: pd.DataFrame, *, profile: str,
-                          source: str, mel_tolerance: float, subject: str = "Duo-Tok") -> str:
+def render_tokenizer_page(rows: Sequence[Mapping[str, Any]], lm_protocols: pd.DataFrame,
+                          record: Mapping[str, Any], *, source: str) -> str:
     """``reports/tokenizers.md``: Table 2, Figure 1, the paper's Table-2 claims and the LM protocols, every
-    number from ``rows`` / ``lm_protocols``."""
-    verdicts = claim_verdicts(list(rows), subject=subject, mel_tolerance=mel_tolerance)
+    number from ``rows`` / ``lm_protocols``; the claims, their rules, the profile and the subject from
+    ``record`` (:func:`claims_record`, so the verdicts are decided once for the page and the front page)."""
+    profile, subject = record["profile"], record["subject"]
     h2h = head_to_head(list(rows), subject=subject)
     subject_row = next(r for r in rows if r["codec"] == subject)
     lines = [
@@ -197,12 +198,11 @@ def render_tokenizer_page(rows: Sequence[Mapping[str, Any]], lm_protocols: pd.Da
         "",
         "## The paper's claims, checked on this run",
         "",
-        *verdict_rules(rows, subject),
+        *record["rules"],
         "",
-        "| claim | verdict | evidence |",
-        "|---|---|---|",
+        *verdict_table(["claim", "verdict", "evidence"],
+                       [(v["claim"], v["verdict"], v["evidence"]) for v in record["claims"]], bold=1),
     ]
-    lines += [f"| {v['claim']} | **{v['verdict']}** | {v['evidence']} |" for v in verdicts]
     lines += ["", f"Head to head ({subject} vs each baseline on this one training run — point comparisons, not "
               "verdicts; AP higher is better, the rest lower; \"beat (confounded)\": a PPL@1024 or bits/s win by "
               "tokens with a lower entropy rate):", ""]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 from duotok.ablations.evaluate import evaluate_variant, json_safe
 from duotok.ablations.train import train_variant
 from duotok.config import Params
+from duotok.reporting.ablations import code_entropy_bits
 
 #: ``train`` fields of the ablation budget that count steps (scaled together with ``steps``).
 STEP_KEYS = ("steps", "warmup_steps", "eval_every", "save_every")
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     evaluated = time.perf_counter() - start
     (args.out / f"{args.variant}_metrics.json").write_text(json.dumps(json_safe(metrics), indent=1))
     heads, leak = metrics["heads"], metrics["leakage"]["summary"]
-    bits = math.log2(heads["vocal/perplexity"]) + math.log2(heads["accompaniment/perplexity"])
+    bits = code_entropy_bits(heads)
     print(f"train {trained:.0f} s, evaluation {evaluated:.0f} s; PPL@1024 {metrics['lm']['ppl_1024']['mean']:.1f} "
           f"± {metrics['lm']['ppl_1024']['std']:.1f}, AP {metrics['probe']['ap_mean']:.3f} ± "
           f"{metrics['probe']['ap_std']:.3f}, code entropy {bits:.2f} bit/frame, usage "

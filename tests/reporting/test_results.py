@@ -49,7 +49,8 @@ def test_rows_and_tokenizer_page(metrics_dir):
     assert "ppl_1024" not in opus and "bits_per_second" not in opus
     assert "ap" not in opus and opus["kbps"] == 6.0
     protocols = pd.DataFrame([{"codec": "Duo-Tok", "bits/s saved": 12.5}])
-    text = render_tokenizer_page(rows, protocols, profile="smoke", source="oracle", mel_tolerance=0.15)
+    text = render_tokenizer_page(rows, protocols, claims_record(rows, profile="smoke", mel_tolerance=0.15),
+                                 source="oracle")
     assert "| best tagging AP" in text.lower() or "AP" in text
     assert "confirmed" in text and "(3.00, 1.50)" in text and "12.5" in text
     # Figure 1's y axis is named for what it is (one quantity for all codecs), Mel L1's definition is the
@@ -73,8 +74,7 @@ def test_claims_record_is_what_the_page_states(metrics_dir):
     assert record["training_seeds"] == {"Duo-Tok": [0], "RVQ codec": [0]}  # opus has no LM: not a rival here
     assert any("trained **once**" in line for line in record["rules"])
     json.dumps(record)  # it is written as JSON
-    page = render_tokenizer_page(rows, pd.DataFrame([{"codec": "Duo-Tok"}]), profile="smoke", source="oracle",
-                                 mel_tolerance=0.15)
+    page = render_tokenizer_page(rows, pd.DataFrame([{"codec": "Duo-Tok"}]), record, source="oracle")
     for claim in record["claims"]:
         assert f"| {claim['claim']} | **{claim['verdict']}** |" in page
 
@@ -115,8 +115,8 @@ def test_rows_and_readme_carry_information_seeds_and_dropped_tags(metrics_dir):
     assert duo["entropy_rate_bps"] == 197.0 and duo["codebook_usage"] == 0.08 and duo["probe_seeds"] == 3
     assert duo["per_song_by_seed"]["0"]["s1"]["bits_per_second"] == 90.0
     assert dropped_tags_note(rows).startswith("AP/AUC average over the 2 tags with ≥ 5 positive test songs")
-    text = render_tokenizer_page(rows, pd.DataFrame([{"codec": "Duo-Tok"}]), profile="smoke", source="oracle",
-                                 mel_tolerance=0.15)
+    text = render_tokenizer_page(rows, pd.DataFrame([{"codec": "Duo-Tok"}]),
+                                 claims_record(rows, profile="smoke", mel_tolerance=0.15), source="oracle")
     assert "rare (2 positive test song(s) < 5)" in text
     assert "**confounded**" in text and "trained **once**" in text  # PPL/bits win by 197 vs 3000 bits/s
     assert "**not testable here (one training seed)**" in text  # the AP win (0.5 vs 0.4) on one run
